@@ -1,0 +1,80 @@
+"""Block types, registered by name. Every block has one signature: ``(in_ch, out_ch, stride, **opts)``
+with opts ``kernel``, ``norm``, ``act`` and ``expansion`` (block-specific, 0 = default)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import look_up
+from .layers import conv_norm_act, make_act, make_norm
+
+BlockFactory = Callable[..., nn.Module]
+BLOCKS: dict[str, BlockFactory] = {}
+
+
+def register_block(name: str) -> Callable[[BlockFactory], BlockFactory]:
+    """Add a block factory to the registry under ``name`` (a duplicate name is an error)."""
+
+    def add(factory: BlockFactory) -> BlockFactory:
+        if name in BLOCKS:
+            raise ValueError(f"block '{name}' is already registered")
+        BLOCKS[name] = factory
+        return factory
+
+    return add
+
+
+def make_block(name: str, in_ch: int, out_ch: int, stride: int, **opts) -> nn.Module:
+    """Build the block registered as ``name``."""
+    return BLOCKS[look_up(name, BLOCKS, "block type")](in_ch, out_ch, stride, **opts)
+
+
+def _pool(stride: int) -> nn.Module:
+    return nn.MaxPool2d(2) if stride == 2 else nn.Identity()
+
+
+@register_block("simple")
+def simple(in_ch, out_ch, stride, *, kernel=3, norm="none", act="relu", expansion=0):
+    """Conv + (norm) + activation + 2x2 max pool: the miniCNN / LeNet block."""
+    return nn.Sequential(conv_norm_act(in_ch, out_ch, kernel, 1, norm, act), _pool(stride))
+
+
+@register_block("double")
+def double(in_ch, out_ch, stride, *, kernel=3, norm="none", act="relu", expansion=0):
+    """Two conv + activation, then 2x2 max pool: the U-Net encoder block."""
+    return nn.Sequential(conv_norm_act(in_ch, out_ch, kernel, 1, norm, act),
+                         conv_norm_act(out_ch, out_ch, kernel, 1, norm, act), _pool(stride))
+
+
+class _Residual(nn.Module):
+    """``act(body(x) + shortcut(x))``; the shortcut is a strided 1x1 conv + norm when the shape changes."""
+
+    def __init__(self, body: nn.Module, in_ch: int, out_ch: int, stride: int, norm: str, act: str | None):
+        super().__init__()
+        self.body = body
+        self.shortcut = (nn.Identity() if stride == 1 and in_ch == out_ch
+                         else conv_norm_act(in_ch, out_ch, 1, stride, norm, None))
+        self.act = make_act(act) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+@register_block("basic")
+def basic(in_ch, out_ch, stride, *, kernel=3, norm="batch", act="relu", expansion=0):
+    """ResNet basic block: two conv-norm (the first strided) with an identity or projection shortcut."""
+    body = nn.Sequential(conv_norm_act(in_ch, out_ch, kernel, stride, norm, act),
+                         conv_norm_act(out_ch, out_ch, kernel, 1, norm, None))
+    return _Residual(body, in_ch, out_ch, stride, norm, act)
+
+
+@register_block("bottleneck")
+def bottleneck(in_ch, out_ch, stride, *, kernel=3, norm="batch", act="relu", expansion=0):
+    """ResNet-50 bottleneck: 1x1 reduce to out_ch/expansion, kxk (strided), 1x1 expand, projection shortcut."""
+    mid = max(1, int(out_ch // (expansion or 4)))
+    body = nn.Sequential(conv_norm_act(in_ch, mid, 1, 1, norm, act),
+                         conv_norm_act(mid, mid, kernel, stride, norm, act),
+                         conv_norm_act(mid, out_ch, 1, 1, norm, None))
+    return _Residual(body, in_ch, out_ch, stride, norm, act)

@@ -1,0 +1,42 @@
+"""``nas-med datasets``: list the catalog, show one dataset's splits and classes."""
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .options import data_options
+
+
+@click.group("datasets", invoke_without_command=True)
+@click.pass_context
+def datasets(ctx: click.Context) -> None:
+    """List every dataset name nas-med accepts (or `show NAME`)."""
+    if ctx.invoked_subcommand is None:
+        from ..data import dataset_names
+
+        for name in dataset_names():
+            click.echo(name)
+
+
+@datasets.command("show")
+@click.argument("name")
+@data_options
+def show(name: str, **data_kwargs) -> None:
+    """Counts per split and class, and the task type."""
+    from ..data import load_dataset
+
+    data = load_dataset(name, **data_kwargs)
+    table = Table(title=f"{data.name}: {data.task}, {data.num_classes} classes, "
+                        f"{data.in_channels}x{data.size}x{data.size}")
+    table.add_column("class")
+    counts = data.class_counts()
+    for split in counts:
+        table.add_column(f"{split} ({len(data.splits[split])})", justify="right")
+    for i, cls in enumerate(data.classes):
+        table.add_row(cls, *[str(counts[s][i]) for s in counts])
+    Console().print(table)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(datasets)

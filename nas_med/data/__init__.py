@@ -1,0 +1,5 @@
+"""Datasets: named sources prepared into uint8 tensors in memory."""
+from .catalog import dataset_names, load_dataset
+from .types import Dataset, Split
+
+__all__ = ["Dataset", "Split", "dataset_names", "load_dataset"]

@@ -1,0 +1,71 @@
+"""The prepared form of every dataset: uint8 image tensors in memory, split into train/val/test."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import torch
+
+Task = Literal["binary", "multiclass", "multilabel"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel")
+
+
+@dataclass
+class Split:
+    """One split. ``images`` (N, C, H, W) uint8; ``labels`` (N,) int64, or (N, L) float 0/1 for multi-label;
+    ``masks`` (N, H, W) bool ground-truth lesion masks when the source has them."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, index: torch.Tensor) -> Split:
+        """The images at ``index`` (a 1-D long tensor), in that order."""
+        masks = None if self.masks is None else self.masks[index]
+        return Split(self.images[index], self.labels[index], masks)
+
+
+@dataclass
+class Dataset:
+    """A dataset ready for training: three splits, class names and the task type."""
+
+    name: str
+    task: Task
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def class_counts(self) -> dict[str, list[int]]:
+        """Images per class in each split (for multi-label: positives per label)."""
+        out = {}
+        for name, split in self.splits.items():
+            if self.task == "multilabel":
+                out[name] = [int(v) for v in split.labels.sum(0).tolist()]
+            else:
+                out[name] = [int(v) for v in torch.bincount(split.labels, minlength=self.num_classes).tolist()]
+        return out
+
+    def with_splits(self, **splits: Split) -> Dataset:
+        """A copy with some splits replaced."""
+        return replace(self, **splits)
