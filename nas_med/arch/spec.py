@@ -10,6 +10,10 @@ from ..errors import UserError
 SPEC_VERSION = 1
 
 
+class InvalidSpec(UserError):
+    """A spec that cannot make a working network (e.g. its feature map collapses); the message says why."""
+
+
 def _from_dict(cls, data: dict[str, Any], where: str):
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a mapping, got {data!r}.")
@@ -113,11 +117,19 @@ class ArchSpec:
                        num_classes=num_classes or self.num_classes, input_size=input_size or self.input_size)
 
     def summary(self) -> str:
-        """One line, e.g. ``stem conv32 | basic 32x2 k3 | basic 64x2 k3 /2 | gap_linear``."""
+        """One short line, e.g. ``stem conv16 | basic x2 w16-32-64 k3 batch relu | gap_linear``."""
         if self.torchvision:
             return f"torchvision {self.torchvision}"
         parts = [f"stem {self.stem.type}{self.stem.width}"] if self.stem else []
-        for s in self.stages:
-            parts.append(f"{s.block} {s.width}x{s.depth} k{s.kernel} {s.norm} {s.act}" + (" /2" if s.downsample else ""))
-        head = self.head.type + (f"{self.head.hidden}" if self.head.type == "gap_mlp" else "")
+        first = self.stages[0] if self.stages else None
+        uniform = first is not None and all((s.block, s.depth, s.kernel, s.norm, s.act, s.downsample) ==
+                                            (first.block, first.depth, first.kernel, first.norm, first.act, True)
+                                            for s in self.stages)
+        if uniform:
+            widths = "-".join(str(s.width) for s in self.stages)
+            parts.append(f"{first.block} x{first.depth} w{widths} k{first.kernel} {first.norm} {first.act}")
+        else:
+            parts += [f"{s.block} x{s.depth} w{s.width} k{s.kernel} {s.norm} {s.act}" + ("" if s.downsample else " s1")
+                      for s in self.stages]
+        head = self.head.type + (f"({self.head.hidden})" if self.head.type == "gap_mlp" else "")
         return " | ".join(parts + [head])

@@ -5,7 +5,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .options import data_options
+from .options import data_options, source_options
 
 
 @click.group("datasets", invoke_without_command=True)
@@ -22,6 +22,7 @@ def datasets(ctx: click.Context) -> None:
 @datasets.command("show")
 @click.argument("name")
 @data_options
+@source_options
 def show(name: str, **data_kwargs) -> None:
     """Counts per split and class, and the task type."""
     from ..data import load_dataset
@@ -35,7 +36,10 @@ def show(name: str, **data_kwargs) -> None:
         table.add_column(f"{split} ({len(data.splits[split])})", justify="right")
     for i, cls in enumerate(data.classes):
         table.add_row(cls, *[str(counts[s][i]) for s in counts])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"fraction {data_kwargs['fraction']}, seed {data_kwargs['seed']}, "
+                  f"source {data.info.get('source', data.name)}", soft_wrap=True, highlight=False)
 
 
 def register(cli: click.Group) -> None:

@@ -35,7 +35,18 @@ for _name in COMMAND_MODULES:
         importlib.import_module(f"{__package__}.{_name}").register(cli)
 
 
+def quiet_library_warnings() -> None:
+    """Optuna's experimental/deprecation notices are for developers, not for the console of a search."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_library_warnings()
     cli(prog_name="nas-med")

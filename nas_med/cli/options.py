@@ -21,3 +21,31 @@ def data_options(func):
         return func(*args, channels=int(channels) if channels else None, **kwargs)
 
     return wrapper
+
+
+def _ratios(ctx: click.Context, param: click.Parameter, value: str | None):
+    from ..data.splits import parse_ratios
+
+    return None if value is None else parse_ratios(value)
+
+
+def source_options(func):
+    """--cache-dir, --download/--no-download, --split-ratios, --group-regex, --group-csv: where data comes from
+    and how an image folder is split (kept apart from ``data_options``, whose keys other commands forward)."""
+
+    @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                  help="Cache of downloads and prepared tensors. [default: $NAS_MED_CACHE or ~/.cache/nas-med]")
+    @click.option("--download/--no-download", default=True, show_default=True,
+                  help="Download a missing MedMNIST file into the cache.")
+    @click.option("--split-ratios", default=None, callback=_ratios, metavar="TRAIN,VAL,TEST",
+                  help="folder: datasets: split shares. [default: 0.7,0.15,0.15]")
+    @click.option("--group-regex", default=None,
+                  help="folder: datasets: regex on each file's path within its class folder; the first group "
+                       "(or whole match) is the patient id, kept in one split.")
+    @click.option("--group-csv", type=click.Path(dir_okay=False), default=None,
+                  help="folder: datasets: CSV with columns filename,group giving each file's patient id.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper

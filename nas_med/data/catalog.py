@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..errors import UserError, look_up
 from . import synthetic
-from .preprocess import prepare
-from .splits import apply_fraction
+from .preprocess import check_size_channels, prepare
+from .splits import apply_fraction, check_fraction
 from .types import Dataset
 
 log = logging.getLogger(__name__)
@@ -36,26 +36,36 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
     """Load ``name`` as uint8 tensors at ``size`` px with ``channels`` channels and ``fraction`` of the training split.
 
     ``synthetic``: the embedded default; a MedMNIST 2D name (read from ``data_root`` or the cache, downloaded
-    when missing); ``folder:PATH``: one sub-folder per class; ``radimagenet-msk``: the paper's 5-class MR task
-    (``data_root`` required). Bad input raises UserError naming the value.
+    when missing unless ``download`` is False; any ``size`` is resized from the nearest larger catalog size);
+    ``folder:PATH``: one sub-folder per class, split ``split_ratios`` (default 0.7/0.15/0.15) with an optional
+    group key (``group_regex`` or ``group_csv``); ``radimagenet-msk``: the paper's 5-class MR task
+    (``data_root`` required, fixed 65/25/10 protocol). Bad input raises UserError naming the value.
     """
-    if not 0 < fraction <= 1:
-        raise UserError(f"--fraction must be in (0, 1], got {fraction}.")
+    check_fraction(fraction)
+    check_size_channels(size, channels)
+    if split_ratios is not None and not name.startswith(FOLDER_PREFIX):
+        raise UserError(f"--split-ratios applies to folder: datasets only, not '{name}' (it has fixed splits).")
+    if (group_regex or group_csv) and not name.startswith(FOLDER_PREFIX):
+        raise UserError(f"--group-regex/--group-csv apply to folder: datasets only, not '{name}'.")
     if name == "synthetic":
-        data = synthetic.load(size=size or 64, seed=seed)
+        data = synthetic.load(size=size or synthetic.DEFAULT_SIZE, seed=seed)
     elif name.startswith(FOLDER_PREFIX):
         from . import folder
 
-        data = folder.load(name[len(FOLDER_PREFIX):], seed=seed, ratios=split_ratios or (0.7, 0.15, 0.15),
-                           group_regex=group_regex, group_csv=group_csv, size=size, cache_dir=cache_dir)
+        data = folder.load(name[len(FOLDER_PREFIX):], seed=seed, ratios=split_ratios or folder.DEFAULT_RATIOS,
+                           group_regex=group_regex, group_csv=group_csv, size=size, channels=channels,
+                           cache_dir=cache_dir, name=name)
     elif name == RADIMAGENET:
         from . import radimagenet
 
-        data = radimagenet.load(data_root, fraction=fraction, seed=seed, size=size, cache_dir=cache_dir)
+        data = radimagenet.load(data_root, fraction=fraction, seed=seed, size=size, channels=channels,
+                                cache_dir=cache_dir)
         return prepare(data, size, channels)  # the protocol applies the fraction to train and val itself
     else:
         from . import medmnist
 
+        if name in medmnist.catalog():
+            medmnist.info(name)  # a 3D name gets its own message
         look_up(name, [n for n in dataset_names() if n != FOLDER_PREFIX + "PATH"] + [FOLDER_PREFIX + "PATH"],
                 "dataset")
         data = medmnist.load(name, size=size, data_root=data_root, cache_dir=cache_dir, download=download)

@@ -1,0 +1,61 @@
+"""Classification metrics shared by training, selection and export: AUC (MedMNIST's definition), accuracy,
+sensitivity and specificity."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def auc(task: str, labels: np.ndarray, probs: np.ndarray) -> float:
+    """Binary: AUC of the class-1 probability; multi-class: macro one-vs-rest; multi-label: mean per label.
+    Labels with a single class present give 0.5 (undefined AUC)."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if task == "multilabel":
+            scores = [roc_auc_score(labels[:, k], probs[:, k]) for k in range(labels.shape[1])
+                      if 0 < labels[:, k].sum() < len(labels)]
+            return float(np.mean(scores)) if scores else 0.5
+        present = np.unique(labels)
+        if len(present) < 2:
+            return 0.5
+        if task == "binary" or probs.shape[1] == 2:
+            return float(roc_auc_score(labels, probs[:, 1]))
+        if len(present) < probs.shape[1]:  # some class absent from this split: average over those present
+            return float(np.mean([roc_auc_score(labels == k, probs[:, k]) for k in present]))
+        return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
+
+
+def accuracy(task: str, labels: np.ndarray, probs: np.ndarray) -> float:
+    """Share of correct predictions (multi-label: of correct label decisions at 0.5)."""
+    if task == "multilabel":
+        return float(((probs >= 0.5) == (labels >= 0.5)).mean())
+    return float((probs.argmax(1) == labels).mean())
+
+
+def sensitivity_specificity(task: str, labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """Binary: recall of class 1 and of class 0. Otherwise macro averages of one-vs-rest recall and specificity."""
+    if task == "multilabel":
+        pred, truth = probs >= 0.5, labels >= 0.5
+    else:
+        k = probs.shape[1]
+        pred = np.eye(k, dtype=bool)[probs.argmax(1)]
+        truth = np.eye(k, dtype=bool)[labels.astype(int)]
+        if task == "binary" or k == 2:
+            pred, truth = pred[:, 1:], truth[:, 1:]
+    sens, spec = [], []
+    for j in range(truth.shape[1]):
+        t, p = truth[:, j], pred[:, j]
+        if t.any():
+            sens.append((p & t).sum() / t.sum())
+        if (~t).any():
+            spec.append((~p & ~t).sum() / (~t).sum())
+    return (float(np.mean(sens)) if sens else float("nan"), float(np.mean(spec)) if spec else float("nan"))
+
+
+def all_metrics(task: str, labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    sens, spec = sensitivity_specificity(task, labels, probs)
+    return {"auc": auc(task, labels, probs), "accuracy": accuracy(task, labels, probs),
+            "sensitivity": sens, "specificity": spec}

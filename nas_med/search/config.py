@@ -1,0 +1,113 @@
+"""``SearchConfig``: everything that defines a study; its resolved form is stored on the study."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import UserError, look_up
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "gp")
+PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
+OBJECTIVES = ("auc", "params", "epoch_seconds", "cam_quality")
+DIRECTIONS = ("maximize", "minimize", "minimize", "maximize")
+# settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change
+IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",
+                 "class_weighting")
+
+
+@dataclass
+class SearchConfig:
+    """The arguments of ``nas-med search``; ``resolved()`` is what is stored on the study."""
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    fraction: float = 1.0
+    size: int | None = None
+    channels: int | None = None
+    space: str = "default"
+    trials: int = 24
+    timeout: float | None = None
+    study: str | None = None
+    storage: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    device: str = "auto"
+    epochs: int = 8
+    baselines: tuple[str, ...] = ()
+    cam_images: int = 16
+    cam_method: str = "gradcam"
+    class_weighting: bool = False
+    workers: int = 1
+    quiet: bool = False
+    artifacts: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> SearchConfig:
+        """Check every value before anything is written; raises UserError naming the bad value."""
+        if self.trials < 1:
+            raise UserError(f"--trials must be at least 1, got {self.trials}.")
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {self.epochs}.")
+        if self.timeout is not None and self.timeout <= 0:
+            raise UserError(f"--timeout must be positive seconds, got {self.timeout}.")
+        if not 0 < self.fraction <= 1:
+            raise UserError(f"--fraction must be in (0, 1], got {self.fraction}.")
+        if self.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {self.workers}.")
+        if self.cam_images < 2:
+            raise UserError(f"--cam-images must be at least 2, got {self.cam_images}.")
+        look_up(self.sampler, SAMPLERS, "sampler")
+        look_up(self.pruner, PRUNERS, "pruner")
+        from ..objectives.cam import CAM_METHODS
+
+        look_up(self.cam_method, CAM_METHODS, "CAM method")
+        if self.baselines:
+            from ..arch.baselines import BASELINES
+
+            for name in self.baselines:
+                look_up(name, BASELINES, "baseline")
+        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9_.:+-]{1,200}", self.study):
+            raise UserError(f"--study '{self.study}' may hold only letters, digits and _.:+- characters.")
+        return self
+
+    def study_name(self) -> str:
+        """The given name, or one derived from dataset, size and fraction."""
+        if self.study:
+            return self.study
+        dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.dataset.replace("folder:", "folder-")).strip("-")
+        size = f"-{self.size}px" if self.size else ""
+        fraction = f"-f{self.fraction:g}" if self.fraction != 1 else ""
+        return f"{dataset}{size}{fraction}"
+
+    def resolved(self, space_dict: dict, dataset_info: dict) -> dict:
+        """The configuration stored on the study: identity settings, the full space and the versions."""
+        import optuna
+        import torch
+
+        from .. import __version__
+
+        data = {k: v for k, v in asdict(self).items() if k not in ("quiet", "workers", "extra")}
+        data["baselines"] = list(self.baselines)
+        data.update(space_definition=space_dict, dataset_info=dataset_info,
+                    versions={"nas_med": __version__, "optuna": optuna.__version__, "torch": torch.__version__})
+        return data
+
+    @classmethod
+    def from_resolved(cls, data: dict) -> SearchConfig:
+        """Rebuild the config of a stored study (so a worker needs only the study name and storage)."""
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["baselines"] = tuple(kwargs.get("baselines", ()))
+        return cls(**kwargs)
+
+
+def differences(stored: dict, new: dict) -> list[str]:
+    """Human-readable list of identity settings that differ between a stored and a new configuration."""
+    out = []
+    for key in IDENTITY_KEYS:
+        if stored.get(key) != new.get(key):
+            out.append(f"{key}: stored {stored.get(key)!r}, given {new.get(key)!r}")
+    if stored.get("space_definition") != new.get("space_definition"):
+        out.append("space: the search-space definition differs from the stored one")
+    return out

@@ -1,0 +1,85 @@
+"""Creating, resuming and budgeting a nas-med study: four named objectives, the resolved config stored on it."""
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from ..errors import UserError, look_up
+from .config import DIRECTIONS, OBJECTIVES, SAMPLERS, SearchConfig, differences
+from .storage import mask_url, open_storage
+
+CONFIG_ATTR = "nas_med_config"
+QUEUED_ATTR = "queued"
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler named ``name``: TPE (multivariate, constant liar for parallel workers), NSGA-II/III, random, GP."""
+    look_up(name, SAMPLERS, "sampler")
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                          n_startup_trials=8)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=12)
+    if name == "nsga3":
+        return optuna.samplers.NSGAIIISampler(seed=seed, population_size=12)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def stored_config(study: optuna.Study) -> dict:
+    """The resolved configuration a study was created with."""
+    config = study.user_attrs.get(CONFIG_ATTR)
+    if config is None:
+        raise UserError(f"study '{study.study_name}' was not created by nas-med (no stored configuration).")
+    return config
+
+
+def create_or_resume(config: SearchConfig, resolved: dict, storage=None) -> optuna.Study:
+    """The study of ``config``: created with its directions and metric names, or resumed if the stored
+    configuration matches; a conflicting configuration raises UserError saying what differs."""
+    storage = storage or open_storage(config.storage)
+    name = config.study_name()
+    sampler = make_sampler(config.sampler, config.seed)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    except KeyError:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=list(DIRECTIONS))
+        study.set_metric_names(list(OBJECTIVES))
+        study.set_user_attr(CONFIG_ATTR, resolved)
+        return study
+    if len(study.directions) != len(OBJECTIVES):
+        raise UserError(f"study '{name}' exists in {mask_url(config.storage or 'the default storage')} "
+                        "but is not a nas-med study (it has a different number of objectives).")
+    diff = differences(stored_config(study), resolved)
+    if diff:
+        raise UserError(f"study '{name}' already exists with another configuration ({'; '.join(diff)}). "
+                        "Use another --study name or the stored settings.")
+    return study
+
+
+def load_nas_study(name: str, storage_url: str | None, sampler: str | None = None) -> optuna.Study:
+    """An existing nas-med study by name; unknown names raise UserError listing the studies that exist."""
+    storage = open_storage(storage_url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+             if not s.study_name.endswith(":pruning")]
+    if name not in names:
+        look_up(name, names or ["(no studies yet)"], f"study in {mask_url(storage_url or 'the default storage')}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    config = SearchConfig.from_resolved(stored_config(study))
+    study.sampler = make_sampler(sampler or config.sampler, config.seed)
+    return study
+
+
+def waiting(study: optuna.Study) -> int:
+    """Queued trials not yet taken by a worker."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def top_up_queue(study: optuna.Study, trials: int) -> int:
+    """Make ``trials`` queued trials wait (counting those already waiting); returns how many were added.
+    Workers only run queued trials, so the budget holds whatever the number of workers."""
+    add = max(0, trials - waiting(study))
+    for _ in range(add):
+        study.enqueue_trial({}, user_attrs={QUEUED_ATTR: True})
+    return add
