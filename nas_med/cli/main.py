@@ -43,6 +43,7 @@ def quiet_library_warnings() -> None:
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
 
 
 def main() -> None:

@@ -1,0 +1,62 @@
+"""Shared fixtures: the ../shared data folder, service requirements, and one small finished study."""
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+BREASTMNIST = SHARED / "data" / "breastmnist"
+IN_CI = os.environ.get("NAS_MED_REQUIRE_SERVICES") == "1"
+
+torch.set_num_threads(2)
+warnings.filterwarnings("ignore", module="optuna")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (on a user's machine) or fail (in CI, where .ci/run provides every service) when unmet."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def breastmnist_root() -> Path:
+    need(BREASTMNIST.is_dir(), f"real MedMNIST files not found at {BREASTMNIST} (../shared is absent in a user's clone)")
+    return BREASTMNIST
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("NAS_MED_TEST_POSTGRES_URL")
+    need(bool(url), "NAS_MED_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL server and sets it)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    need(path is not None, "headless Chromium is not installed (.ci/run installs Debian's chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """A finished search on synthetic data (tiny space, 16 px): 5 queued trials + a minicnn baseline.
+
+    Shared by the front, export, report and dashboard tests; treat it as read-only.
+    """
+    from nas_med.search import SearchConfig, search
+
+    folder = tmp_path_factory.mktemp("tiny-study")
+    config = SearchConfig(dataset="synthetic", size=16, space="tiny", trials=5, epochs=2, study="tiny",
+                          storage=f"sqlite:///{folder}/nas-med.db", cam_images=8, baselines=("minicnn",),
+                          pruner="none", quiet=True)
+    study = search(config)
+    return study, config
