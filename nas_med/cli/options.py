@@ -11,7 +11,9 @@ def data_options(func):
 
     @click.option("--data-root", type=click.Path(file_okay=False), default=None,
                   help="Folder holding the dataset files (MedMNIST .npz, RadImageNet tree).")
-    @click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE pixels.")
+    @click.option("--size", type=int, default=None,
+                  help="Resize images to SIZE x SIZE pixels (8-1024; MedMNIST reads the catalog file of that "
+                       "size, else the next larger of 28/64/128/224).")
     @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Convert to 1 or 3 channels.")
     @click.option("--fraction", type=float, default=1.0, show_default=True,
                   help="Fraction of the training split to keep, in (0, 1].")

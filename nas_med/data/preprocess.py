@@ -45,11 +45,16 @@ def _prepare_split(split: Split, size: int | None, channels: int | None) -> Spli
     return Split(images, split.labels, masks)
 
 
-def prepare(dataset: Dataset, size: int | None = None, channels: int | None = None) -> Dataset:
-    """The dataset at ``size`` px with ``channels`` channels (None keeps what the source has)."""
+def check_size_channels(size: int | None, channels: int | None) -> None:
+    """Raise UserError unless ``size`` is None or 8..1024 and ``channels`` is None, 1 or 3."""
     if size is not None and not 8 <= size <= 1024:
         raise UserError(f"--size must be between 8 and 1024 pixels, got {size}.")
     if channels not in (None, 1, 3):
         raise UserError(f"--channels must be 1 or 3, got {channels}.")
+
+
+def prepare(dataset: Dataset, size: int | None = None, channels: int | None = None) -> Dataset:
+    """The dataset at ``size`` px with ``channels`` channels (None keeps what the source has)."""
+    check_size_channels(size, channels)
     splits = {name: _prepare_split(s, size, channels) for name, s in dataset.splits.items()}
     return dataset.with_splits(**splits)

@@ -18,6 +18,16 @@ def _strata(labels: torch.Tensor) -> np.ndarray:
     return np.where(has.numpy(), labels.float().argmax(1).numpy(), -1)
 
 
+def _allocate(n: int, ratios: tuple[float, ...]) -> list[int]:
+    """``n`` items over ``ratios`` by largest remainder (5 at 0.7/0.15/0.15 -> 3/1/1, not 4/0/1)."""
+    exact = [r * n for r in ratios]
+    counts = [int(math.floor(e + 1e-9)) for e in exact]
+    order = sorted(range(len(ratios)), key=lambda k: (-(exact[k] - counts[k]), k))
+    for k in order[:n - sum(counts)]:
+        counts[k] += 1
+    return counts
+
+
 def stratified_indices(labels: torch.Tensor, ratios: tuple[float, ...], seed: int,
                        groups: np.ndarray | None = None) -> list[np.ndarray]:
     """Split indices into len(ratios) parts, stratified by class; samples sharing a group stay together."""
@@ -34,11 +44,10 @@ def stratified_indices(labels: torch.Tensor, ratios: tuple[float, ...], seed: in
     for stratum in np.unique(strata[first]):
         members = np.flatnonzero(strata[first] == stratum)
         members = members[rng.permutation(len(members))]
-        cuts = np.round(np.cumsum(ratios) * len(members)).astype(int)
         start = 0
-        for k, stop in enumerate(cuts):
-            parts[k].extend(members[start:stop].tolist())
-            start = stop
+        for k, take in enumerate(_allocate(len(members), ratios)):
+            parts[k].extend(members[start:start + take].tolist())
+            start += take
     out = []
     for group_ids in parts:
         mask = np.isin(inverse, np.asarray(group_ids, dtype=int))
@@ -46,37 +55,68 @@ def stratified_indices(labels: torch.Tensor, ratios: tuple[float, ...], seed: in
     return out
 
 
-def subsample(split: Split, count: int, seed: int, what: str = "training") -> Split:
-    """A stratified random subset of ``count`` images keeping at least one image of every class present."""
-    strata = _strata(split.labels)
+def check_fraction(fraction: float) -> None:
+    """Raise UserError unless ``fraction`` is in (0, 1]."""
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise UserError(f"--fraction must be in (0, 1], got {fraction}.")
+
+
+def fraction_count(fraction: float, n: int) -> int:
+    """Images kept by ``fraction`` of ``n``: rounded down, as the paper's table (3% of 348,824 -> 10,464)."""
+    check_fraction(fraction)
+    return int(math.floor(fraction * n + 1e-9))
+
+
+def subsample_indices(labels: torch.Tensor, count: int, seed: int, what: str = "training",
+                      fraction: float | None = None) -> np.ndarray:
+    """Sorted indices of a stratified random subset of ``count`` samples, at least one of every class present."""
+    strata = _strata(labels)
     classes = np.unique(strata)
-    if count < len(classes):
-        raise UserError(f"the {what} subset of {count} images is too small to keep all {len(classes)} classes; "
-                        f"raise --fraction.")
-    rng = np.random.default_rng(seed)
     n = len(strata)
-    chosen = []
+    if count < len(classes):
+        via = f"--fraction {fraction} keeps" if fraction is not None else "the draw keeps"
+        raise UserError(f"{via} {count} of {n} {what} images, too few to keep all {len(classes)} classes; "
+                        f"raise --fraction.")
+    if count >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    picks = []
     for c in classes:
         members = np.flatnonzero(strata == c)
         share = max(1, int(round(count * len(members) / n)))
-        chosen.extend(rng.choice(members, size=min(share, len(members)), replace=False).tolist())
-    chosen = np.asarray(chosen)
-    if len(chosen) > count:  # rounding overshoot: drop from the largest classes, never the last of a class
-        while len(chosen) > count:
-            values, counts = np.unique(strata[chosen], return_counts=True)
-            big = values[np.argmax(counts)]
-            drop = rng.choice(np.flatnonzero(strata[chosen] == big))
-            chosen = np.delete(chosen, drop)
-    elif len(chosen) < count:
+        picks.extend(rng.choice(members, size=min(share, len(members)), replace=False).tolist())
+    chosen = np.asarray(picks)
+    while len(chosen) > count:  # rounding overshoot: drop from the largest class, never the last of a class
+        values, counts = np.unique(strata[chosen], return_counts=True)
+        big = values[np.argmax(counts)]
+        chosen = np.delete(chosen, rng.choice(np.flatnonzero(strata[chosen] == big)))
+    if len(chosen) < count:
         rest = np.setdiff1d(np.arange(n), chosen)
         chosen = np.concatenate([chosen, rng.choice(rest, size=count - len(chosen), replace=False)])
-    return split.subset(torch.as_tensor(np.sort(chosen), dtype=torch.long))
+    return np.sort(chosen)
+
+
+def subsample(split: Split, count: int, seed: int, what: str = "training", fraction: float | None = None) -> Split:
+    """A stratified random subset of ``count`` images keeping at least one image of every class present."""
+    index = subsample_indices(split.labels, count, seed, what, fraction)
+    return split.subset(torch.as_tensor(index, dtype=torch.long))
 
 
 def apply_fraction(split: Split, fraction: float, seed: int) -> Split:
-    """The training fraction of the paper's protocol: ``fraction`` of the split, stratified."""
-    if not 0 < fraction <= 1:
-        raise UserError(f"--fraction must be in (0, 1], got {fraction}.")
+    """``fraction`` of the training split (rounded down), stratified, at least one image per class."""
+    check_fraction(fraction)
     if fraction == 1:
         return split
-    return subsample(split, max(1, int(round(fraction * len(split)))), seed)
+    return subsample(split, fraction_count(fraction, len(split)), seed, "training", fraction)
+
+
+def parse_ratios(text: str) -> tuple[float, float, float]:
+    """``"0.7,0.15,0.15"`` -> (0.7, 0.15, 0.15): train/val/test shares, non-negative, summing to 1."""
+    try:
+        ratios = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        ratios = ()
+    if len(ratios) != 3 or min(ratios) < 0 or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6) or ratios[0] == 0:
+        raise UserError(f"--split-ratios must be three non-negative numbers TRAIN,VAL,TEST summing to 1 "
+                        f"(e.g. 0.7,0.15,0.15), got '{text}'.")
+    return ratios  # type: ignore[return-value]

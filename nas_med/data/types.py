@@ -68,4 +68,4 @@ class Dataset:
 
     def with_splits(self, **splits: Split) -> Dataset:
         """A copy with some splits replaced."""
-        return replace(self, **splits)
+        return replace(self, **splits)  # type: ignore[arg-type]

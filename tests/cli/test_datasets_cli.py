@@ -15,8 +15,6 @@ from PIL import Image
 
 from nas_med.cli.main import cli
 
-BREAST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "breastmnist"
-
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
@@ -29,10 +27,9 @@ def isolated(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def breast() -> Path:
-    if not (BREAST / "breastmnist.npz").is_file():
-        pytest.skip(f"real BreastMNIST files not found in {BREAST.resolve()} (../shared is absent)")
-    return BREAST
+def breast(breastmnist_root) -> Path:
+    """The real BreastMNIST files (tests/conftest.py skips, or fails in CI, when ../shared is absent)."""
+    return breastmnist_root
 
 
 def _png(path: Path, value: int, size: int = 8) -> None:
@@ -117,7 +114,8 @@ def test_show_radimagenet(msk_tree):
         assert train in (6, 7) and val >= 1 and test == 2
 
 
-def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
+def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """Each bad input: (arguments after ``datasets show``, text the one-line error must contain)."""
     (tmp / "empty").mkdir()
     _png(tmp / "oneclass" / "only" / "a.png", 1)
     _png(tmp / "noimg" / "a" / "a.png", 1)
@@ -127,28 +125,37 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (tmp / "junk" / cls / "x.png").write_bytes(b"not an image")
     (tmp / "rin").mkdir()
     (tmp / "rin" / "RadiologyAI_train.csv").write_text("path,class\nx.png,knee-normal\n")
-    return [
-        (["breastmnistt"], "'breastmnistt'. Did you mean 'breastmnist'?"),
-        (["folder:"], "folder: needs a path"),
-        ([f"folder:{tmp / 'missing'}"], f"'{tmp / 'missing'}' does not exist"),
-        ([f"folder:{tmp / 'empty'}"], f"'{tmp / 'empty'}' has no class sub-folders"),
-        ([f"folder:{tmp / 'noimg'}"], f"class folder '{tmp / 'noimg' / 'b'}' has no images"),
-        ([f"folder:{tmp / 'oneclass'}"], "single class 'only'"),
-        ([f"folder:{tmp / 'junk'}"], "none of the 2 image files"),
-        (["synthetic", "--fraction", "0"], "--fraction must be in (0, 1], got 0.0"),
-        (["synthetic", "--fraction", "1.5"], "--fraction must be in (0, 1], got 1.5"),
-        (["synthetic", "--fraction", "0.001"], "--fraction 0.001 keeps 0 of 600 training images"),
-        (["radimagenet-msk", "--data-root", str(tmp / "rin")], "must have the columns filename,label"),
-        (["radimagenet-msk"], "radimagenet-msk needs --data-root"),
-        (["breastmnist", "--size", "4"], "--size must be between 8 and 1024 pixels, got 4"),
-        (["breastmnist", "--data-root", str(tmp / "empty"), "--no-download"],
-         "'breastmnist.npz' not found in"),
-        (["synthetic", "--split-ratios", "0.5,0.6,0.1"], "got '0.5,0.6,0.1'"),
-        (["organmnist3d"], "'organmnist3d' is a 3D MedMNIST dataset"),
-    ]
+    return {
+        "unknown-name": (["breastmnistt"], "'breastmnistt'. Did you mean 'breastmnist'?"),
+        "3d-name": (["organmnist3d"], "'organmnist3d' is a 3D MedMNIST dataset"),
+        "folder-no-path": (["folder:"], "folder: needs a path"),
+        "folder-missing": ([f"folder:{tmp / 'missing'}"], f"'{tmp / 'missing'}' does not exist"),
+        "folder-empty": ([f"folder:{tmp / 'empty'}"], f"'{tmp / 'empty'}' has no class sub-folders"),
+        "class-no-images": ([f"folder:{tmp / 'noimg'}"], f"class folder '{tmp / 'noimg' / 'b'}' has no images"),
+        "single-class": ([f"folder:{tmp / 'oneclass'}"], "single class 'only'"),
+        "unreadable-only": ([f"folder:{tmp / 'junk'}"], "none of the 2 image files"),
+        "fraction-zero": (["synthetic", "--fraction", "0"], "--fraction must be in (0, 1], got 0.0"),
+        "fraction-above-one": (["synthetic", "--fraction", "1.5"], "--fraction must be in (0, 1], got 1.5"),
+        "fraction-too-small": (["synthetic", "--fraction", "0.001"], "--fraction 0.001 keeps 0 of 600 training"),
+        "csv-columns": (["radimagenet-msk", "--data-root", str(tmp / "rin")], "must have the columns filename,label"),
+        "radimagenet-no-root": (["radimagenet-msk"], "radimagenet-msk needs --data-root"),
+        "size-out-of-range": (["breastmnist", "--size", "4"], "--size must be between 8 and 1024 pixels, got 4"),
+        "medmnist-no-download": (["breastmnist", "--data-root", str(tmp / "empty"), "--no-download"],
+                                 "'breastmnist.npz' not found in"),
+        "split-ratios": (["synthetic", "--split-ratios", "0.5,0.6,0.1"], "got '0.5,0.6,0.1'"),
+    }
 
 
-@pytest.mark.parametrize("case", range(16))
+BAD_INPUTS = ["unknown-name", "3d-name", "folder-no-path", "folder-missing", "folder-empty", "class-no-images",
+              "single-class", "unreadable-only", "fraction-zero", "fraction-above-one", "fraction-too-small",
+              "csv-columns", "radimagenet-no-root", "size-out-of-range", "medmnist-no-download", "split-ratios"]
+
+
+def test_every_bad_input_is_exercised(tmp_path):
+    assert sorted(_bad_inputs(tmp_path)) == sorted(BAD_INPUTS)
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2(case, tmp_path):
     args, message = _bad_inputs(tmp_path)[case]
     result = run("show", *args)

@@ -184,9 +184,10 @@ def test_changed_file_invalidates_the_cache(tree, count_opens, make_image):
 
 def test_dicom(tmp_path):
     pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import Dataset as DicomDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
     import numpy as np
+    from pydicom.dataset import Dataset as DicomDataset
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     for cls in "ab":
         for k in range(5):

@@ -6,8 +6,7 @@ import csv
 import pytest
 import torch
 
-from nas_med.data import load_dataset
-from nas_med.data import radimagenet
+from nas_med.data import load_dataset, radimagenet
 from nas_med.errors import UserError
 
 PAPER_TABLE = [(0.10, 34_882, 10_464), (0.05, 17_441, 5_232), (0.03, 10_464, 3_139), (0.01, 3_488, 1_046),
