@@ -7,6 +7,7 @@ import json
 
 import optuna
 import pytest
+import torch
 from click.testing import CliRunner
 
 from nas_med.cli.main import cli
@@ -19,7 +20,12 @@ POINTS = ["t:f0.5-s16", "t:f0.5-s24", "t:f1-s16", "t:f1-s24"]
 
 
 def _invoke(args: list[str]):
-    result = CliRunner().invoke(cli, args)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 16-24 px nets on a shared 2-core machine: one thread is faster
+    try:
+        result = CliRunner().invoke(cli, args)
+    finally:
+        torch.set_num_threads(threads)
     return result, result.output  # stdout and stderr, interleaved
 
 
@@ -51,7 +57,8 @@ def test_grid_yields_a_tested_choice_per_point(sweep_run):
         assert study.study_name == f"t:f{point['fraction']:g}-s{point['size']}"
         assert study.user_attrs["nas_med_config"]["size"] == point["size"]
         assert study.user_attrs["nas_med_config"]["fraction"] == point["fraction"]
-        assert study.user_attrs[RESULTS_ATTR]["minimalist"]["seeds"] == [0]
+        tested = study.user_attrs[RESULTS_ATTR]["minimalist"]
+        assert tested["seeds"] == [study.trials[tested["trial"]].user_attrs["train_config"]["seed"]]  # --seeds 1
     with (out / "sweep.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["fraction"], r["size"], r["architecture"]) for r in rows] == [
@@ -105,9 +112,30 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, change, message):
     space.write_text("name: sized\narch:\n  block: [simple]\n  input_size: [16, 24]\n")
     args = list(GRID)
     for option, value in change.items():
+        if option not in args:
+            args += [option, ""]
         args[args.index(option) + 1] = value.replace("SIZED", str(space))
     db = tmp_path / "db" / "nas-med.db"
     result, output = _invoke(args + ["--storage", f"sqlite:///{db}", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, output
     assert output.startswith("Error: ") and message in output and "Traceback" not in output
     assert not db.exists() and not (tmp_path / "out").exists()
+
+
+def test_larger_budget_tops_up_only_the_difference(sweep_run):
+    """Last (it grows one point): --trials-per-point 3 on one point adds exactly one candidate there."""
+    storage, out, args, _ = sweep_run
+    before = _trial_counts(storage)
+    args = list(args)
+    for option, value in {"--fractions": "1.0", "--sizes": "16", "--trials-per-point": "3"}.items():
+        args[args.index(option) + 1] = value
+    result, output = _invoke(args)
+    assert result.exit_code == 0, output
+    after = _trial_counts(storage)
+    assert after == {**before, "t:f1-s16": before["t:f1-s16"] + 1}
+    study = optuna.load_study(study_name="t:f1-s16", storage=storage)
+    assert sum(bool(t.user_attrs.get("queued")) for t in study.trials) == 3
+    tested = study.user_attrs[RESULTS_ATTR]["minimalist"]
+    with (out / "sweep.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["point"], r["trial"]) for r in rows] == [("f1-s16", str(tested["trial"]))]  # this run's points
