@@ -2,10 +2,14 @@
 
 This module is the only place that calls ``trial.suggest_*``. A field is a list (a categorical choice), a
 mapping ``{low, high, log?, step?}`` (an int or float range) or a single value (fixed).
+
+``arch.by_block`` holds conditional choices: ``by_block: {bottleneck: {base_width: [64, 128]}}`` replaces
+``base_width`` whenever ``bottleneck`` is the sampled block. Its Optuna parameters are named
+``<block>.<field>`` so that each block keeps its own distribution.
 """
 from __future__ import annotations
 
-
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,37 +20,58 @@ from .arch.blocks import BLOCKS
 from .arch.heads import HEADS
 from .arch.layers import ACTIVATIONS, KERNELS, NORMS
 from .arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
-from .errors import UserError
+from .errors import UserError, look_up
+
+__all__ = ["ARCH_FIELDS", "SPACES_DIR", "TRAIN_FIELDS", "Field", "Space", "load_space", "parse_space", "sample",
+           "sample_training", "space_names"]
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
-# field -> (kind, allowed values or None, default)
-ARCH_FIELDS: dict[str, tuple[str, Any, Any]] = {
-    "block": ("choice", BLOCKS, ["simple"]),
-    "stages": ("int", None, {"low": 2, "high": 4}),
-    "depth": ("int", None, [1]),
-    "base_width": ("int", None, [16, 32]),
-    "width_growth": ("float", None, [2.0]),
-    "kernel": ("int", KERNELS, [3]),
-    "norm": ("choice", NORMS, ["batch"]),
-    "act": ("choice", ACTIVATIONS, ["relu"]),
-    "stem": ("choice", ("none", "conv", "resnet"), ["none"]),
-    "head": ("choice", HEADS, ["gap_linear"]),
-    "head_hidden": ("int", None, [64]),
-    "dropout": ("float", None, [0.0]),
-    "expansion": ("float", None, [0]),
-    "input_size": ("int", None, [None]),
+
+@dataclass(frozen=True)
+class Field:
+    """One searchable field: its kind (choice, int, float, bool), default, allowed values and bounds."""
+
+    kind: str
+    default: Any
+    allowed: Collection | None = None
+    minimum: float | None = None  # smallest valid value (inclusive)
+    below: float | None = None  # values must be strictly below this
+    none_ok: bool = False
+    above_zero: bool = False  # floats that must be > 0
+
+
+ARCH_FIELDS: dict[str, Field] = {
+    "block": Field("choice", ["simple"], BLOCKS),
+    "stages": Field("int", {"low": 2, "high": 4}, minimum=1),
+    "depth": Field("int", [1], minimum=1),
+    "per_stage_depth": Field("bool", [False]),  # sample a depth for every stage (``depth0``, ``depth1``, ...)
+    "base_width": Field("int", [16, 32], minimum=1),
+    "width_growth": Field("float", [2.0], above_zero=True),
+    "kernel": Field("int", [3], KERNELS),
+    "norm": Field("choice", ["batch"], NORMS),
+    "act": Field("choice", ["relu"], ACTIVATIONS),
+    "stem": Field("choice", ["none"], ("none", "conv", "resnet")),
+    "stem_width": Field("int", [0], minimum=0),  # 0 = base_width
+    "first_downsample": Field("bool", [True]),  # does the first stage halve the map
+    "last_downsample": Field("bool", [True]),  # does the last stage halve the map (U-Net encoder: no)
+    "head": Field("choice", ["gap_linear"], HEADS),
+    "head_hidden": Field("int", [64], minimum=0),
+    "dropout": Field("float", [0.0], minimum=0, below=1),
+    "expansion": Field("float", [0], minimum=0),  # 0 = the block's default
+    "input_size": Field("int", [None], minimum=4, none_ok=True),  # None = the dataset's size
 }
-TRAIN_FIELDS: dict[str, tuple[str, Any, Any]] = {
-    "lr": ("float", None, [1e-3]),
-    "batch_size": ("int", None, [32]),
-    "weight_decay": ("float", None, [0.0]),
+TRAIN_FIELDS: dict[str, Field] = {
+    "lr": Field("float", [1e-3], above_zero=True),
+    "batch_size": Field("int", [32], minimum=1),
+    "weight_decay": Field("float", [0.0], minimum=0),
 }
+_NOT_BY_BLOCK = ("block",)
 
 
 @dataclass(frozen=True)
 class Space:
-    """A validated search space: per field, a list of choices or a range dict."""
+    """A validated search space: per field, a list of choices or a range dict (``arch.by_block`` nested)."""
 
     name: str
     arch: dict[str, Any]
@@ -57,72 +82,114 @@ class Space:
         return {"name": self.name, "description": self.description, "arch": self.arch, "train": self.train}
 
 
-def _check_value(path: str, kind: str, allowed, value) -> None:
-    if value is None and path.endswith("input_size"):
-        return
-    if kind == "choice":
-        if value not in allowed:
-            from .errors import look_up
+def _fail(path: str, message: str) -> UserError:
+    return UserError(f"search space field {path}: {message}")
 
+
+def _check_value(path: str, spec: Field, value: Any) -> None:
+    if value is None and spec.none_ok:
+        return
+    if spec.kind == "choice":
+        if not isinstance(value, str) or value not in spec.allowed:  # type: ignore[operator]
             try:
-                look_up(str(value), allowed, f"value at {path}")
+                look_up(str(value), spec.allowed or (), "value")
             except UserError as exc:
-                raise UserError(f"search space field {path}: {exc}") from None
+                raise _fail(path, str(exc)) from None
         return
-    number_types = (int,) if kind == "int" else (int, float)
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise _fail(path, f"expected true or false, got {value!r}.")
+        return
+    number_types = (int,) if spec.kind == "int" else (int, float)
     if isinstance(value, bool) or not isinstance(value, number_types):
-        raise UserError(f"search space field {path}: expected {'an integer' if kind == 'int' else 'a number'}, "
-                        f"got {value!r}.")
-    if allowed is not None and value not in allowed:
-        raise UserError(f"search space field {path}: {value!r} is not one of {list(allowed)}.")
-    if value < 0 or (kind == "int" and value == 0 and not path.endswith(("expansion", "dropout"))):
-        raise UserError(f"search space field {path}: must be positive, got {value!r}.")
+        raise _fail(path, f"expected {'an integer' if spec.kind == 'int' else 'a number'}, got {value!r}.")
+    if spec.allowed is not None and value not in spec.allowed:
+        raise _fail(path, f"{value!r} is not one of {list(spec.allowed)}.")
+    if spec.above_zero and value <= 0:
+        raise _fail(path, f"must be above 0, got {value!r}.")
+    if spec.minimum is not None and value < spec.minimum:
+        raise _fail(path, f"must be at least {spec.minimum!r}, got {value!r}.")
+    if spec.below is not None and value >= spec.below:
+        raise _fail(path, f"must be below {spec.below!r}, got {value!r}.")
 
 
-def _check_field(section: str, key: str, spec: tuple[str, Any, Any], raw) -> Any:
-    kind, allowed, _ = spec
-    path = f"{section}.{key}"
+def _check_range(path: str, spec: Field, raw: dict) -> dict:
+    extra = sorted(set(raw) - {"low", "high", "log", "step"})
+    if extra or "low" not in raw or "high" not in raw or spec.kind in ("choice", "bool"):
+        what = "a list of choices" if spec.kind in ("choice", "bool") else "exactly low, high (optional log, step)"
+        raise _fail(path, f"a range needs {what}, got {raw!r}.")
+    for bound in ("low", "high"):
+        _check_value(f"{path}.{bound}", spec, raw[bound])
+    if raw["low"] is None or raw["high"] is None:
+        raise _fail(path, f"a range needs numbers, got {raw!r}.")
+    if raw["low"] > raw["high"]:
+        raise _fail(path, f"low {raw['low']!r} is above high {raw['high']!r}.")
+    if not isinstance(raw.get("log", False), bool):
+        raise _fail(f"{path}.log", f"expected true or false, got {raw['log']!r}.")
+    step = raw.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0
+                             or (spec.kind == "int" and not isinstance(step, int))):
+        raise _fail(f"{path}.step", f"expected a positive {'integer' if spec.kind == 'int' else 'number'}, "
+                                    f"got {step!r}.")
+    if raw.get("log") and (raw["low"] <= 0 or step is not None):
+        raise _fail(path, f"a log range needs low > 0 and no step, got {raw!r}.")
+    return dict(raw)
+
+
+def _check_field(path: str, spec: Field, raw: Any) -> Any:
     if isinstance(raw, dict):
-        extra = set(raw) - {"low", "high", "log", "step"}
-        if extra or "low" not in raw or "high" not in raw or kind == "choice":
-            raise UserError(f"search space field {path}: a range needs exactly low, high (and optional log, step), "
-                            f"got {raw!r}.")
-        for bound in ("low", "high"):
-            _check_value(f"{path}.{bound}", kind, None, raw[bound])
-        if raw["low"] > raw["high"]:
-            raise UserError(f"search space field {path}: low {raw['low']!r} is above high {raw['high']!r}.")
-        return dict(raw)
+        return _check_range(path, spec, raw)
     values = raw if isinstance(raw, list) else [raw]
     if not values:
-        raise UserError(f"search space field {path}: the list of choices is empty.")
+        raise _fail(path, "the list of choices is empty.")
     for i, value in enumerate(values):
-        _check_value(f"{path}[{i}]", kind, allowed, value)
+        _check_value(f"{path}[{i}]", spec, value)
     return list(values)
+
+
+def _check_section(name: str, path: str, raw: Any, fields_: dict[str, Field]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise UserError(f"search space {name}: '{path}' must be a mapping, got {raw!r}.")
+    for key in raw:
+        if key not in fields_:
+            try:
+                look_up(str(key), fields_, f"field in '{path}'")
+            except UserError as exc:
+                raise UserError(f"search space {name}: {exc}") from None
+    return {k: _check_field(f"{path}.{k}", fields_[k], v) for k, v in raw.items()}
+
+
+def _check_by_block(name: str, raw: Any, blocks: list) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict):
+        raise UserError(f"search space {name}: 'arch.by_block' must be a mapping of block names, got {raw!r}.")
+    fields_ = {k: v for k, v in ARCH_FIELDS.items() if k not in _NOT_BY_BLOCK}
+    checked = {}
+    for block, overrides in raw.items():
+        path = f"arch.by_block.{block}"
+        if block not in blocks:
+            raise _fail(path, f"block {block!r} is not among the arch.block choices {blocks}.")
+        checked[block] = _check_section(name, path, overrides or {}, fields_)
+    return checked
 
 
 def parse_space(data: Any, name: str = "space") -> Space:
     """Validate a loaded YAML document; a bad field raises UserError naming its path and value."""
     if not isinstance(data, dict):
         raise UserError(f"search space {name}: expected a mapping at the top level, got {type(data).__name__}.")
-    unknown = set(data) - {"name", "description", "arch", "train"}
-    if unknown:
-        raise UserError(f"search space {name}: unknown top-level key '{sorted(unknown)[0]}' "
-                        "(valid: name, description, arch, train).")
-    sections = {}
-    for section, fields_ in (("arch", ARCH_FIELDS), ("train", TRAIN_FIELDS)):
-        raw = data.get(section) or {}
-        if not isinstance(raw, dict):
-            raise UserError(f"search space {name}: '{section}' must be a mapping, got {raw!r}.")
-        bad = set(raw) - set(fields_)
-        if bad:
-            from .errors import look_up
-
+    for key in data:
+        if key not in ("name", "description", "arch", "train"):
             try:
-                look_up(sorted(bad)[0], fields_, f"field in '{section}'")
+                look_up(str(key), ("name", "description", "arch", "train"), "top-level key")
             except UserError as exc:
                 raise UserError(f"search space {name}: {exc}") from None
-        sections[section] = {k: _check_field(section, k, fields_[k], raw[k]) for k in raw}
-    return Space(str(data.get("name", name)), sections["arch"], sections["train"], str(data.get("description", "")))
+    arch = dict(data.get("arch") or {})
+    by_block = arch.pop("by_block", None)
+    arch = _check_section(name, "arch", arch, ARCH_FIELDS)
+    if by_block is not None:
+        blocks = arch.get("block", ARCH_FIELDS["block"].default)
+        arch["by_block"] = _check_by_block(name, by_block, blocks if isinstance(blocks, list) else [])
+    train = _check_section(name, "train", data.get("train") or {}, TRAIN_FIELDS)
+    return Space(str(data.get("name", name)), arch, train, str(data.get("description", "")))
 
 
 def space_names() -> list[str]:
@@ -131,13 +198,11 @@ def space_names() -> list[str]:
 
 
 def load_space(name_or_path: str | Path = "default") -> Space:
-    """A shipped space by name (``default``, ``paper``, ``tiny``) or a YAML file by path."""
+    """A shipped space by name (``default``, ``paper``, ``tiny``, ...) or a YAML file by path."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         candidate = SPACES_DIR / f"{name_or_path}.yaml"
         if not candidate.exists():
-            from .errors import look_up
-
             look_up(str(name_or_path), space_names(), "search space")
         path = candidate
     if not path.is_file():
@@ -145,8 +210,15 @@ def load_space(name_or_path: str | Path = "default") -> Space:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UserError(f"search space file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"search space file '{path}' is not valid YAML{_yaml_where(exc)}") from None
     return parse_space(data, path.name)
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {problem}."
 
 
 def _suggest(trial, name: str, kind: str, choice):
@@ -161,30 +233,43 @@ def _suggest(trial, name: str, kind: str, choice):
     return trial.suggest_categorical(name, choice)
 
 
-def _get(trial, section: dict, fields_: dict, key: str):
-    kind, _, default = fields_[key]
-    return _suggest(trial, key, kind, section.get(key, default))
+def _getter(trial, space: Space, block: str):
+    """``get(key, name=key)``: sample field ``key`` as parameter ``name``, honouring ``by_block`` overrides."""
+    overrides = space.arch.get("by_block", {}).get(block, {})
+
+    def get(key: str, name: str | None = None):
+        spec = ARCH_FIELDS[key]
+        if key in overrides:
+            return _suggest(trial, f"{block}.{name or key}", spec.kind, overrides[key])
+        return _suggest(trial, name or key, spec.kind, space.arch.get(key, spec.default))
+
+    return get
 
 
 def sample(trial, space: Space, *, in_channels: int, num_classes: int, input_size: int) -> ArchSpec:
-    """Sample one architecture from ``space`` with ``trial``'s sampler."""
-    g = lambda key: _get(trial, space.arch, ARCH_FIELDS, key)  # noqa: E731
-    block, n_stages = g("block"), g("stages")
-    depth, base, growth = g("depth"), g("base_width"), g("width_growth")
-    kernel, norm, act = g("kernel"), g("norm"), g("act")
+    """Sample one architecture from ``space`` with ``trial``'s sampler (check it with ``arch.check``)."""
+    block = _suggest(trial, "block", "choice", space.arch.get("block", ARCH_FIELDS["block"].default))
+    g = _getter(trial, space, block)
+    n_stages = g("stages")
+    depths = ([g("depth", f"depth{i}") for i in range(n_stages)] if g("per_stage_depth")
+              else [g("depth")] * n_stages)
+    base, growth = g("base_width"), g("width_growth")
+    kernel, norm, act, expansion = g("kernel"), g("norm"), g("act"), g("expansion")
+    first_down, last_down = g("first_downsample"), g("last_downsample")
     stem_type, head_type = g("stem"), g("head")
+    stem_width = (g("stem_width") or base) if stem_type != "none" else 0
     hidden = g("head_hidden") if head_type == "gap_mlp" else 0
     dropout = g("dropout") if head_type != "gap_linear" else 0.0
-    expansion = g("expansion")
     size = g("input_size") or input_size
     widths = [max(4, int(round(base * growth**i / 4)) * 4) for i in range(n_stages)]
-    stages = tuple(StageSpec(block, w, depth, kernel, norm, act, True, expansion) for w in widths)
-    stem = None if stem_type == "none" else StemSpec(stem_type, base, norm if norm != "none" else "batch", act)
-    return ArchSpec(in_channels, num_classes, int(size), stages, stem, HeadSpec(head_type, hidden, dropout))
+    downs = [first_down if i == 0 else last_down if i == n_stages - 1 else True for i in range(n_stages)]
+    stages = tuple(StageSpec(block, w, d, kernel, norm, act, down, float(expansion))
+                   for w, d, down in zip(widths, depths, downs))
+    stem = None if stem_type == "none" else StemSpec(stem_type, stem_width, norm if norm != "none" else "batch", act)
+    return ArchSpec(in_channels, num_classes, int(size), stages, stem, HeadSpec(head_type, hidden, float(dropout)))
 
 
 def sample_training(trial, space: Space) -> dict[str, Any]:
     """Sample the training settings the space searches (learning rate, batch size, weight decay)."""
-    return {key: _get(trial, space.train, TRAIN_FIELDS, key) for key in TRAIN_FIELDS}
-
-
+    return {key: _suggest(trial, key, spec.kind, space.train.get(key, spec.default))
+            for key, spec in TRAIN_FIELDS.items()}

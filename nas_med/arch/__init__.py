@@ -1,5 +1,12 @@
-"""Architectures: the spec, the block registry, ``build`` and the reference networks."""
-from .build import InvalidSpec, build, check, stage_shapes
+"""Architectures: the spec, the block registry, ``build``, cost, Grad-CAM target and the reference networks."""
+from .baselines import BASELINES, baseline_spec
+from .blocks import BLOCKS, register_block
+from .build import InvalidSpec, Net, build, check, stage_shapes
+from .cam_target import cam_target_layer
+from .cost import count_params, spec_cost
+from .heads import HEADS
 from .spec import ArchSpec, HeadSpec, StageSpec, StemSpec
 
-__all__ = ["ArchSpec", "HeadSpec", "InvalidSpec", "StageSpec", "StemSpec", "build", "check", "stage_shapes"]
+__all__ = ["BASELINES", "BLOCKS", "HEADS", "ArchSpec", "HeadSpec", "InvalidSpec", "Net", "StageSpec", "StemSpec",
+           "baseline_spec", "build", "cam_target_layer", "check", "count_params", "register_block", "spec_cost",
+           "stage_shapes"]

@@ -1,14 +1,28 @@
-"""Block types, registered by name. Every block has one signature: ``(in_ch, out_ch, stride, **opts)``
-with opts ``kernel``, ``norm``, ``act`` and ``expansion`` (block-specific, 0 = default)."""
+"""Block types, registered by name. Every block has one signature
+``(in_ch, out_ch, stride, *, kernel, norm, act, expansion)``: ``stride`` is 1 or 2 (2 halves the map),
+``expansion`` is block-specific and 0 means the block's default.
+
+| block | what | ``expansion`` |
+|---|---|---|
+| simple | conv-norm-act, 2x2 max pool (miniCNN) | unused |
+| double | two conv-norm-act, 2x2 max pool (U-Net encoder) | unused |
+| basic | ResNet basic block | unused |
+| bottleneck | ResNet bottleneck, inner width ``out_ch / expansion`` | reduction, default 4 |
+| dense | DenseNet unit: dense layers + transition | growth rate, default ``out_ch // 4`` |
+| mbconv | EfficientNet inverted residual with squeeze-excitation | expand ratio, default 4 |
+| convnext | ConvNeXt block with layer scale | MLP ratio, default 4 |
+"""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..errors import look_up
-from .layers import conv_norm_act, make_act, make_norm
+from .layers import conv_norm_act, make_act
+
+__all__ = ["BLOCKS", "make_block", "register_block"]
 
 BlockFactory = Callable[..., nn.Module]
 BLOCKS: dict[str, BlockFactory] = {}
@@ -27,7 +41,9 @@ def register_block(name: str) -> Callable[[BlockFactory], BlockFactory]:
 
 
 def make_block(name: str, in_ch: int, out_ch: int, stride: int, **opts) -> nn.Module:
-    """Build the block registered as ``name``."""
+    """Build the block registered as ``name``; an unknown name raises UserError with a did-you-mean."""
+    if stride not in (1, 2):
+        raise ValueError(f"block stride must be 1 or 2, got {stride!r}")
     return BLOCKS[look_up(name, BLOCKS, "block type")](in_ch, out_ch, stride, **opts)
 
 
@@ -36,19 +52,21 @@ def _pool(stride: int) -> nn.Module:
 
 
 @register_block("simple")
-def simple(in_ch, out_ch, stride, *, kernel=3, norm="none", act="relu", expansion=0):
+def simple(in_ch: int, out_ch: int, stride: int, *, kernel: int = 3, norm: str = "none", act: str = "relu",
+           expansion: float = 0) -> nn.Module:
     """Conv + (norm) + activation + 2x2 max pool: the miniCNN / LeNet block."""
     return nn.Sequential(conv_norm_act(in_ch, out_ch, kernel, 1, norm, act), _pool(stride))
 
 
 @register_block("double")
-def double(in_ch, out_ch, stride, *, kernel=3, norm="none", act="relu", expansion=0):
+def double(in_ch: int, out_ch: int, stride: int, *, kernel: int = 3, norm: str = "none", act: str = "relu",
+           expansion: float = 0) -> nn.Module:
     """Two conv + activation, then 2x2 max pool: the U-Net encoder block."""
     return nn.Sequential(conv_norm_act(in_ch, out_ch, kernel, 1, norm, act),
                          conv_norm_act(out_ch, out_ch, kernel, 1, norm, act), _pool(stride))
 
 
-class _Residual(nn.Module):
+class Residual(nn.Module):
     """``act(body(x) + shortcut(x))``; the shortcut is a strided 1x1 conv + norm when the shape changes."""
 
     def __init__(self, body: nn.Module, in_ch: int, out_ch: int, stride: int, norm: str, act: str | None):
@@ -59,22 +77,28 @@ class _Residual(nn.Module):
         self.act = make_act(act) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
+        return self.act(self.body(x) + self.shortcut(x))  # (B, out_ch, H / stride, W / stride)
 
 
 @register_block("basic")
-def basic(in_ch, out_ch, stride, *, kernel=3, norm="batch", act="relu", expansion=0):
+def basic(in_ch: int, out_ch: int, stride: int, *, kernel: int = 3, norm: str = "batch", act: str = "relu",
+          expansion: float = 0) -> nn.Module:
     """ResNet basic block: two conv-norm (the first strided) with an identity or projection shortcut."""
     body = nn.Sequential(conv_norm_act(in_ch, out_ch, kernel, stride, norm, act),
                          conv_norm_act(out_ch, out_ch, kernel, 1, norm, None))
-    return _Residual(body, in_ch, out_ch, stride, norm, act)
+    return Residual(body, in_ch, out_ch, stride, norm, act)
 
 
 @register_block("bottleneck")
-def bottleneck(in_ch, out_ch, stride, *, kernel=3, norm="batch", act="relu", expansion=0):
+def bottleneck(in_ch: int, out_ch: int, stride: int, *, kernel: int = 3, norm: str = "batch", act: str = "relu",
+               expansion: float = 0) -> nn.Module:
     """ResNet-50 bottleneck: 1x1 reduce to out_ch/expansion, kxk (strided), 1x1 expand, projection shortcut."""
     mid = max(1, int(out_ch // (expansion or 4)))
     body = nn.Sequential(conv_norm_act(in_ch, mid, 1, 1, norm, act),
                          conv_norm_act(mid, mid, kernel, stride, norm, act),
                          conv_norm_act(mid, out_ch, 1, 1, norm, None))
-    return _Residual(body, in_ch, out_ch, stride, norm, act)
+    return Residual(body, in_ch, out_ch, stride, norm, act)
+
+
+# The modern blocks live in their own modules and register themselves here.
+from . import _convnext, _dense, _mbconv  # noqa: F401

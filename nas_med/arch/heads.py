@@ -6,7 +6,12 @@ from torch import nn
 from ..errors import look_up
 from .spec import HeadSpec
 
-HEADS = ("gap_linear", "gap_mlp", "flatten_linear")
+HEAD_DESCRIPTIONS = {
+    "gap_linear": "global average pool, one linear layer",
+    "gap_mlp": "global average pool, linear (hidden units) + ReLU + dropout + linear",
+    "flatten_linear": "flatten the whole map, dropout, one linear layer (ties the net to its input size)",
+}
+HEADS = tuple(HEAD_DESCRIPTIONS)
 
 
 def make_head(head: HeadSpec, channels: int, map_size: tuple[int, int], num_classes: int) -> nn.Module:

@@ -3,25 +3,45 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import look_up
 
+__all__ = ["ACTIVATIONS", "KERNELS", "NORMS", "LayerNorm2d", "conv_norm_act", "make_act", "make_norm"]
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU}
-NORMS = ("none", "batch", "group")
+NORMS = ("none", "batch", "group", "layer")
 KERNELS = (3, 5, 7)
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of every pixel of a (B, C, H, W) map (ConvNeXt's norm)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
 def make_act(name: str) -> nn.Module:
+    """The activation called ``name`` (relu, tanh, silu, gelu)."""
     return ACTIVATIONS[look_up(name, ACTIVATIONS, "activation")]()
 
 
 def make_norm(name: str, channels: int) -> nn.Module:
+    """The normalization called ``name`` for ``channels`` channels.
+
+    ``group`` uses gcd(8, channels) groups; ``layer`` normalizes each pixel over its channels; ``none`` is identity.
+    """
     look_up(name, NORMS, "normalization")
     if name == "batch":
         return nn.BatchNorm2d(channels)
     if name == "group":
         return nn.GroupNorm(math.gcd(8, channels), channels)
+    if name == "layer":
+        return LayerNorm2d(channels, eps=1e-6)
     return nn.Identity()
 
 

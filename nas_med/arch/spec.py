@@ -21,10 +21,22 @@ def _from_dict(cls, data: dict[str, Any], where: str):
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(f"{where}: unknown key '{unknown[0]}' (valid: {', '.join(sorted(known))}).")
+    for f in fields(cls):
+        if f.name in data and f.type in _PLAIN_TYPES and not _is_a(data[f.name], _PLAIN_TYPES[f.type]):
+            raise UserError(f"{where}: '{f.name}' must be {f.type.replace('|', 'or')}, got {data[f.name]!r}.")
     try:
         return cls(**data)
     except TypeError as exc:  # a required key is missing
         raise UserError(f"{where}: {exc}") from None
+
+
+_PLAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "str | None": (str, type(None)),
+}
+
+
+def _is_a(value: Any, types: tuple[type, ...]) -> bool:
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
 
 
 @dataclass(frozen=True)
@@ -86,11 +98,16 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
+        if not isinstance(data, dict):
+            raise UserError(f"spec: expected a mapping, got {data!r}.")
         data = dict(data)
         version = data.get("version", SPEC_VERSION)
         if version != SPEC_VERSION:
             raise UserError(f"spec version {version!r} is not supported (this nas-med reads version {SPEC_VERSION}).")
-        data["stages"] = tuple(_from_dict(StageSpec, s, f"stages[{i}]") for i, s in enumerate(data.get("stages", ())))
+        stages = data.get("stages", ())
+        if not isinstance(stages, (list, tuple)):
+            raise UserError(f"spec: 'stages' must be a list, got {stages!r}.")
+        data["stages"] = tuple(_from_dict(StageSpec, s, f"stages[{i}]") for i, s in enumerate(stages))
         if data.get("stem") is not None:
             data["stem"] = _from_dict(StemSpec, data["stem"], "stem")
         if "head" in data:
