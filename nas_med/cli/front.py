@@ -1,51 +1,165 @@
-"""``nas-med front``: the Pareto front as a table, baselines beside it, the minimalist choice marked."""
+"""``nas-med front``: the Pareto front as a table, baselines beside it, the minimalist choice marked; with
+``--retrain``, the choice and the baselines retrained with several seeds and tested."""
 from __future__ import annotations
+
+import os
 
 import click
 import optuna
 from rich.console import Console
 from rich.table import Table
 
-from ..select import completed, is_baseline, minimalist, pareto_front, value
+from ..select import (DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, PREFERABLE, choose, completed, is_baseline,
+                      pareto_front, value)
+
+RULE_HELP = ("The minimalist rule: among completed candidates on the Pareto front whose validation AUC is within "
+             "--auc-tolerance of the best and whose CAM quality is >= --cam-floor (waived, with a note, when none "
+             "reaches it), take the fewest parameters, ties by epoch time. --prefer changes the last step: a list "
+             f"of objectives ({', '.join(PREFERABLE)}) decides in that order (--prefer epoch_seconds: the fastest "
+             "near-best candidate), and weights (--prefer params:2,epoch_seconds:1) rank the near-best candidates "
+             "per objective and take the lowest weighted mean rank. --trial N overrides the rule.")
 
 
-def front_table(study: optuna.Study, auc_tolerance: float = 0.01, cam_floor: float | None = 0.0) -> tuple[Table, str]:
-    """The table and the sentence explaining the minimalist choice."""
+def rule_options(func):
+    """--auc-tolerance, --cam-floor, --prefer, --trial: how the model to show, test or export is chosen."""
+    func = click.option("--trial", "trial_number", type=int, default=None,
+                        help="Take this completed trial (any, baselines included) instead of the rule's choice.")(func)
+    func = click.option("--prefer", default=None, metavar="OBJ[:W][,OBJ[:W]]",
+                        help="What decides among the near-best: objectives in order, or weighted "
+                             f"(OBJ:W). Objectives: {', '.join(PREFERABLE)}. [default: params,epoch_seconds]")(func)
+    func = click.option("--cam-floor", type=float, default=DEFAULT_CAM_FLOOR, show_default=True,
+                        help="Lowest acceptable CAM quality (ROAD, about -0.5..0.5; -1 lets every candidate "
+                             "through).")(func)
+    func = click.option("--auc-tolerance", type=float, default=DEFAULT_AUC_TOLERANCE, show_default=True,
+                        help="How far below the best validation AUC a candidate may be.")(func)
+    return func
+
+
+def wide_console() -> Console:
+    """A console for tables: when the output is not a terminal and COLUMNS is unset, 160 columns wide (not 80),
+    so that logs and pipes get one row per line."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=160)
+    return console
+
+
+def print_wide(console: Console, renderable) -> None:
+    """Print a table on ``console``: at its own width on a terminal (or with COLUMNS set), else at least 160
+    columns wide, so that a pipe or log gets one row per line rather than rich's 80-column default."""
+    if console.is_terminal or "COLUMNS" in os.environ or console.width >= 160:
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = 160
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
+
+
+def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
+                cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None,
+                trial_number: int | None = None) -> tuple[Table, str]:
+    """The table and the sentence explaining the choice (the minimalist rule's, or ``trial_number``)."""
     cands = completed(study)
     front = pareto_front(cands)
-    choice = minimalist(front, auc_tolerance, cam_floor)
+    baselines = completed(study, baselines=True)
+    choice = None
+    if cands or trial_number is not None:
+        choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} of {len(cands)} completed candidates)")
     for col in ("", "trial", "AUC", "params", "FLOPs", "epoch s", "CAM quality", "architecture"):
-        table.add_column(col, justify="right" if col not in ("", "architecture") else "left")
-    rows = sorted(front, key=lambda t: value(t, "params")) + completed(study, baselines=True)
-    for t in rows:
-        mark = "★" if choice and t.number == choice.trial.number else ("baseline" if is_baseline(t) else "")
+        if col == "architecture":
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, justify="left" if col == "" else "right", no_wrap=True)
+    rows = sorted(front, key=lambda t: (value(t, "params"), t.number))
+    if choice is not None and choice.trial not in rows and not is_baseline(choice.trial):
+        rows.append(choice.trial)  # a --trial pick off the front
+    for t in rows + baselines:
+        chosen = choice is not None and t.number == choice.trial.number
+        mark = "★" if chosen else ""
+        if is_baseline(t):
+            mark = (mark + " baseline").strip()
+        elif t not in front:
+            mark += " (off front)"
         flops = t.user_attrs.get("flops")
         table.add_row(mark, str(t.number), f"{value(t, 'auc'):.4f}", f"{int(value(t, 'params')):,}",
-                      "-" if flops is None else f"{flops / 1e6:.1f} M", f"{value(t, 'epoch_seconds'):.3f}",
+                      "-" if flops is None else f"{flops / 1e6:.2f} M", f"{value(t, 'epoch_seconds'):.3f}",
                       f"{value(t, 'cam_quality'):+.3f}",
                       t.user_attrs.get("baseline") or t.user_attrs.get("summary", ""))
-    reason = "no completed candidate yet" if choice is None else f"★ minimalist choice: {choice.reason}"
+    if choice is None:
+        reason = "no completed candidate yet"
+    else:
+        what = "minimalist choice" if trial_number is None else "chosen"
+        reason = f"★ {what}: {choice.reason}"
     return table, reason
 
 
 def print_front(study: optuna.Study, console: Console | None = None, **rule) -> None:
-    console = console or Console()
+    """Print the front table and the sentence saying why the marked trial was chosen."""
+    console = console or wide_console()
     table, reason = front_table(study, **rule)
-    console.print(table)
-    console.print(reason)
+    print_wide(console, table)
+    console.print(reason, soft_wrap=True)
 
 
-@click.command("front")
+def _fmt(entry: dict) -> str:
+    mean, std, lo, hi = (entry.get(k) for k in ("mean", "std", "ci_low", "ci_high"))
+    if mean is None or mean != mean:
+        return "n/a"
+    text = f"{mean:.3f}" + ("" if std is None or std != std else f" ± {std:.3f}")
+    return text + ("" if lo is None or lo != lo else f" [{lo:.3f}, {hi:.3f}]")
+
+
+def retrain_table(reports) -> Table:
+    """Test metrics of retrained models: mean ± std over seeds [95% bootstrap CI over test images]."""
+    first = reports[0]
+    table = Table(title=f"Test split ({first.n_test} images): mean ± std over seeds "
+                        f"[{first.confidence:.0%} bootstrap CI, {first.n_bootstrap} resamples]")
+    for col in ("model", "seeds", "AUC", "accuracy", "sensitivity", "specificity", "epoch s"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for i, r in enumerate(reports):
+        epoch = r.summary["epoch_seconds"]["mean"]
+        table.add_row(("★ " if i == 0 else "") + r.name, str(len(r.seeds)),
+                      *(_fmt(r.summary[m]) for m in ("auc", "accuracy", "sensitivity", "specificity")),
+                      "n/a" if epoch != epoch else f"{epoch:.3f}")
+    return table
+
+
+@click.command("front", epilog=RULE_HELP)
 @click.option("--study", "study_name", required=True, help="Study name.")
 @click.option("--storage", default=None, help="Storage URL (default sqlite:///studies/nas-med.db).")
-@click.option("--auc-tolerance", type=float, default=0.01, show_default=True)
-@click.option("--cam-floor", type=float, default=0.0, show_default=True)
-def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor: float) -> None:
-    """Show the Pareto front of a study with the minimalist choice marked."""
+@rule_options
+@click.option("--retrain", is_flag=True,
+              help="Retrain the choice (and the baselines) with --seeds seeds and report test metrics.")
+@click.option("--seeds", type=int, default=3, show_default=True,
+              help="With --retrain: seeds per model (the trial's own seed and the ones after it).")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="With --retrain: retrain and test the study's baselines too.")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples of test images for the 95% intervals.")
+@click.option("--device", default=None, help="Device for --retrain (default: the trial's, usually auto).")
+def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor: float, prefer: str | None,
+          trial_number: int | None, retrain: bool, seeds: int, baselines: bool, n_bootstrap: int,
+          device: str | None) -> None:
+    """Show the Pareto front of a study with the minimalist choice marked and why.
+
+    The front holds the completed candidates that no other candidate beats on all four objectives (AUC,
+    parameters, epoch time, CAM quality); baselines are listed below it."""
     from ..search.study import load_nas_study
 
-    print_front(load_nas_study(study_name, storage), auc_tolerance=auc_tolerance, cam_floor=cam_floor)
+    study = load_nas_study(study_name, storage)
+    console = wide_console()
+    print_front(study, console, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
+                trial_number=trial_number)
+    if retrain:
+        from ..retrain import retrain_study
+
+        reports = retrain_study(study, trial_number, seeds, n_bootstrap=n_bootstrap, baselines=baselines,
+                                device=device, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer)
+        print_wide(console, retrain_table(reports))
 
 
 def register(cli: click.Group) -> None:

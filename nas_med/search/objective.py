@@ -65,6 +65,7 @@ class TrialObjective:
                           weight_decay=settings["weight_decay"], class_weighting=self.config.class_weighting,
                           device=self.config.device, seed=self.config.seed + trial.number)
         trial.set_user_attr("train_config", cfg.to_dict())
+        torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
         model = build(spec)
         params = count_params(model)
         trial.set_user_attr("params", params)

@@ -1,0 +1,51 @@
+"""``nas-med export``: retrain the chosen trial, test it and write a self-contained model folder."""
+from __future__ import annotations
+
+import click
+
+from .front import RULE_HELP, print_wide, retrain_table, rule_options, wide_console
+
+EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial is retrained --seeds times (its own "
+               "seed first, then the following ones), every seed is tested, and the first seed's model is exported "
+               "(--seeds 1 trains once, with the trial's own seed). The folder is written beside --out and renamed "
+               "into place, so a failure leaves nothing behind. " + RULE_HELP)
+
+
+@click.command("export", epilog=EXPORT_HELP)
+@click.option("--study", "study_name", required=True, help="Study name.")
+@click.option("--storage", default=None, help="Storage URL (default sqlite:///studies/nas-med.db).")
+@click.option("--out", required=True, type=click.Path(file_okay=True, dir_okay=True),
+              help="Folder to write (must not exist or be empty, unless --force).")
+@rule_options
+@click.option("--seeds", type=int, default=3, show_default=True, help="Retraining seeds (the first is exported).")
+@click.option("--force", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples of test images for the 95% intervals.")
+@click.option("--cam-images", type=int, default=16, show_default=True,
+              help="Test images shown (and scored) in the model card's Grad-CAM grid.")
+@click.option("--device", default=None, help="Training device (default: the trial's, usually auto).")
+def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
+                   prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
+                   cam_images: int, device: str | None) -> None:
+    """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
+    and a model card."""
+    from ..export import export_study
+    from ..search.study import load_nas_study
+
+    study = load_nas_study(study_name, storage)
+    console = wide_console()
+    result = export_study(study, out, trial_number=trial_number, seeds=seeds, force=force, n_bootstrap=n_bootstrap,
+                          device=device, cam_images=cam_images, auc_tolerance=auc_tolerance, cam_floor=cam_floor,
+                          prefer=prefer)
+    console.print(f"{'★ minimalist choice' if trial_number is None else 'chosen'}: {result.choice.reason}",
+                  soft_wrap=True)
+    print_wide(console, retrain_table([result.report]))
+    files = ", ".join(sorted(p.name for p in result.path.iterdir()))
+    console.print(f"exported trial {result.choice.trial.number} (seed {result.report.seeds[0]}) to {result.path}: "
+                  f"{files}", soft_wrap=True)
+    console.print("parity with the PyTorch model (max abs diff): "
+                  + ", ".join(f"{k} {v:.1e}" for k, v in result.parity.items()), soft_wrap=True)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(export_command)
