@@ -30,27 +30,64 @@ from .options import data_options
 @click.option("--cam-method", default="gradcam", show_default=True,
               help="gradcam, ablationcam, gradcam++, hirescam or layercam.")
 @click.option("--class-weighting/--no-class-weighting", default=False, help="Weight the loss by class frequency.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Local worker processes (CPU threads are divided between them). 0: only create the study "
+                   "(and baselines) and queue --trials trials, for `nas-med worker`s started elsewhere.")
+@click.option("--gpus", default=None, metavar="0,1,...",
+              help="GPUs for local workers (CUDA_VISIBLE_DEVICES each): one worker per GPU, round-robin if "
+                   "--workers is larger.")
 @click.option("--quiet", is_flag=True, help="One log line per trial instead of the live display.")
 def search_command(**kwargs) -> None:
     """Search architectures; run again with the same --study to add trials."""
+    from ..errors import UserError
     from ..search.runner import search
+    from ..search.storage import DEFAULT_STORAGE, mask_url
+    from ..search.workers import WorkersFailed, check_gpus, parse_gpus
     from .front import print_front
     from .progress import SearchProgress
 
     data_root = kwargs.pop("data_root")
     baselines = tuple(b.strip() for b in kwargs.pop("baselines").split(",") if b.strip())
+    gpus = parse_gpus(kwargs.pop("gpus"))
+    if kwargs["workers"] < 0:
+        raise UserError(f"--workers must be 0 (only create the study and queue its trials) or more, "
+                        f"got {kwargs['workers']}.")
+    init_only = kwargs["workers"] == 0
+    if init_only:
+        kwargs["workers"] = 1
     config = SearchConfig(**kwargs, data_root=data_root, baselines=baselines)
+    config.validate()
+    check_gpus(gpus, config.device)
+    config.extra.update(gpus=gpus, init_only=init_only)
+    storage_hint = f" --storage {mask_url(config.storage)}" if config.storage else ""
     console = Console()
+    failure = None
     try:
-        with SearchProgress(config.trials, config.quiet) as progress:
-            study = search(config, callbacks=[progress])
+        # the live panel is for terminals; elsewhere (logs, CI, docker) one line per trial reads better
+        quiet = config.quiet or init_only or not sys.stderr.isatty()
+        with SearchProgress(0 if init_only else config.trials, quiet) as progress:
+            try:
+                study = search(config, callbacks=[progress])
+            except WorkersFailed as exc:
+                failure, study = exc, None
     except KeyboardInterrupt:
-        click.echo("Interrupted: the running trial was marked failed; run the same command to resume.", err=True)
+        click.echo("Interrupted: the running trials were re-queued; run the same command (or `nas-med worker`) "
+                   "to finish them.", err=True)
         sys.exit(130)
+    if failure is not None:
+        click.echo(f"Error: {failure}", err=True)
+        sys.exit(1)
+    if init_only:
+        from ..search.study import waiting
+
+        storage = mask_url(config.storage or DEFAULT_STORAGE)
+        console.print(f"study '{study.study_name}': {waiting(study)} queued trials wait. Run them with: "
+                      f"nas-med worker --study {study.study_name} --storage {storage}", soft_wrap=True,
+                      highlight=False)
+        return
     print_front(study, console)
     console.print(f"study '{study.study_name}': {len(study.trials)} trials stored. "
-                  "Browse with: nas-med dashboard" + (f" --storage {config.storage}" if config.storage else ""))
+                  f"Browse with: nas-med dashboard{storage_hint}")
 
 
 def register(cli: click.Group) -> None:

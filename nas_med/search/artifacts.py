@@ -23,9 +23,22 @@ def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
     return (np.clip(0.55 * rgb + 0.45 * heat, 0, 1) * 255).astype(np.uint8)
 
 
-def cam_grid(images: np.ndarray, cams: np.ndarray, columns: int = 8, scale: int = 2) -> Image.Image:
-    """Image rows over their CAM-overlay rows, as one PIL image (upscaled for small inputs)."""
+def grid_factor(size: int, min_tile: int = 128) -> int:
+    """The integer upscaling that makes a ``size``-pixel image at least ``min_tile`` pixels wide (1 for large)."""
+    return max(1, -(-min_tile // max(size, 1)))
+
+
+def cam_grid(images: np.ndarray, cams: np.ndarray, columns: int = 8, min_tile: int = 128) -> Image.Image:
+    """Rows of up to ``columns`` images, each over the row of their CAM overlays, as one RGB PIL image.
+
+    ``images`` uint8 (N, C, H, W), ``cams`` (N, H, W) in [0, 1]; small images are upscaled (nearest) to tiles
+    of at least ``min_tile`` pixels. With ``k = min(columns, N)`` and ``f = grid_factor(H, min_tile)`` the result
+    is ``2 * ceil(N / k) * H * f`` pixels high and ``k * W * f`` wide.
+    """
+    if images.ndim != 4 or cams.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(f"need images (N, C, H, W) and cams (N, H, W), got {images.shape} and {cams.shape}")
     n, _, h, w = images.shape
+    columns = max(1, min(columns, n))
     rows = []
     for start in range(0, n, columns):
         chunk = range(start, min(n, start + columns))
@@ -35,7 +48,7 @@ def cam_grid(images: np.ndarray, cams: np.ndarray, columns: int = 8, scale: int 
         pad = [np.zeros((h, w, 3), np.uint8)] * (columns - len(plain))
         rows += [np.concatenate(plain + pad, 1), np.concatenate(over + pad, 1)]
     grid = Image.fromarray(np.concatenate(rows, 0))
-    factor = max(scale, 128 // max(h, 1))
+    factor = grid_factor(h, min_tile)
     return grid.resize((grid.width * factor, grid.height * factor), Image.NEAREST)
 
 
@@ -50,16 +63,25 @@ def upload_cam_grid(trial: optuna.Trial | optuna.trial.FrozenTrial, store_dir: P
                                study_or_trial=trial, storage=storage, mimetype="image/png")
 
 
+def _fmt(key: str, value) -> str:
+    if isinstance(value, float) and key == "params":
+        return f"{key} {value:,.0f}"
+    if isinstance(value, float) and key == "cam_quality":
+        return f"{key} {value:+.3f}"
+    return f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+
+
 def trial_note(summary: str, values: dict | None, reason: str | None = None, cam_artifact: str | None = None) -> str:
-    """The markdown note shown beside a trial in optuna-dashboard."""
+    """The markdown note shown beside a trial in optuna-dashboard: architecture in one line, objective values,
+    why the trial stopped (if it did) and which artifact holds its CAM grid."""
     lines = [f"**Architecture:** `{summary}`", ""]
     if values:
-        lines.append(" | ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in values.items()))
+        lines += ["**Objectives:** " + " · ".join(_fmt(k, v) for k, v in values.items()), ""]
     if reason:
-        lines.append(f"**Stopped:** {reason}")
+        lines += [f"**Stopped:** {reason}", ""]
     if cam_artifact:
-        lines.append(f"CAM grid artifact: `{cam_artifact}` (top rows images, bottom rows Grad-CAM overlays)")
-    return "\n".join(lines)
+        lines.append(f"CAM grid: artifact `{cam_artifact}` (each row of images above its row of CAM overlays)")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def save_trial_note(trial: optuna.Trial, body: str) -> None:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
-
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from ..arch import ArchSpec
@@ -15,7 +17,7 @@ from ..data import load_dataset
 from ..data.types import Dataset
 from ..errors import UserError
 from ..space import Space, load_space
-from ..train import TrainingFailed
+from ..train import TrainingFailed, pick_device
 from .config import SearchConfig
 from .objective import TrialObjective
 from .pruning import shadow_study
@@ -24,10 +26,24 @@ from .study import QUEUED_ATTR, create_or_resume, load_nas_study, stored_config,
 
 log = logging.getLogger(__name__)
 BASELINE_TRAINING = {"lr": 1e-3, "batch_size": 32, "weight_decay": 0.0}
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"  # recorded on each trial as user attr ``worker``
 
 
 class BudgetMet(RuntimeError):
     """A worker asked for a trial after the queue emptied; the surplus trial is closed, not run."""
+
+
+class _OneLineFailures(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a candidate that cannot train is expected (its reason
+    is in the trial's user attrs), so keep the line and drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], (TrainingFailed, BudgetMet, KeyboardInterrupt)):
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_OneLineFailures())
 
 
 @dataclass
@@ -59,6 +75,8 @@ def prepare(config: SearchConfig) -> Session:
     """Validate ``config`` and the space, load the data, create or resume the study. Nothing is written to the
     storage before every input has been checked."""
     config.validate()
+    pick_device(config.device)  # a bad --device is an input error, not a failed trial
+    config.study = config.study_name()  # named from what the user gave, before defaults are filled in
     space = load_space(config.space)
     data = _load_data(config)
     if config.size is None:
@@ -73,6 +91,8 @@ def prepare(config: SearchConfig) -> Session:
 
 def attach(study_name: str, storage_url: str | None, device: str | None = None) -> Session:
     """A worker's session on an existing study: the configuration comes from the study itself."""
+    if device:
+        pick_device(device)
     study = load_nas_study(study_name, storage_url)
     config = SearchConfig.from_resolved(stored_config(study))
     config.storage = storage_url
@@ -112,26 +132,56 @@ def run_baselines(session: Session) -> None:
             session.study.tell(trial, list(values))
 
 
-def _queued_objective(session: Session):
+def _queued_objective(session: Session, current: dict):
+    from .workers import first_heartbeat
+
     def objective(trial: optuna.Trial):
         if not trial.user_attrs.get(QUEUED_ATTR):
             trial.set_user_attr("stop_reason", "the study's trial budget was already met")
             raise BudgetMet("the study's trial budget was already met")
-        return session.objective(trial)
+        current["trial_id"] = trial._trial_id
+        first_heartbeat(session.study, trial)
+        trial.set_user_attr("worker", WORKER_ID)
+        try:
+            return session.objective(trial)
+        except torch.OutOfMemoryError as exc:  # outside training (training turns it into TrainingFailed)
+            reason = f"out of memory: {(str(exc).strip() or 'no detail').splitlines()[0]}"
+            trial.set_user_attr("stop_reason", reason)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise TrainingFailed(reason) from None
 
     return objective
 
 
 def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> None:
-    """Run queued trials until none wait (or ``timeout`` seconds pass). Failed trials are recorded, not raised."""
+    """Run queued trials until none wait and none runs on a lost worker (or ``timeout`` seconds pass).
+    Failed trials are recorded, not raised; an interrupted trial (Ctrl-C, SIGTERM) is re-queued."""
+    from .workers import await_lost_trials, failed_elsewhere, requeue_interrupted
+
     deadline = None if timeout is None else time.monotonic() + timeout
-    objective = _queued_objective(session)
-    while waiting(session.study) > 0:
+    current: dict = {}
+    objective = _queued_objective(session, current)
+    while True:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             break
-        session.study.optimize(objective, n_trials=1, timeout=left, catch=(TrainingFailed, BudgetMet),
-                               callbacks=list(callbacks), gc_after_trial=True, show_progress_bar=False)
+        if waiting(session.study) == 0 and not await_lost_trials(session.study, deadline):
+            break
+        current.clear()
+        try:
+            session.study.optimize(objective, n_trials=1, timeout=left, catch=(TrainingFailed, BudgetMet),
+                                   callbacks=list(callbacks), gc_after_trial=True, show_progress_bar=False)
+        except KeyboardInterrupt:
+            if "trial_id" in current:
+                number = requeue_interrupted(session.study, current["trial_id"])
+                log.warning("interrupted: the running trial was re-queued as trial %s", number)
+            raise
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            if not failed_elsewhere(session.study, current.get("trial_id")):
+                raise
+            log.warning("another worker declared this worker's trial lost (no heartbeat in time) and re-queued "
+                        "it; going on with the queue")
 
 
 def search(config: SearchConfig, callbacks=()) -> optuna.Study:
@@ -140,10 +190,12 @@ def search(config: SearchConfig, callbacks=()) -> optuna.Study:
     session = prepare(config)
     run_baselines(session)
     top_up_queue(session.study, config.trials)
-    if config.workers > 1:
+    if config.extra.get("init_only"):  # create and queue only: workers started elsewhere run the trials
+        return session.study
+    if config.workers > 1 or config.extra.get("gpus"):
         from .workers import run_local_workers
 
-        run_local_workers(session, config)
+        run_local_workers(session, config, callbacks)
     else:
         run_queue(session, config.timeout, callbacks)
     return session.study

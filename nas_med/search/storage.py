@@ -1,24 +1,35 @@
-"""Study storage: sqlite under studies/ by default, any SQLAlchemy URL, or a journal file; passwords masked."""
+"""Study storage: sqlite under studies/ by default, any SQLAlchemy URL, or a journal file; passwords masked.
+
+RDB storages record a heartbeat for every running trial (``NAS_MED_HEARTBEAT_SECONDS``, default 30; 0 turns it
+off): a trial whose worker died (SIGKILL, lost machine) is failed after twice that time without a heartbeat and
+re-queued as a WAITING copy with the same parameters, which the next worker runs.
+"""
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 
 import optuna
-
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_STORAGE = "sqlite:///studies/nas-med.db"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+HEARTBEAT_ENV = "NAS_MED_HEARTBEAT_SECONDS"
+MAX_RETRY = 2
+SQLITE_TIMEOUT = 60  # seconds a writer waits for the sqlite lock before "database is locked"
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
+    """The URL (or a message quoting one) with any password replaced by ***, safe to print."""
+    return re.sub(r"(://[^:/@\s]+):[^\s/]*@", r"\1:***@", str(url))
 
 
 def is_journal(url: str) -> bool:
@@ -36,12 +47,83 @@ def artifact_dir(url: str) -> Path:
     return Path("studies") / "artifacts"
 
 
-def open_storage(url: str | None = None, heartbeat: bool = True) -> optuna.storages.BaseStorage:
-    """Open (and create when needed) the storage at ``url``. Bad URLs raise UserError with the masked URL."""
+def heartbeat_seconds() -> int:
+    """The heartbeat interval from ``NAS_MED_HEARTBEAT_SECONDS`` (default 30; 0 = no heartbeat)."""
+    raw = os.environ.get(HEARTBEAT_ENV, "30").strip()
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise UserError(f"{HEARTBEAT_ENV} must be a whole number of seconds >= 0, got '{raw}'.")
+    return seconds
+
+
+class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Re-queue a heartbeat-stale trial (same parameters and user attrs, so it stays ``queued``) and close the
+    shadow pruning trial it left running."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        before = len(study.get_trials(deepcopy=False))
+        super().__call__(study, trial)
+        trials = study.get_trials(deepcopy=False)
+        if len(trials) > before:
+            log.warning("trial %d of study '%s' lost its worker (no heartbeat); re-queued as trial %d",
+                        trial.number, study.study_name, trials[-1].number)
+        else:
+            log.warning("trial %d of study '%s' lost its worker (no heartbeat) and was retried %d times already; "
+                        "not re-queued", trial.number, study.study_name, self._max_retry)
+        close_shadow_trial(study, trial)
+
+
+def close_shadow_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Fail the shadow pruning trial of ``trial`` if it is still running (best effort)."""
+    number = trial.user_attrs.get("shadow_trial")
+    if number is None:
+        return
+    storage = study._storage
+    try:
+        shadow_id = storage.get_study_id_from_name(study.study_name + ":pruning")
+        trial_id = storage.get_trial_id_from_study_id_trial_number(shadow_id, int(number))
+        if storage.get_trial(trial_id).state == TrialState.RUNNING:
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    except Exception as exc:  # noqa: BLE001 - the shadow study only guides pruning
+        log.debug("shadow trial %s of trial %d not closed: %s", number, trial.number, exc)
+
+
+def _missing_driver(url: str, exc: ImportError) -> str:
+    """The name of the driver module that failed to import (Optuna re-raises without the name)."""
+    cause = exc.__cause__ or exc.__context__
+    name = exc.name or getattr(cause, "name", None)
+    if name:
+        return name.split(".")[0]
+    scheme = url.split("://", 1)[0]
+    return scheme.split("+", 1)[1] if "+" in scheme else scheme
+
+
+def _driver_hint(missing: str) -> str:
+    if missing == "psycopg2":
+        return ("write the URL as postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (psycopg 3: "
+                "pip install 'nas-med[postgres]').")
+    if "psycopg" in missing or missing.startswith("postgres"):
+        return "for PostgreSQL: pip install 'nas-med[postgres]'."
+    return "install the driver the URL names."
+
+
+def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = True) -> optuna.storages.BaseStorage:
+    """Open the storage at ``url`` (a missing sqlite or journal file is created only when ``create``). Bad URLs
+    raise UserError with the masked URL."""
     url = str(url or DEFAULT_STORAGE)
+    if not create and (is_journal(url) or url.startswith("sqlite:///")):
+        path = Path(url[len("sqlite:///"):] if url.startswith("sqlite:///") else url)
+        if not path.is_file():
+            raise UserError(f"storage '{url}' does not exist (no file {path}).")
     if is_journal(url):
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
+        try:
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(url))
+        except OSError as exc:
+            raise UserError(f"cannot open the journal storage '{url}': {exc.strerror or exc}.") from None
     if "://" not in url:
         raise UserError(f"storage '{mask_url(url)}' is neither a SQLAlchemy URL (sqlite:///..., "
                         "postgresql+psycopg://...) nor a journal file (*.log, *.journal).")
@@ -52,18 +134,21 @@ def open_storage(url: str | None = None, heartbeat: bool = True) -> optuna.stora
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create the folder of storage '{url}': {exc.strerror}.") from None
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    elif url.startswith("postgresql"):
+        if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
+            raise UserError(f"the folder of storage '{url}' is not writable.")
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
+    elif url.startswith("postgres"):
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
-    if heartbeat:
-        seconds = int(os.environ.get("NAS_MED_HEARTBEAT_SECONDS", "30"))
+    seconds = heartbeat_seconds() if heartbeat else 0
+    if seconds:
         kwargs.update(heartbeat_interval=seconds, grace_period=2 * seconds,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+                      heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=MAX_RETRY))
     try:
         return RDBStorage(url, **kwargs)
     except ImportError as exc:
-        raise UserError(f"storage '{mask_url(url)}' needs a driver that is not installed ({exc.name}); "
-                        "for PostgreSQL: pip install 'nas-med[postgres]'.") from None
+        missing = _missing_driver(url, exc)
+        raise UserError(f"storage '{mask_url(url)}' needs a database driver that is not installed ({missing}); "
+                        f"{_driver_hint(missing)}") from None
     except Exception as exc:  # SQLAlchemy/driver errors: bad URL, refused connection, bad password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot open storage '{mask_url(url)}': {mask_url(first)}") from None

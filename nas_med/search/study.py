@@ -6,7 +6,7 @@ from optuna.trial import TrialState
 
 from ..errors import UserError, look_up
 from .config import DIRECTIONS, OBJECTIVES, SAMPLERS, SearchConfig, differences
-from .storage import mask_url, open_storage
+from .storage import DEFAULT_STORAGE, mask_url, open_storage
 
 CONFIG_ATTR = "nas_med_config"
 QUEUED_ATTR = "queued"
@@ -60,11 +60,18 @@ def create_or_resume(config: SearchConfig, resolved: dict, storage=None) -> optu
 
 def load_nas_study(name: str, storage_url: str | None, sampler: str | None = None) -> optuna.Study:
     """An existing nas-med study by name; unknown names raise UserError listing the studies that exist."""
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, create=False)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
              if not s.study_name.endswith(":pruning")]
     if name not in names:
-        look_up(name, names or ["(no studies yet)"], f"study in {mask_url(storage_url or 'the default storage')}")
+        where = mask_url(storage_url or DEFAULT_STORAGE)
+        if not names:
+            raise UserError(f"unknown study '{name}': {where} holds no study yet (create one with `nas-med search "
+                            f"--study {name}`).")
+        try:
+            look_up(name, names, "study")
+        except UserError as exc:
+            raise UserError(f"{exc} (storage {where})") from None
     study = optuna.load_study(study_name=name, storage=storage)
     config = SearchConfig.from_resolved(stored_config(study))
     study.sampler = make_sampler(sampler or config.sampler, config.seed)
