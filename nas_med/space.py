@@ -10,6 +10,7 @@ mapping ``{low, high, log?, step?}`` (an int or float range) or a single value (
 from __future__ import annotations
 
 from collections.abc import Collection
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,15 @@ from .errors import UserError, look_up
 __all__ = ["ARCH_FIELDS", "SPACES_DIR", "TRAIN_FIELDS", "Field", "Space", "load_space", "parse_space", "sample",
            "sample_training", "space_names"]
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+def _spaces_dir() -> Path:
+    """search_spaces/ of the source tree (editable install), else the copy a regular install puts in
+    ``<prefix>/share/nas-med/search_spaces``."""
+    source = Path(__file__).resolve().parent.parent / "search_spaces"
+    installed = Path(sys.prefix) / "share" / "nas-med" / "search_spaces"
+    return source if source.is_dir() or not installed.is_dir() else installed
+
+
+SPACES_DIR = _spaces_dir()
 
 
 @dataclass(frozen=True)

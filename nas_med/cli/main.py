@@ -51,3 +51,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_library_warnings()
     cli(prog_name="nas-med")
+
+
+if __name__ == "__main__":
+    main()
