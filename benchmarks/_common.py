@@ -67,6 +67,21 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
+def add_skip_gc(ap: argparse.ArgumentParser) -> None:
+    """--skip-gc: the what-if diagnostic of the timing benchmarks."""
+    ap.add_argument("--skip-gc", action="store_true",
+                    help="what-if diagnostic: make gc.collect() a no-op, to show what the full garbage collections "
+                         "run around every trial cost")
+
+
+def apply_skip_gc(args: argparse.Namespace) -> None:
+    if getattr(args, "skip_gc", False):
+        import gc
+
+        gc.collect = lambda generation=2: 0
+        print("what-if: gc.collect() is a no-op in this run")
+
+
 def setup(args: argparse.Namespace) -> None:
     """Threads, quiet libraries, and one line describing the machine."""
     import optuna

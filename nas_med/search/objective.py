@@ -7,12 +7,13 @@ import math
 from pathlib import Path
 
 
+import numpy as np
 import optuna
 import torch
 
-from ..arch import ArchSpec, InvalidSpec, build, check
+from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check
 from ..data.types import Dataset
-from ..objectives.cam import evaluate_cams
+from ..objectives.cam import CamResult, evaluate_cams
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 from .artifacts import save_trial_note, trial_note, upload_cam_grid
@@ -92,16 +93,21 @@ class TrialObjective:
         finally:
             del model
             self._release()
-        values = self._score(trial, result)
+        values = self._score(trial, spec, result)
         if pruning is not None:
             pruning.finish(values[0])
         return values
 
-    def _score(self, trial: optuna.Trial, result) -> tuple[float, float, float, float]:
+    def _score(self, trial: optuna.Trial, spec: ArchSpec, result) -> tuple[float, float, float, float]:
         device = pick_device(self.config.device)
         images = self.data.val.images[self.cam_index]
         masks = None if self.data.val.masks is None else self.data.val.masks[self.cam_index]
-        cam = evaluate_cams(result.model, self.normalize(images.to(device)), masks, self.config.cam_method)
+        layer = cam_target_layer(result.model, spec)
+        if layer is None:  # token models (ViT, Swin) or maps below 2x2: no CAM, scored as a random map would be
+            trial.set_user_attr("cam_unsupported", "no feature map of at least 2x2 for Grad-CAM")
+            cam = CamResult(0.0, np.zeros(len(images)), float("nan"), np.zeros((len(images), *images.shape[-2:])), [])
+        else:
+            cam = evaluate_cams(result.model, self.normalize(images.to(device)), masks, self.config.cam_method, layer)
         auc, params, seconds = result.val["auc"], trial.user_attrs["params"], result.epoch_seconds
         trial.set_user_attr("history", result.history)
         trial.set_user_attr("best_epoch", result.best_epoch)
