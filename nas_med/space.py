@@ -9,8 +9,8 @@ mapping ``{low, high, log?, step?}`` (an int or float range) or a single value (
 """
 from __future__ import annotations
 
-from collections.abc import Collection
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

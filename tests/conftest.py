@@ -28,6 +28,16 @@ def need(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Own data cache (never the user's ~/.cache) and one torch thread (tiny tensors: more threads only contend)."""
+    monkeypatch.setenv("NAS_MED_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tmp_path / "cache"
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def breastmnist_root() -> Path:
     need(BREASTMNIST.is_dir(), f"real MedMNIST files not found at {BREASTMNIST} (../shared is absent in a user's clone)")

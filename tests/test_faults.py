@@ -28,13 +28,8 @@ TINY = ["--size", "16", "--space", "tiny", "--epochs", "1", "--cam-images", "4",
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Own data cache; one torch thread (tiny tensors on a busy 2-core machine)."""
-    monkeypatch.setenv("NAS_MED_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _isolated(isolated):
+    """Every test here: own data cache, one torch thread (tests/conftest.py)."""
 
 
 def invoke(*args: str, env: dict | None = None):

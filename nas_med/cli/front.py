@@ -9,8 +9,16 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
-from ..select import (DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, PREFERABLE, choose, completed, is_baseline,
-                      pareto_front, value)
+from ..select import (
+    DEFAULT_AUC_TOLERANCE,
+    DEFAULT_CAM_FLOOR,
+    PREFERABLE,
+    choose,
+    completed,
+    is_baseline,
+    pareto_front,
+    value,
+)
 
 RULE_HELP = ("The minimalist rule: among completed candidates on the Pareto front whose validation AUC is within "
              "--auc-tolerance of the best and whose CAM quality is >= --cam-floor (waived, with a note, when none "

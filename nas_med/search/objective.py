@@ -6,7 +6,6 @@ import logging
 import math
 from pathlib import Path
 
-
 import numpy as np
 import optuna
 import torch

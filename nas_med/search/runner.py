@@ -6,7 +6,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 import torch

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -17,13 +16,8 @@ from nas_med.cli.main import cli
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Own cache root; one torch thread (tiny tensors on a busy 2-core machine)."""
-    monkeypatch.setenv("NAS_MED_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _isolated(isolated):
+    """Every test here: own data cache, one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture
