@@ -1,0 +1,53 @@
+"""Every script in benchmarks/ (found by glob) runs with --quick, exits 0 and prints its figure as a RESULT line."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BREASTMNIST = REPO.parent / "shared" / "data" / "breastmnist"
+BENCHMARKS = REPO / "benchmarks"
+SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
+# e.g. "RESULT overhead_ratio=1.04 (goal <= 1.10)": at least one name=number figure, then the goal in brackets
+NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
+RESULT = re.compile(rf"^RESULT(?: [A-Za-z][A-Za-z0-9_]*=(?:{NUMBER}))+ \(goal [^)]+\)$")
+
+
+def test_the_benchmarks_are_found():
+    names = {p.name for p in SCRIPTS}
+    assert {"overhead.py", "pruning.py", "data_pipeline.py", "samplers.py", "quality.py"} <= names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_quick_run_prints_its_figure(script: Path):
+    proc = subprocess.run([sys.executable, str(script), "--quick"], cwd=REPO, capture_output=True, text=True,
+                          timeout=400)
+    if proc.returncode != 0 and not BREASTMNIST.is_dir() and "does not exist" in proc.stderr:
+        reason = f"{script.name} needs {BREASTMNIST}: {proc.stderr.strip()}"
+        if os.environ.get("NAS_MED_REQUIRE_SERVICES") == "1":  # as conftest.need: fail in CI, skip elsewhere
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert proc.returncode == 0, f"{script.name} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    assert results, f"{script.name} printed no RESULT line; its output ended:\n{proc.stdout[-1500:]}"
+    assert RESULT.match(results[-1]), f"malformed figure line: {results[-1]!r}"
+    assert proc.stdout.rstrip().splitlines()[-1] == results[-1], "the RESULT line must be the last line printed"
+
+
+def test_missing_shared_data_is_a_clear_exit(monkeypatch, tmp_path):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    monkeypatch.setattr(_common, "SHARED", tmp_path / "no-shared")
+    with pytest.raises(SystemExit) as exc:
+        _common.shared_data("breastmnist")
+    message = str(exc.value.code)
+    assert str(tmp_path / "no-shared" / "data" / "breastmnist") in message and "does not exist" in message
