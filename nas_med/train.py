@@ -161,7 +161,9 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     normalize = Normalizer(data.train.images)
     train_split = DeviceSplit(data.train, device, multilabel)
     val_split = DeviceSplit(data.val, device, multilabel)
-    channels_last = device.type in ("cpu", "cuda")
+    # channels-last only on CUDA: on CPU, torch 2.14.1's oneDNN backward of a channels-last 1x1 stride-2 conv
+    # (a ResNet shortcut) corrupts the heap and kills the process (benchmarks/README.md has the repro)
+    channels_last = device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = _loss_fn(data, cfg, device)

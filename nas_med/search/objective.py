@@ -150,8 +150,9 @@ class TrialObjective:
 
     @staticmethod
     def _release() -> None:
-        gc.collect()
+        """Give a finished candidate's GPU memory back (a full collection costs ~0.3 s, so only on CUDA)."""
         if torch.cuda.is_available():
+            gc.collect()
             torch.cuda.empty_cache()
 
 

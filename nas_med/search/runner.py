@@ -170,7 +170,7 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
         current.clear()
         try:
             session.study.optimize(objective, n_trials=1, timeout=left, catch=(TrainingFailed, BudgetMet),
-                                   callbacks=list(callbacks), gc_after_trial=True, show_progress_bar=False)
+                                   callbacks=list(callbacks), gc_after_trial=False, show_progress_bar=False)
         except KeyboardInterrupt:
             if "trial_id" in current:
                 number = requeue_interrupted(session.study, current["trial_id"])
