@@ -44,7 +44,7 @@ def plain_loop(spec, data, epochs: int, lr: float, batch_size: int, seed: int) -
     start = time.perf_counter()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    cl = torch.channels_last
+    cl = torch.contiguous_format  # as nas-med on CPU: channels-last backward crashes torch 2.14.1 there
     model = build(spec).to(memory_format=cl)
     x = data.train.images.float() / 255
     mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)

@@ -98,6 +98,14 @@ def test_report_section_rebuilds_from_storage(sweep_run):
         sweep_section_html("missing", storage)
 
 
+def test_report_of_a_sweep_study_includes_the_sweep(sweep_run, tmp_path):
+    storage, *_ = sweep_run
+    result, output = _invoke(["report", "--study", "t:f1-s24", "--storage", storage, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, output
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "class='sweep'" in page and page.count("<td>minimalist</td>") == 4
+
+
 @pytest.mark.parametrize("change, message", [
     ({"--fractions": "0.5,1.5"}, "got 1.5"),
     ({"--fractions": " , "}, "at least one fraction"),

@@ -66,6 +66,11 @@ def write_report(study_name: str, storage_url: str | None = None, out: str | Pat
     study = load_nas_study(study_name, storage_url)
     data = collect(study, artifact_dir(storage_url or DEFAULT_STORAGE), auc_tolerance, cam_floor, prefer)
     page = render(data)
+    from ..sweep import sweep_of, sweep_section_html
+
+    sweep = sweep_of(study)
+    if sweep:  # a study of a sweep: add the sweep's table and figures
+        page = page.replace("</body>", sweep_section_html(sweep, storage_url) + "</body>", 1)
     path = _write(out_dir, page)
     log.info("report of study '%s' written to %s", study_name, path)
     return path
