@@ -148,7 +148,8 @@ def main() -> None:
         print(f"search took {time.perf_counter() - start:.0f} s")
     if len(trials) < 3:
         sys.exit(f"need at least 3 trials with both scores, found {len(trials)}")
-    report(trials)
+    rho = report(trials)
+    print(f"RESULT spearman_road_vs_mask={rho:+.3f} n={len(trials)} (reported; no goal)")
 
 
 if __name__ == "__main__":

@@ -3,16 +3,17 @@
 Goal: a nas-med trial takes at most 1.10 x the time of a plain loop training the same network on the same
 tensors for the same epochs.
 
-The nas-med side is a real ``nas_med.search.search`` (temporary sqlite storage, TPE sampler, median pruner
-through the shadow study, Grad-CAM + ROAD objective on the fixed validation subset, CAM-grid artifact, dashboard
-note, user attrs), on a one-point search space so that the architecture is fixed: 3 plain stages 16-32-64 with
-batch norm, GAP + linear, Adam lr 0.003, batch 32. Its time is that of ``run_queue``, the loop that runs the
-queued trial: the trial itself plus what the search loop does around it (heartbeat, garbage collection after the
-trial); the study's one-off set-up (data loading, study creation) is not counted. The plain side builds the same ``ArchSpec`` and runs the loop anyone would write: normalise
-the tensors once, shuffle, forward, cross-entropy, backward, Adam step, a validation pass per epoch, keep the
-weights of the best validation loss. Both use channels-last tensors and the same seed. Repeats alternate the
-two sides after one uncounted warm-up pair; the figure is the median over repeats of (nas-med trial / plain loop). Each repeat is a new study so
-that the pruner never stops the trial.
+The nas-med side is a real ``nas_med.search.search`` (temporary sqlite storage, TPE sampler, median pruner through
+the shadow study, Grad-CAM + ROAD objective on the fixed validation subset, CAM-grid artifact, dashboard note,
+user attrs), on a one-point search space so that the architecture is fixed: 3 plain stages 16-32-64 with batch
+norm, GAP + linear, Adam lr 0.003, batch 32. Its time is that of ``run_queue``, the loop that runs the queued
+trial: the trial itself plus what the search loop does around it (heartbeat, garbage collection after the trial);
+the study's one-off set-up (data loading, study creation) is not counted. The plain side builds the same
+``ArchSpec`` and runs the loop anyone would write: normalise the tensors once, shuffle, forward, cross-entropy,
+backward, Adam step, a validation pass per epoch, keep the weights of the best validation loss. Both use the
+memory format nas-med trains with on CPU (contiguous) and the same seed. Repeats alternate the two sides after one uncounted warm-up pair; the figure is
+the median over repeats of (nas-med trial / plain loop). Each repeat is a new study so that the pruner never stops
+the trial.
 
 Data: the embedded synthetic dataset at 32 px (600 train / 200 validation images, 4 classes), 8 epochs, 16 CAM
 images (the defaults of ``nas-med search``), 7 repeats. --quick: 16 px, 2 epochs, 8 CAM images, 2 repeats.
@@ -128,12 +129,15 @@ def main() -> int:
     started = time.perf_counter()
     setup(args)
     apply_skip_gc(args)
+    import optuna
+
     import nas_med.search.objective as objective_module
     import nas_med.search.runner as runner_module
     from nas_med.arch import ArchSpec
     from nas_med.data import load_dataset
     from nas_med.search import SearchConfig, search
     from nas_med.select import completed
+    from nas_med.space import load_space, sample
 
     size, epochs = (16, 2) if args.quick else (32, 8)
     epochs = args.epochs or epochs
@@ -145,6 +149,8 @@ def main() -> int:
     ours, plain, train_s, cam_s, gc_s = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         space = fixed_space(tmp)
+        fixed = sample(optuna.create_study().ask(), load_space(space), in_channels=data.in_channels,
+                       num_classes=data.num_classes, input_size=data.size)  # the one spec of the space
         for rep in range(repeats + 1):  # repeat 0 warms up both sides and is not counted
             with temp_storage() as url, Timer(objective_module, "train") as t_train, \
                     Timer(objective_module, "evaluate_cams") as t_cam:
@@ -159,14 +165,8 @@ def main() -> int:
                         t_ours, t_stored = t_queue.seconds, trial_seconds(trial)
                         spec = ArchSpec.from_dict(trial.user_attrs["spec"])
                     else:
-                        from nas_med.space import load_space, sample  # the same spec, built without a trial
-                        import optuna
-
-                        probe = optuna.create_study().ask()
-                        spec0 = sample(probe, load_space(space), in_channels=data.in_channels,
-                                       num_classes=data.num_classes, input_size=data.size)
-                        t_plain = plain_loop(spec0, data, epochs, 0.003, 32, args.seed + 0)
-            assert spec == spec0, "the plain loop must train the trial's architecture"
+                        t_plain = plain_loop(fixed, data, epochs, 0.003, 32, args.seed)  # trial 0's seed
+            assert spec == fixed, "the plain loop must train the trial's architecture"
             if rep == 0:
                 print(f"warm-up: nas-med {t_ours:.2f} s, plain {t_plain:.2f} s (not counted)")
                 continue
@@ -176,7 +176,8 @@ def main() -> int:
             cam_s.append(t_cam.seconds)
             gc_s.append(t_gc.seconds)
             print(f"repeat {rep}: nas-med trial {t_ours:6.2f} s (train() {t_train.seconds:.2f} s, CAM+ROAD "
-                  f"{t_cam.seconds:.2f} s, full gc {t_gc.seconds:.2f} s; stored trial time {t_stored:.2f} s) | plain loop {t_plain:6.2f} s | ratio {t_ours / t_plain:.3f}", flush=True)
+                  f"{t_cam.seconds:.2f} s, full gc {t_gc.seconds:.2f} s; stored trial time {t_stored:.2f} s) | "
+                  f"plain loop {t_plain:6.2f} s | ratio {t_ours / t_plain:.3f}", flush=True)
     ratios = [o / p for o, p in zip(ours, plain)]
     rest = [o - t - c - g for o, t, c, g in zip(ours, train_s, cam_s, gc_s)]
     print(f"median: nas-med trial {median(ours):.2f} s = train() {median(train_s):.2f} + CAM objective "

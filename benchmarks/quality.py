@@ -13,12 +13,6 @@ test split: AUC mean +- std over seeds with a 95 % bootstrap interval, parameter
 ResNet-18 was trained 100 epochs with a learning-rate schedule; ours gets the search's short recipe, so compare
 the minimalist choice with our ResNet-18 first, and with the published numbers as context.
 
-A torch 2.14.1 bug: on CPU, the backward pass of a channels-last 1x1 stride-2 convolution with 4 to 12 channels
-on a map of 64 px or more (a residual shortcut of a narrow ``basic`` candidate after a conv stem) corrupts the
-heap and kills the process (segfault or "free(): invalid pointer"); nas-med trains channels-last on CPU. With
-oneDNN off the same code runs, so at 64 px this script switches oneDNN off (``--keep-onednn`` keeps it) and the
-64 px epoch times are those of PyTorch's slower fallback convolutions.
-
 Data: BreastMNIST 28 and 64 px (546 train / 78 validation / 156 test), 24 trials per size.
 --quick: 28 px only, tiny space, 2 trials x 2 epochs, one seed.
 
@@ -31,7 +25,6 @@ import time
 
 from _common import parser, result, setup, shared_data, temp_storage
 
-CRASH_SIZE = 64
 PUBLISHED = {"ResNet-18 (28)": 0.901, "ResNet-18 (224)": 0.891, "ResNet-50 (28)": 0.857, "auto-sklearn": 0.836,
              "AutoKeras": 0.871, "Google AutoML Vision": 0.919}
 
@@ -41,8 +34,6 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=None, help="trials per size (default 24, --quick 2)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs per trial and retraining (default 8, --quick 2)")
     ap.add_argument("--sizes", default=None, help="image sizes (default 28,64, --quick 28)")
-    ap.add_argument("--keep-onednn", action="store_true",
-                    help=f"keep oneDNN convolutions on at >= {CRASH_SIZE} px (crashes with torch 2.14.1, see above)")
     args = ap.parse_args()
     root = shared_data("breastmnist")
     started = time.perf_counter()
@@ -59,17 +50,9 @@ def main() -> int:
           f"baseline; retrain seeds {seeds}", flush=True)
     figures: dict[str, float] = {}
     rows = []
-    import torch
-
     for size in sizes:
         t = time.perf_counter()
-        safe = size >= CRASH_SIZE and not args.keep_onednn
-        if safe:
-            print(f"  {size} px: oneDNN (mkldnn) convolutions are switched off for this size: with torch 2.14.1 the "
-                  "channels-last backward of a 1x1 stride-2 convolution with <= 12 channels on a >= 64 px map "
-                  "corrupts the heap and kills the process (see the docstring); epoch times are therefore slower "
-                  "than nas-med's own at this size", flush=True)
-        with torch.backends.mkldnn.flags(enabled=not safe), temp_storage() as url:
+        with temp_storage() as url:
             config = SearchConfig(dataset="breastmnist", data_root=str(root), size=size, space=space, trials=trials,
                                   epochs=epochs, study=f"quality-{size}", storage=url, seed=args.seed,
                                   baselines=("resnet18",), pruner="median", sampler="tpe", device="cpu", quiet=True)

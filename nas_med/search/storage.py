@@ -144,7 +144,7 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
         kwargs.update(heartbeat_interval=seconds, grace_period=2 * seconds,
                       heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=MAX_RETRY))
     try:
-        return RDBStorage(url, **kwargs)
+        storage = RDBStorage(url, **kwargs)
     except ImportError as exc:
         missing = _missing_driver(url, exc)
         raise UserError(f"storage '{mask_url(url)}' needs a database driver that is not installed ({missing}); "
@@ -152,3 +152,16 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
     except Exception as exc:  # SQLAlchemy/driver errors: bad URL, refused connection, bad password
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot open storage '{mask_url(url)}': {mask_url(first)}") from None
+    if url.startswith("sqlite:///"):
+        _use_wal(storage)
+    return storage
+
+
+def _use_wal(storage: RDBStorage) -> None:
+    """Write-ahead logging: readers no longer block the writer, so several local workers share one sqlite file
+    with far fewer lock waits (the setting is stored in the database file)."""
+    try:
+        with storage.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    except Exception as exc:  # e.g. a file system without shared memory: keep the default journal
+        log.debug("sqlite WAL not enabled: %s", exc)
