@@ -149,7 +149,7 @@ def main() -> None:
     if len(trials) < 3:
         sys.exit(f"need at least 3 trials with both scores, found {len(trials)}")
     rho = report(trials)
-    print(f"RESULT spearman_road_vs_mask={rho:+.3f} n={len(trials)} (reported; no goal)")
+    print(f"RESULT spearman_road_vs_mask={rho:+.3f} n={len(trials)} (goal none: reported only)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -156,11 +157,14 @@ def _queued_objective(session: Session, current: dict):
 def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> None:
     """Run queued trials until none wait and none runs on a lost worker (or ``timeout`` seconds pass).
     Failed trials are recorded, not raised; an interrupted trial (Ctrl-C, SIGTERM) is re-queued."""
+    from sqlalchemy.exc import OperationalError
+
     from .workers import await_lost_trials, failed_elsewhere, requeue_interrupted
 
     deadline = None if timeout is None else time.monotonic() + timeout
     current: dict = {}
     objective = _queued_objective(session, current)
+    busy = 0
     while True:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
@@ -181,6 +185,17 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
                 raise
             log.warning("another worker declared this worker's trial lost (no heartbeat in time) and re-queued "
                         "it; going on with the queue")
+        except OperationalError as exc:
+            # sqlite answers "busy" at once (no lock wait) when two workers' transactions would deadlock; the
+            # transaction was rolled back, so waiting a moment and going on is safe. A trial that was running is
+            # left to the heartbeat, which re-queues it.
+            busy += 1
+            if "locked" not in str(exc) or busy > 30:
+                raise
+            log.debug("storage busy (%s); retrying", str(exc).splitlines()[0])
+            time.sleep(0.2 + random.random())
+        else:
+            busy = 0
 
 
 def search(config: SearchConfig, callbacks=()) -> optuna.Study:

@@ -158,10 +158,27 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
 
 
 def _use_wal(storage: RDBStorage) -> None:
-    """Write-ahead logging: readers no longer block the writer, so several local workers share one sqlite file
-    with far fewer lock waits (the setting is stored in the database file)."""
+    """Make sqlite safe for several worker processes.
+
+    pysqlite starts a transaction only at the first write, so Optuna's read-then-update of a WAITING trial can
+    hand the same queued trial to two workers. Every transaction here starts with BEGIN IMMEDIATE instead (the
+    SQLAlchemy recipe), which serialises them; write-ahead logging keeps readers from blocking the writer.
+    """
+    from sqlalchemy import event
+
+    engine = storage.engine
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # pooled connections opened before the listeners existed
     try:
-        with storage.engine.connect() as conn:
+        with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     except Exception as exc:  # e.g. a file system without shared memory: keep the default journal
         log.debug("sqlite WAL not enabled: %s", exc)

@@ -176,7 +176,7 @@ def test_four_workers_share_one_sqlite_file_without_lock_errors(tmp_path):
     proc = nas_med("search", "--storage", url, "--trials", "6", "--workers", "4", *TINY, cwd=tmp_path)
     out, err = proc.communicate(timeout=420)
     assert proc.returncode == 0, err
-    assert "locked" not in err and "Traceback" not in err and "OperationalError" not in err
+    assert "locked" not in err and "Traceback" not in err and "OperationalError" not in err, err
     study = optuna.load_study(study_name="w", storage=url)
     done = queued_finished(study)
     assert len(done) == 6 and not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
