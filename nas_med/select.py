@@ -28,7 +28,8 @@ from .errors import UserError, look_up
 from .search.config import DIRECTIONS, OBJECTIVES
 
 __all__ = ["Choice", "DEFAULT_AUC_TOLERANCE", "DEFAULT_CAM_FLOOR", "PREFERABLE", "Preference", "choose",
-           "completed", "is_baseline", "metric", "minimalist", "parse_prefer", "pareto_front", "value"]
+           "completed", "is_baseline", "metric", "minimalist", "parse_prefer", "pareto_front", "study_minimalist",
+           "value"]
 
 DEFAULT_AUC_TOLERANCE = 0.01
 DEFAULT_CAM_FLOOR = 0.0
@@ -173,7 +174,7 @@ def _format(name: str, v: float) -> str:
     return f"{v:+.3f}" if name == "cam_quality" else f"{v:.4f}"
 
 
-def _check_rule(auc_tolerance: float, cam_floor: float | None) -> None:
+def check_rule(auc_tolerance: float, cam_floor: float | None) -> None:
     if not (isinstance(auc_tolerance, (int, float)) and math.isfinite(auc_tolerance) and auc_tolerance >= 0):
         raise UserError(f"--auc-tolerance must be a number >= 0, got {auc_tolerance!r}.")
     if cam_floor is not None and not math.isfinite(cam_floor):
@@ -182,18 +183,26 @@ def _check_rule(auc_tolerance: float, cam_floor: float | None) -> None:
 
 def minimalist(trials: list[FrozenTrial], auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
                cam_floor: float | None = DEFAULT_CAM_FLOOR,
-               prefer: str | Sequence[str] | Preference | None = None) -> Choice | None:
+               prefer: str | Sequence[str] | Preference | None = None,
+               aucs: dict[int, float] | None = None) -> Choice | None:
     """The minimalist choice among ``trials`` (None if there are none) and a sentence saying why.
 
     Keeps the trials whose AUC is within ``auc_tolerance`` of the best and whose CAM quality is >= ``cam_floor``
     (waived, with a note, when none reaches it), then takes the best by ``prefer`` (default: fewest parameters,
-    ties by epoch time; see the module docstring for the forms ``prefer`` takes)."""
-    _check_rule(auc_tolerance, cam_floor)
+    ties by epoch time; see the module docstring for the forms ``prefer`` takes). ``aucs`` ({trial number:
+    cross-validated AUC}, from ``nas_med.confirm``) replaces the validation AUC, and only those trials compete."""
+    check_rule(auc_tolerance, cam_floor)
     pref = parse_prefer(prefer)
+    if aucs is not None:
+        trials = [t for t in trials if t.number in aucs]
     if not trials:
         return None
-    best = max(value(t, "auc") for t in trials)
-    near = [t for t in trials if value(t, "auc") >= best - auc_tolerance]
+
+    def score(t: FrozenTrial) -> float:
+        return value(t, "auc") if aucs is None else aucs[t.number]
+
+    best = max(score(t) for t in trials)
+    near = [t for t in trials if score(t) >= best - auc_tolerance]
     sound = [t for t in near if cam_floor is None or value(t, "cam_quality") >= cam_floor]
     floor_note = ""
     if not sound:
@@ -211,10 +220,21 @@ def minimalist(trials: list[FrozenTrial], auc_tolerance: float = DEFAULT_AUC_TOL
         rest = list(DEFAULT_ORDER)
     ties = ", then ".join(WORDS[o] for o in dict.fromkeys(rest))
     floor = f" and CAM quality >= {cam_floor:g}" if cam_floor is not None and not floor_note else ""
-    reason = (f"trial {pick.number} has {what} among the {len(sound)} of {len(trials)} candidate(s) with validation "
+    kind = "validation" if aucs is None else "cross-validated"
+    reason = (f"trial {pick.number} has {what} among the {len(sound)} of {len(trials)} candidate(s) with {kind} "
               f"AUC within {auc_tolerance:g} of the best ({best:.4f}){floor}{floor_note}; ties broken by {ties}. "
-              f"Its AUC is {value(pick, 'auc'):.4f}, with {int(value(pick, 'params')):,} parameters.")
+              f"Its {kind} AUC is {score(pick):.4f}, with {int(value(pick, 'params')):,} parameters.")
     return Choice(pick, reason, [t.number for t in sound])
+
+
+def study_minimalist(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
+                     cam_floor: float | None = DEFAULT_CAM_FLOOR,
+                     prefer: str | Sequence[str] | Preference | None = None) -> Choice | None:
+    """The minimalist choice on the Pareto front of the study's completed candidates, on the cross-validated
+    AUCs when ``nas-med confirm`` stored them for the current front."""
+    from .confirm import confirmed_aucs
+
+    return minimalist(pareto_front(completed(study)), auc_tolerance, cam_floor, prefer, confirmed_aucs(study))
 
 
 def choose(study: optuna.Study, trial_number: int | None = None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
@@ -224,13 +244,13 @@ def choose(study: optuna.Study, trial_number: int | None = None, auc_tolerance: 
     else the minimalist choice on the Pareto front of completed candidates.
 
     Raises UserError when the study has no completed trial, or the number is not a completed trial."""
-    _check_rule(auc_tolerance, cam_floor)
+    check_rule(auc_tolerance, cam_floor)
     parse_prefer(prefer)
     done = completed(study, baselines=None)
     if not done:
         raise UserError(f"study '{study.study_name}' has no completed trial yet; run `nas-med search --study "
                         f"{study.study_name}` (or wait for its workers) first.")
-    rule = minimalist(pareto_front(completed(study)), auc_tolerance, cam_floor, prefer)
+    rule = study_minimalist(study, auc_tolerance, cam_floor, prefer)
     if trial_number is None:
         if rule is None:
             numbers = ", ".join(str(t.number) for t in done)

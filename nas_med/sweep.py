@@ -261,10 +261,10 @@ def _search_point(config: SweepConfig, point: SweepPoint, study: optuna.Study | 
 
 def _to_test(study: optuna.Study, config: SweepConfig) -> dict[str, tuple[FrozenTrial, str]]:
     """{architecture: (trial, why)}: the minimalist choice and each requested baseline that completed."""
-    from .select import completed, minimalist, pareto_front
+    from .select import completed, study_minimalist
 
     out: dict[str, tuple[FrozenTrial, str]] = {}
-    choice = minimalist(pareto_front(completed(study)), config.auc_tolerance, config.cam_floor)
+    choice = study_minimalist(study, config.auc_tolerance, config.cam_floor)
     if choice is not None:
         out[MINIMALIST] = (choice.trial, choice.reason)
     for name in config.baselines:

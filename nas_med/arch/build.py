@@ -1,6 +1,7 @@
 """``build(spec) -> nn.Module``: the one way to get a model; and the feature-map check that runs before it."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -61,13 +62,18 @@ def stage_shapes(spec: ArchSpec) -> list[tuple[str, int, int, int]]:
     """(name, channels, height, width) after the stem and after every stage, computed without allocating memory.
 
     For a torchvision spec, one entry per feature stage named by module path. Raises InvalidSpec with the
-    reason when the spec is malformed or the map collapses.
+    reason when the spec is malformed or the map collapses. Cached per spec (a trial asks several times).
     """
+    return list(_stage_shapes(spec))
+
+
+@functools.lru_cache(maxsize=1024)
+def _stage_shapes(spec: ArchSpec) -> tuple[tuple[str, int, int, int], ...]:
     _validate_io(spec)
     if spec.torchvision:
         from .torchvision_nets import torchvision_stage_shapes
 
-        return torchvision_stage_shapes(spec)
+        return tuple(torchvision_stage_shapes(spec))
     _validate_stages(spec)
     with torch.device("meta"):
         stem, stages, _ = _body(spec)
@@ -89,7 +95,7 @@ def stage_shapes(spec: ArchSpec) -> list[tuple[str, int, int, int]]:
         if min(x.shape[-2:]) < 1:
             raise InvalidSpec(f"feature map collapses to {tuple(x.shape[-2:])} after {name}")
         shapes.append((name, int(x.shape[1]), int(x.shape[2]), int(x.shape[3])))
-    return shapes
+    return tuple(shapes)
 
 
 def _reduction(spec: ArchSpec) -> str:

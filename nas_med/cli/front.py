@@ -82,6 +82,9 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
             table.add_column(col, overflow="fold")
         else:
             table.add_column(col, justify="left" if col == "" else "right", no_wrap=True)
+    from ..confirm import confirmed_aucs
+
+    cv = confirmed_aucs(study) or {}
     rows = sorted(front, key=lambda t: (value(t, "params"), t.number))
     if choice is not None and choice.trial not in rows and not is_baseline(choice.trial):
         rows.append(choice.trial)  # a --trial pick off the front
@@ -93,7 +96,8 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
         elif t not in front:
             mark += " (off front)"
         flops = t.user_attrs.get("flops")
-        table.add_row(mark, str(t.number), f"{value(t, 'auc'):.4f}", f"{int(value(t, 'params')):,}",
+        auc = f"{value(t, 'auc'):.4f}" + (f" (cv {cv[t.number]:.4f})" if t.number in cv else "")
+        table.add_row(mark, str(t.number), auc, f"{int(value(t, 'params')):,}",
                       "-" if flops is None else f"{flops / 1e6:.2f} M", f"{value(t, 'epoch_seconds'):.3f}",
                       f"{value(t, 'cam_quality'):+.3f}",
                       t.user_attrs.get("baseline") or t.user_attrs.get("summary", ""))

@@ -9,8 +9,8 @@ import click
 
 from ..errors import UserError
 
-COMMAND_MODULES = ("datasets", "arch", "search", "worker", "dashboard", "front", "export", "predict", "report",
-                   "sweep")
+COMMAND_MODULES = ("datasets", "arch", "search", "worker", "dashboard", "front", "confirm", "export", "predict",
+                   "report", "sweep")
 
 
 class _Group(click.Group):

@@ -10,7 +10,7 @@ from ..errors import UserError
 from .types import Split
 
 
-def _strata(labels: torch.Tensor) -> np.ndarray:
+def sample_strata(labels: torch.Tensor) -> np.ndarray:
     """One stratum id per sample: the class, or for multi-label the first positive label (-1 if none)."""
     if labels.ndim == 1:
         return labels.numpy()
@@ -34,7 +34,7 @@ def stratified_indices(labels: torch.Tensor, ratios: tuple[float, ...], seed: in
     if not math.isclose(sum(ratios), 1.0, abs_tol=1e-6) or min(ratios) < 0:
         raise UserError(f"split ratios must be non-negative and sum to 1, got {ratios}.")
     rng = np.random.default_rng(seed)
-    strata = _strata(labels)
+    strata = sample_strata(labels)
     n = len(strata)
     if groups is None:
         groups = np.arange(n)
@@ -70,7 +70,7 @@ def fraction_count(fraction: float, n: int) -> int:
 def subsample_indices(labels: torch.Tensor, count: int, seed: int, what: str = "training",
                       fraction: float | None = None) -> np.ndarray:
     """Sorted indices of a stratified random subset of ``count`` samples, at least one of every class present."""
-    strata = _strata(labels)
+    strata = sample_strata(labels)
     classes = np.unique(strata)
     n = len(strata)
     if count < len(classes):

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial
 
 from ..errors import UserError
 from ..search.study import stored_config
-from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, completed, minimalist, pareto_front
+from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, completed, pareto_front, study_minimalist
 from .hypervolume import Scale, hypervolume_curve
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def collect(study: optuna.Study, artifact_dir: Path | None, auc_tolerance: float
         raise UserError(f"study '{study.study_name}' has no completed trial yet: nothing to report.")
     candidates, baselines = completed(study), completed(study, baselines=True)
     front = pareto_front(candidates)
-    choice = minimalist(front, auc_tolerance, cam_floor, prefer)
+    choice = study_minimalist(study, auc_tolerance, cam_floor, prefer)
     states: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1

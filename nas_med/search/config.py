@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..errors import UserError, look_up
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "gp")
-PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
+PRUNERS = ("median", "pareto", "hyperband", "sha", "percentile", "none")
 OBJECTIVES = ("auc", "params", "epoch_seconds", "cam_quality")
 DIRECTIONS = ("maximize", "minimize", "minimize", "maximize")
 # settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change

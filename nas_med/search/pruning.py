@@ -3,6 +3,11 @@
 Optuna does not prune multi-objective trials (``trial.report``/``should_prune`` raise). Each candidate asks a
 trial of ``<study>:pruning`` (maximize validation AUC, with the chosen pruner) in the same storage, reports its
 AUC per epoch there, and is pruned when the shadow trial is.
+
+The pruners look at AUC alone, but the search has four objectives: a small, cheap candidate with a modest AUC
+can still belong on the Pareto front. So a candidate whose size is known is pruned only when the pruner says so
+*and* a completed candidate that is no larger (parameters) and no costlier (FLOPs) had at least its validation
+AUC at the same epoch: it is then dominated on everything known while it trains.
 """
 from __future__ import annotations
 
@@ -10,14 +15,29 @@ import optuna
 
 from ..errors import look_up
 from .config import PRUNERS
+from .storage import set_user_attrs
 
 SHADOW_SUFFIX = ":pruning"
+
+
+class AfterWarmupPruner(optuna.pruners.BasePruner):
+    """Willing to prune any trial from step ``n_warmup_steps`` on. With the dominance check of ``ShadowPruning``
+    (``--pruner pareto``) it stops exactly the candidates that a completed one dominates at the same epoch."""
+
+    def __init__(self, n_warmup_steps: int):
+        self.n_warmup_steps = n_warmup_steps
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        return step is not None and step >= self.n_warmup_steps
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     """The Optuna pruner named ``name`` with warm-up sized to ``epochs``."""
     look_up(name, PRUNERS, "pruner")
-    warmup = max(1, epochs // 4)
+    warmup = max(1, epochs // 8)
+    if name == "pareto":
+        return AfterWarmupPruner(warmup)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
     if name == "percentile":
@@ -35,21 +55,37 @@ def shadow_study(study_name: str, storage, pruner_name: str, epochs: int) -> opt
                                pruner=make_pruner(pruner_name, epochs), load_if_exists=True)
 
 
-class ShadowPruning:
-    """Links one real trial to one shadow trial: ``report`` each epoch, ``should_prune``, then ``finish``."""
+COST_KEYS = ("params", "flops")
 
-    def __init__(self, shadow: optuna.Study, trial: optuna.Trial):
+
+class ShadowPruning:
+    """Links one real trial to one shadow trial: ``report`` each epoch, ``should_prune``, then ``finish``.
+    ``cost``: the candidate's ``params`` and ``flops`` (either may be missing); without them pruning looks at
+    AUC alone."""
+
+    def __init__(self, shadow: optuna.Study, trial: optuna.Trial, cost: dict | None = None):
         self.shadow = shadow
         self.shadow_trial = shadow.ask()
-        self.shadow_trial.set_user_attr("trial_number", trial.number)
-        trial.set_user_attr("shadow_trial", self.shadow_trial.number)
+        self.cost = {key: (cost or {})[key] for key in COST_KEYS if key in (cost or {})}
+        set_user_attrs(self.shadow_trial, {"trial_number": trial.number, **self.cost})
+        self.number = self.shadow_trial.number
         self.last = float("nan")
 
     def report(self, value: float, step: int) -> bool:
         """Report ``value`` at ``step``; True when the candidate should be pruned."""
         self.last = value
         self.shadow_trial.report(value, step)
-        return self.shadow_trial.should_prune()
+        return self.shadow_trial.should_prune() and self.dominated(value, step)
+
+    def dominated(self, value: float, step: int) -> bool:
+        """Whether a completed candidate no larger and no costlier (any, without a known cost) reached at least
+        ``value`` at ``step``."""
+        for other in self.shadow.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            reached = other.intermediate_values.get(step)
+            if reached is not None and reached >= value and all(
+                    other.user_attrs.get(key, float("inf")) <= limit for key, limit in self.cost.items()):
+                return True
+        return False
 
     def finish(self, value: float | None = None, pruned: bool = False) -> None:
         """Close the shadow trial: PRUNED, FAIL (``value`` None) or COMPLETE with ``value``."""

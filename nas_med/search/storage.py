@@ -76,6 +76,26 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
         close_shadow_trial(study, trial)
 
 
+def set_user_attrs(trial: optuna.Trial, attrs: dict) -> None:
+    """Set several user attrs of a running ``trial`` in one transaction (``trial.set_user_attr`` commits each
+    key on its own: ~3 ms apiece in sqlite). Storages other than RDB get them one by one."""
+    backend = getattr(trial.storage, "_backend", trial.storage)
+    if not attrs:
+        return
+    if not isinstance(backend, RDBStorage):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial._trial_id, key,
+                                                   value)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
 def close_shadow_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Fail the shadow pruning trial of ``trial`` if it is still running (best effort)."""
     number = trial.user_attrs.get("shadow_trial")

@@ -21,9 +21,9 @@ def tiny(tmp_path, **kw) -> SearchConfig:
     return SearchConfig(**base)
 
 
-def space_file(tmp_path, **arch) -> str:
+def space_file(tmp_path, lr=(0.003,), **arch) -> str:
     data = {"name": "custom", "arch": {"block": ["simple"], "stages": [2], "base_width": [4], **arch},
-            "train": {"lr": [0.003], "batch_size": [64]}}
+            "train": {"lr": list(lr), "batch_size": [64]}}
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(data))
     return str(path)
@@ -91,7 +91,9 @@ def test_collapsing_architecture_is_pruned_with_reason(tmp_path):
 
 
 def test_pruning_prunes_some_trials(tmp_path):
-    study = search(tiny(tmp_path, pruner="median", trials=8, epochs=4, sampler="random"))
+    # one architecture, so a candidate with a poor learning rate is dominated (same size, lower AUC)
+    study = search(tiny(tmp_path, space=space_file(tmp_path, lr=(1e-6, 0.003)), pruner="median", trials=8,
+                        epochs=4, sampler="random"))
     states = [t.state for t in study.trials]
     assert len(states) == 8 and TrialState.PRUNED in states
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]

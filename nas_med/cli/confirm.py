@@ -1,0 +1,41 @@
+"""``nas-med confirm``: cross-validate the near-best front members so the minimalist rule can trust them."""
+from __future__ import annotations
+
+import click
+
+from ..confirm import DEFAULT_FOLDS, DEFAULT_MAX_CANDIDATES
+from ..select import DEFAULT_AUC_TOLERANCE
+
+
+@click.command("confirm")
+@click.option("--study", "study_name", required=True, help="Study name.")
+@click.option("--storage", default=None, help="Storage URL. [default: sqlite:///studies/nas-med.db]")
+@click.option("--folds", type=int, default=DEFAULT_FOLDS, show_default=True,
+              help="Stratified folds over the training and validation images pooled.")
+@click.option("--max-candidates", type=click.IntRange(min=1), default=DEFAULT_MAX_CANDIDATES, show_default=True,
+              help="At most this many near-best front members, best validation AUC first.")
+@click.option("--auc-tolerance", type=float, default=DEFAULT_AUC_TOLERANCE, show_default=True,
+              help="Minimalist rule: AUC tolerance below the best (near-best = within it plus one standard error).")
+@click.option("--device", default=None, help="Device (default: the trials', usually auto).")
+def confirm_command(study_name: str, storage: str | None, folds: int, max_candidates: int, auc_tolerance: float,
+                    device: str | None) -> None:
+    """Re-score the near-best Pareto-front members by K-fold cross-validation on train + val.
+
+    A small validation split makes one run's AUC noisy; the cross-validated AUCs are stored on the study and
+    from then on `front`, `export`, `report` and `retrain` apply the minimalist rule to them."""
+    from ..confirm import confirm
+    from ..search.study import load_nas_study
+    from ..select import completed, value
+    from .front import print_front, wide_console
+
+    study = load_nas_study(study_name, storage)
+    aucs = confirm(study, folds=folds, auc_tolerance=auc_tolerance, max_candidates=max_candidates, device=device)
+    by_number = {t.number: t for t in completed(study)}
+    for number, cv in aucs.items():
+        click.echo(f"trial {number}: validation AUC {value(by_number[number], 'auc'):.4f}, {folds}-fold "
+                   f"cross-validated AUC {cv:.4f}")
+    print_front(study, wide_console(), auc_tolerance=auc_tolerance)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(confirm_command)

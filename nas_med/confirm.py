@@ -1,0 +1,141 @@
+"""Confirm the minimalist choice by cross-validation before trusting a small validation split.
+
+With a few dozen validation images, one training run's validation AUC moves by several hundredths with the
+images drawn and the seed, so "within 0.01 of the best" is decided by luck and tends to favour a tiny network
+that happened to score well. ``confirm`` re-scores the near-best members of the Pareto front (validation AUC
+within the rule's tolerance plus one standard error of the best AUC, Hanley and McNeil 1982; at most
+``max_candidates``, best first) with stratified K-fold cross-validation on the training and validation images
+pooled: each candidate is trained K times with its stored recipe, and the out-of-fold predictions of all pooled
+images give one AUC. The result is stored on the study (user attr ``nas_med_confirmed``), and from then on the
+minimalist rule (``front``, ``export``, ``report``, ``retrain``) compares those AUCs instead.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+
+import numpy as np
+import optuna
+import torch
+
+from .arch import build
+from .data.splits import sample_strata, stratified_indices
+from .data.types import Dataset, Split
+from .errors import UserError
+from .metrics import auc
+from .retrain import load_study_data, trial_recipe
+from .select import DEFAULT_AUC_TOLERANCE, check_rule, completed, pareto_front, value
+from .train import Normalizer, pick_device, predict_probs, train
+
+log = logging.getLogger(__name__)
+
+CONFIRMED_ATTR = "nas_med_confirmed"
+DEFAULT_FOLDS = 4
+DEFAULT_MAX_CANDIDATES = 6
+EPOCH_PICK_SHARE = 0.15  # of each fold's training images, to pick the best epoch as the search does
+
+
+def auc_standard_error(area: float, positives: int, negatives: int) -> float:
+    """Hanley and McNeil's standard error of an AUC estimated from ``positives`` and ``negatives``."""
+    if positives < 1 or negatives < 1:
+        return float("nan")
+    q1, q2 = area / (2 - area), 2 * area * area / (1 + area)
+    var = (area * (1 - area) + (positives - 1) * (q1 - area * area)
+           + (negatives - 1) * (q2 - area * area)) / (positives * negatives)
+    return math.sqrt(max(var, 0.0))
+
+
+def _smallest_class(data: Dataset) -> tuple[int, int]:
+    """(images of the rarest class, the rest) in the validation split: the harder side of the AUC."""
+    labels = data.val.labels
+    counts = labels.sum(0) if data.task == "multilabel" else torch.bincount(labels, minlength=data.num_classes)
+    rare = int(counts.min())
+    return rare, len(data.val) - rare
+
+
+def near_best(study: optuna.Study, data: Dataset, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
+              max_candidates: int = DEFAULT_MAX_CANDIDATES) -> list[optuna.trial.FrozenTrial]:
+    """Front members whose validation AUC is within ``auc_tolerance`` + one standard error of the best."""
+    check_rule(auc_tolerance, None)
+    front = pareto_front(completed(study))
+    if not front:
+        raise UserError(f"study '{study.study_name}' has no completed candidate to confirm.")
+    best = max(value(t, "auc") for t in front)
+    se = auc_standard_error(best, *_smallest_class(data))
+    margin = auc_tolerance + (se if math.isfinite(se) else 0.0)
+    near = sorted((t for t in front if value(t, "auc") >= best - margin), key=lambda t: -value(t, "auc"))
+    return near[:max_candidates]
+
+
+def fold_indices(labels: torch.Tensor, folds: int, seed: int) -> list[np.ndarray]:
+    """Stratified fold membership of every image (multi-label: by its first positive label)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    groups = sample_strata(labels)
+    smallest = int(np.unique(groups, return_counts=True)[1].min()) if len(groups) else 0
+    if folds < 2 or folds > max(2, smallest):
+        raise UserError(f"--folds must be between 2 and the images of the rarest class ({smallest}), got {folds}.")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [held for _, held in splitter.split(np.zeros(len(groups)), groups)]
+
+
+def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: int = DEFAULT_FOLDS,
+                        device: str | None = None) -> float:
+    """AUC of the out-of-fold predictions of ``trial``'s recipe on train + val pooled, K-fold."""
+    spec, cfg = trial_recipe(trial)
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    pool = Split(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.labels, data.val.labels]))
+    multilabel = data.task == "multilabel"
+    probs = np.zeros((len(pool), data.num_classes), dtype=np.float64)
+    for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed)):
+        mask = np.ones(len(pool), bool)
+        mask[held] = False
+        fit, out = pool.subset(torch.as_tensor(np.flatnonzero(mask))), pool.subset(torch.as_tensor(held))
+        # the best epoch is picked on a slice of the fold's own training part, never on the held-out fold
+        learn, pick = stratified_indices(fit.labels, (1 - EPOCH_PICK_SHARE, EPOCH_PICK_SHARE), cfg.seed + k)
+        inner = data.with_splits(train=fit.subset(torch.as_tensor(learn)), val=fit.subset(torch.as_tensor(pick)),
+                                 test=out)
+        torch.manual_seed(cfg.seed + k)
+        result = train(build(spec), inner, replace(cfg, seed=cfg.seed + k))
+        normalize = Normalizer(inner.train.images)
+        dev = pick_device(cfg.device)
+        probs[held] = predict_probs(result.model, out.images.to(dev), normalize, multilabel).cpu().numpy()
+    return auc(data.task, pool.labels.numpy(), probs)
+
+
+def confirm(study: optuna.Study, data: Dataset | None = None, folds: int = DEFAULT_FOLDS,
+            auc_tolerance: float = DEFAULT_AUC_TOLERANCE, max_candidates: int = DEFAULT_MAX_CANDIDATES,
+            device: str | None = None) -> dict[int, float]:
+    """Cross-validate the near-best front members of ``study`` and store their AUCs on it; returns
+    {trial number: cross-validated AUC}."""
+    data = data if data is not None else load_study_data(study)
+    if data.info.get("group_key"):
+        raise UserError(f"study '{study.study_name}' groups images by '{data.info['group_key']}'; confirm's folds "
+                        "are drawn per image and would put one patient on both sides, so it is not offered here.")
+    aucs = {}
+    for trial in near_best(study, data, auc_tolerance, max_candidates):
+        aucs[trial.number] = cross_validated_auc(trial, data, folds, device)
+        log.info("trial %d: validation AUC %.4f, %d-fold cross-validated AUC %.4f", trial.number,
+                 value(trial, "auc"), folds, aucs[trial.number])
+    study.set_user_attr(CONFIRMED_ATTR, {"folds": folds, "front": _front_numbers(study),
+                                         "auc": {str(n): a for n, a in aucs.items()}})
+    return aucs
+
+
+def _front_numbers(study: optuna.Study) -> list[int]:
+    return [t.number for t in pareto_front(completed(study))]
+
+
+def confirmed_aucs(study: optuna.Study) -> dict[int, float] | None:
+    """The cross-validated AUCs stored by ``confirm``; None when the study was not confirmed, or when its front
+    changed since (more trials ran), with a warning."""
+    stored = study.user_attrs.get(CONFIRMED_ATTR)
+    if not stored:
+        return None
+    if stored.get("front") != _front_numbers(study):
+        log.warning("study '%s' was confirmed before its Pareto front changed; the confirmation is ignored "
+                    "(run `nas-med confirm` again)", study.study_name)
+        return None
+    return {int(n): float(a) for n, a in stored["auc"].items()}
