@@ -75,7 +75,7 @@ def test_a_better_curve_than_every_smaller_candidate_is_kept(studies):
 def test_pareto_pruner_stops_any_dominated_candidate_and_only_those():
     storage = optuna.storages.InMemoryStorage()
     real = optuna.create_study(study_name="p", storage=storage, directions=["maximize"] * 2 + ["minimize"] * 2)
-    shadow = shadow_study("p", storage, "pareto", epochs=8)  # warm-up: 2 epochs
+    shadow = shadow_study("p", storage, "pareto", epochs=16)  # warm-up: 2 epochs
     small, large = {"params": 100, "flops": 1e4}, {"params": 1e6, "flops": 1e8}
     run(real, shadow, [0.9, 0.9, 0.9, 0.9], cost=small)  # one completed small, good candidate
     # above the median of everything so far, but the small one was better at epoch 2: dominated, pruned there
