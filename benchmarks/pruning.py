@@ -4,8 +4,9 @@ Goal: pruning spends at least 40 % fewer training epochs (epoch_ratio <= 0.60) w
 the hypervolume of the unpruned search (hv_ratio >= 0.95).
 
 Per seed, two ``nas_med.search.search`` runs with the same TPE sampler seed, the same data and the same number of
-trials: one with the median pruner (the default of ``nas-med search``, through the shadow study; ``--pruner``
-picks another), one with ``--pruner none``. Epochs are counted from the ``history`` user attr of every trial
+trials: one with the median pruner (the default of ``nas-med search``, through the shadow study and Pareto-aware:
+a candidate is stopped only when a completed one with no more parameters and FLOPs beat it at the same epoch;
+``--pruner`` picks another, e.g. ``pareto`` or ``hyperband``), one with ``--pruner none``. Epochs are counted from the ``history`` user attr of every trial
 (completed, pruned and failed). Hypervolume: completed candidates of each run, on one normalisation fitted to
 both runs of that seed (``nas_med.report.hypervolume``: losses -AUC, log10 params, log10 epoch seconds, -CAM
 quality, scaled to [0, 1], reference point 1.1; exact WFG). One pair of runs is noisy (the measured epoch time
