@@ -496,13 +496,9 @@ def sweep_figures(rows: list[dict]) -> dict[str, bytes]:
     if fractions:
         ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
         ax.minorticks_off()
-    ax.set_xlabel("fraction of the training split (log scale)")
-    ax.set_ylabel("test AUC (mean over seeds, 95% CI)")
-    ax.set_title("Test AUC against training-data fraction")
-    ax.grid(alpha=0.3)
-    if archs:
-        ax.legend(fontsize=8)
-    figures["auc_vs_fraction.png"] = _png(fig)
+    figures["auc_vs_fraction.png"] = _finish(fig, ax, "fraction of the training split (log scale)",
+                                             "test AUC (mean over seeds, 95% CI)",
+                                             "Test AUC against training-data fraction", legend=bool(archs))
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     chosen = [r for r in rows if r["architecture"] == MINIMALIST and r.get("blocks") is not None]
@@ -524,14 +520,21 @@ def sweep_figures(rows: list[dict]) -> dict[str, bytes]:
     ax.set_xticks(sizes_all, [str(s) for s in sizes_all])
     ax.set_ylim(0, max([r["blocks"] for r in chosen] or [1]) + 1)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("input size (px)")
-    ax.set_ylabel("blocks of the minimalist choice (stages x depth)")
-    ax.set_title("Chosen depth against input size")
-    ax.grid(alpha=0.3)
-    if chosen:
-        ax.legend(fontsize=8)
-    figures["depth_vs_size.png"] = _png(fig)
+    figures["depth_vs_size.png"] = _finish(fig, ax, "input size (px)",
+                                           "blocks of the minimalist choice (stages x depth)",
+                                           "Chosen depth against input size", legend=bool(chosen))
     return figures
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, legend: bool) -> bytes:
+    """Label, grid and legend of one sweep figure, then its PNG bytes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+    return _png(fig)
 
 
 def _or(value: float | None, default: float) -> float:

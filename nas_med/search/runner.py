@@ -154,6 +154,16 @@ def _queued_objective(session: Session, current: dict):
     return objective
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C/SIGTERM or was raised while handling one: a KeyboardInterrupt that lands in
+    Optuna's tell turns into an UnboundLocalError in ``_run_trial``'s clean-up, which must not read as a crash."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
+
+
 def _freeze_long_lived() -> None:
     """Once per process: move what is alive (torch, sklearn, the data) out of the collector's reach. Full
     collections otherwise rescan those ~500k objects (~0.25 s each) at unpredictable moments inside trials."""
@@ -189,22 +199,22 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
         try:
             session.study.optimize(objective, n_trials=1, timeout=left, catch=(TrainingFailed, BudgetMet),
                                    callbacks=list(callbacks), gc_after_trial=False, show_progress_bar=False)
-        except KeyboardInterrupt:
-            if "trial_id" in current:
-                number = requeue_interrupted(session.study, current["trial_id"])
-                log.warning("interrupted: the running trial was re-queued as trial %s", number)
-            raise
-        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
-            if not failed_elsewhere(session.study, current.get("trial_id")):
-                raise
-            log.warning("another worker declared this worker's trial lost (no heartbeat in time) and re-queued "
-                        "it; going on with the queue")
-        except OperationalError as exc:
+        except BaseException as exc:
+            if interrupted(exc):
+                if "trial_id" in current:
+                    number = requeue_interrupted(session.study, current["trial_id"])
+                    log.warning("interrupted: the running trial was re-queued as trial %s", number)
+                raise KeyboardInterrupt from None
+            if isinstance(exc, (ValueError, optuna.exceptions.UpdateFinishedTrialError)) \
+                    and failed_elsewhere(session.study, current.get("trial_id")):
+                log.warning("another worker declared this worker's trial lost (no heartbeat in time) and "
+                            "re-queued it; going on with the queue")
+                continue
             # sqlite answers "busy" at once (no lock wait) when two workers' transactions would deadlock; the
             # transaction was rolled back, so waiting a moment and going on is safe. A trial that was running is
             # left to the heartbeat, which re-queues it.
             busy += 1
-            if "locked" not in str(exc) or busy > 30:
+            if not isinstance(exc, OperationalError) or "locked" not in str(exc) or busy > 30:
                 raise
             log.debug("storage busy (%s); retrying", str(exc).splitlines()[0])
             time.sleep(0.2 + random.random())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -16,11 +14,10 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from nas_med.cli.main import cli
-from nas_med.search.study import QUEUED_ATTR
+from worker_processes import nas_med, queued_finished
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 
-ENTRY = "from nas_med.cli.main import main; main()"
 TINY = ["--size", "16", "--space", "tiny", "--epochs", "1", "--cam-images", "4", "--pruner", "none",
         "--study", "pg", "--quiet"]
 
@@ -40,17 +37,6 @@ def database(postgres_url):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def nas_med(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.Popen([sys.executable, "-c", ENTRY, *args], env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
-
-
-def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            if t.user_attrs.get(QUEUED_ATTR)]
-
-
 @pytest.mark.slow
 def test_three_workers_finish_exactly_the_budget(database, tmp_path):
     proc = nas_med("search", "--storage", database, "--trials", "5", "--workers", "3", *TINY, cwd=tmp_path)
@@ -58,9 +44,9 @@ def test_three_workers_finish_exactly_the_budget(database, tmp_path):
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "Error" not in err and "psycopg" not in err
     study = optuna.load_study(study_name="pg", storage=database)
-    assert len(finished(study)) == 5
+    assert len(queued_finished(study)) == 5
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
-    assert len({t.user_attrs["worker"] for t in finished(study)}) >= 2
+    assert len({t.user_attrs["worker"] for t in queued_finished(study)}) >= 2
 
 
 @pytest.mark.slow
@@ -91,7 +77,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_rerun_by_another(database, tmp_
     assert len(retry) == 1 and retry[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retry[0].user_attrs["worker"] != victim.user_attrs["worker"]
     assert retry[0].params == trials[victim.number].params  # the same architecture, re-run
-    assert len(finished(study)) == 3
+    assert len(queued_finished(study)) == 3
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
 
 

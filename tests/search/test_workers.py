@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import optuna
@@ -18,24 +16,12 @@ from nas_med.search.storage import open_storage
 from nas_med.search.study import QUEUED_ATTR, top_up_queue
 from nas_med.search.workers import (STORAGE_ENV, await_lost_trials, parse_gpus, plan, requeue_interrupted,
                                     worker_command)
+from worker_processes import nas_med, queued_finished
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
-ENTRY = "from nas_med.cli.main import main; main()"
 TINY = ["--size", "16", "--space", "tiny", "--epochs", "1", "--cam-images", "4", "--pruner", "none",
         "--study", "w", "--quiet"]
-
-
-def nas_med(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    """``nas-med ARGS`` in a fresh interpreter (one torch thread: the test machine has 2 busy cores)."""
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.Popen([sys.executable, "-c", ENTRY, *args], env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
-
-
-def queued_finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            if t.user_attrs.get(QUEUED_ATTR)]
 
 
 def test_plan_divides_cores_and_spreads_gpus():
@@ -168,6 +154,42 @@ def test_an_interrupted_trial_is_requeued(tmp_path, monkeypatch):
     assert trials[trial.number].state == TrialState.FAIL
     assert number == trials[-1].number and trials[-1].state == TrialState.WAITING
     assert trials[-1].user_attrs[QUEUED_ATTR] and trials[-1].params == trial.params
+
+
+def test_ctrl_c_during_optunas_tell_is_an_interrupt_not_a_crash(tmp_path, monkeypatch):
+    """A KeyboardInterrupt inside Optuna's tell surfaces from ``_run_trial`` as an UnboundLocalError."""
+    import optuna.study._optimize as optimize_module
+
+    from nas_med.search import SearchConfig
+    from nas_med.search.runner import prepare, run_queue
+
+    def interrupted_tell(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    config = SearchConfig(dataset="synthetic", size=16, space="tiny", trials=1, epochs=1, study="i",
+                          storage=f"sqlite:///{tmp_path}/i.db", cam_images=4, pruner="none", quiet=True,
+                          artifacts=False, baselines=())
+    session = prepare(config)
+    top_up_queue(session.study, 1)
+    monkeypatch.setattr(optimize_module, "_tell_with_warning", interrupted_tell)
+    with pytest.raises(KeyboardInterrupt):
+        run_queue(session)
+    trials = session.study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]  # re-queued for the next run
+    assert trials[1].user_attrs[QUEUED_ATTR]
+
+
+def test_interrupted_sees_an_interrupt_through_the_exceptions_it_caused():
+    from nas_med.search.runner import interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise UnboundLocalError("updated_state")
+    except UnboundLocalError as exc:
+        assert interrupted(exc)
+    assert interrupted(KeyboardInterrupt()) and not interrupted(ValueError("x"))
 
 
 @pytest.mark.slow
