@@ -40,6 +40,7 @@ from .options import data_options
 def search_command(**kwargs) -> None:
     """Search architectures; run again with the same --study to add trials."""
     from ..errors import UserError
+    from ..search import interrupts
     from ..search.runner import search
     from ..search.storage import DEFAULT_STORAGE, mask_url
     from ..search.workers import WorkersFailed, check_gpus, parse_gpus
@@ -62,6 +63,7 @@ def search_command(**kwargs) -> None:
     storage_hint = f" --storage {mask_url(config.storage)}" if config.storage else ""
     console = Console()
     failure = None
+    interrupts.install()  # Ctrl-C stops at once, or at the next epoch if Python swallowed it
     try:
         # the live panel is for terminals; elsewhere (logs, CI, docker) one line per trial reads better
         quiet = config.quiet or init_only or not sys.stderr.isatty()

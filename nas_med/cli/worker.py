@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import click
+
+from ..search import interrupts
 
 
 @click.command("worker")
@@ -44,7 +45,7 @@ def worker(study_name: str, storage: str, gpus: str | None, device: str | None, 
         import torch
 
         torch.set_num_threads(threads)
-    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`: re-queue the running trial, then exit
+    interrupts.install()  # Ctrl-C and `docker stop`: re-queue the running trial, then exit
     try:
         _run(study_name, storage, device, timeout, quiet)
     except KeyboardInterrupt:
@@ -86,10 +87,6 @@ def _launch(study_name: str, storage: str, gpus: tuple[str, ...], timeout: float
         click.echo(f"Error: {unfinished(study)} queued trial(s) of '{study_name}' in {mask_url(storage)} are not "
                    "finished.", err=True)
         sys.exit(1)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def register(cli: click.Group) -> None:

@@ -15,6 +15,7 @@ from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
+from . import interrupts
 from .artifacts import save_trial_note, trial_note, upload_cam_grid
 from .config import SearchConfig
 from .pruning import ShadowPruning
@@ -76,6 +77,7 @@ class TrialObjective:
 
         def on_epoch(epoch: int, record: dict) -> None:
             history.append(record)
+            interrupts.check()
             if pruning is not None and pruning.report(record["val_auc"], epoch):
                 pruning.finish(pruned=True)
                 self._stop(trial, {"history": history, "last_auc": float(record["val_auc"])},

@@ -19,6 +19,7 @@ from ..data.types import Dataset
 from ..errors import UserError
 from ..space import Space, load_space
 from ..train import TrainingFailed, pick_device
+from . import interrupts
 from .config import SearchConfig
 from .objective import TrialObjective
 from .pruning import shadow_study
@@ -197,6 +198,7 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
             break
         current.clear()
         try:
+            interrupts.check()
             session.study.optimize(objective, n_trials=1, timeout=left, catch=(TrainingFailed, BudgetMet),
                                    callbacks=list(callbacks), gc_after_trial=False, show_progress_bar=False)
         except BaseException as exc:
@@ -204,6 +206,7 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
                 if "trial_id" in current:
                     number = requeue_interrupted(session.study, current["trial_id"])
                     log.warning("interrupted: the running trial was re-queued as trial %s", number)
+                interrupts.handled()
                 raise KeyboardInterrupt from None
             if isinstance(exc, (ValueError, optuna.exceptions.UpdateFinishedTrialError)) \
                     and failed_elsewhere(session.study, current.get("trial_id")):

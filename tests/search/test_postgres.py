@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from nas_med.cli.main import cli
-from worker_processes import nas_med, queued_finished
+from worker_processes import nas_med, queued_finished, with_epochs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 
@@ -51,8 +51,8 @@ def test_three_workers_finish_exactly_the_budget(database, tmp_path):
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_has_its_trial_rerun_by_another(database, tmp_path):
-    proc = nas_med("search", "--storage", database, "--trials", "3", "--workers", "2", *TINY, cwd=tmp_path,
-                   env={"NAS_MED_HEARTBEAT_SECONDS": "3"})  # a trial without heartbeat for 6 s is stale
+    proc = nas_med("search", "--storage", database, "--trials", "3", "--workers", "2", *with_epochs(TINY, 40),
+                   cwd=tmp_path, env={"NAS_MED_HEARTBEAT_SECONDS": "3"})  # no heartbeat for 6 s: stale
     victim = None
     deadline = time.monotonic() + 300
     while victim is None and time.monotonic() < deadline and proc.poll() is None:
@@ -61,9 +61,9 @@ def test_a_worker_killed_mid_trial_has_its_trial_rerun_by_another(database, tmp_
             study = optuna.load_study(study_name="pg", storage=database)
         except KeyError:
             continue
-        running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
-        if running:
-            victim = running[0]
+        training = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "spec" in t.user_attrs]
+        if training:  # its architecture is sampled and stored: it is training
+            victim = training[0]
     assert victim is not None, "no trial started"
     pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)  # mid-trial: no chance to clean up

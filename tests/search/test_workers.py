@@ -16,7 +16,7 @@ from nas_med.search.storage import open_storage
 from nas_med.search.study import QUEUED_ATTR, top_up_queue
 from nas_med.search.workers import (STORAGE_ENV, await_lost_trials, parse_gpus, plan, requeue_interrupted,
                                     worker_command)
-from worker_processes import nas_med, queued_finished
+from worker_processes import nas_med, queued_finished, with_epochs
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -179,6 +179,27 @@ def test_ctrl_c_during_optunas_tell_is_an_interrupt_not_a_crash(tmp_path, monkey
     assert trials[1].user_attrs[QUEUED_ATTR]
 
 
+@pytest.mark.slow
+def test_sigterm_stops_a_worker_like_docker_stop_and_requeues_its_trial(tmp_path):
+    url = f"sqlite:///{tmp_path}/term.db"
+    init = nas_med("search", "--storage", url, "--trials", "1", "--workers", "0", *with_epochs(TINY, 40),
+                   cwd=tmp_path)
+    assert init.wait(timeout=300) == 0, init.stderr.read()
+    worker = nas_med("worker", "--study", "w", "--storage", url, "--threads", "1", cwd=tmp_path)
+    deadline, training = time.monotonic() + 300, []
+    while not training and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.3)
+        study = optuna.load_study(study_name="w", storage=url)
+        training = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "spec" in t.user_attrs]
+    assert training, "no trial started training"
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 130 and "Interrupted" in err and "Traceback" not in err
+    trials = optuna.load_study(study_name="w", storage=url).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["failed_trial"] == training[0].number and trials[1].user_attrs[QUEUED_ATTR]
+
+
 def test_interrupted_sees_an_interrupt_through_the_exceptions_it_caused():
     from nas_med.search.runner import interrupted
 
@@ -210,8 +231,8 @@ def test_four_workers_share_one_sqlite_file_without_lock_errors(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_workers_requeues_their_trials_and_a_worker_resumes(tmp_path):
     url = f"sqlite:///{tmp_path}/stop.db"
-    long_trials = [*TINY[:TINY.index("--epochs")], *TINY[TINY.index("--epochs") + 2:], "--epochs", "40"]
-    proc = nas_med("search", "--storage", url, "--trials", "3", "--workers", "2", *long_trials, cwd=tmp_path)
+    proc = nas_med("search", "--storage", url, "--trials", "3", "--workers", "2", *with_epochs(TINY, 40),
+                   cwd=tmp_path)
     deadline = time.monotonic() + 300
     running: list = []
     while not running and time.monotonic() < deadline and proc.poll() is None:

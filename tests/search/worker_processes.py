@@ -24,3 +24,9 @@ def queued_finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The study's budgeted (queued) trials that completed or were pruned."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
             if t.user_attrs.get(QUEUED_ATTR)]
+
+
+def with_epochs(args: list[str], epochs: int) -> list[str]:
+    """``args`` with ``--epochs`` set to ``epochs``: long enough trials to be caught mid-training."""
+    at = args.index("--epochs")
+    return [*args[:at], *args[at + 2:], "--epochs", str(epochs)]

@@ -1,0 +1,52 @@
+"""Ctrl-C/SIGTERM in trial-running processes: an interrupt swallowed by a callback is raised again later."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from optuna.trial import TrialState
+
+from nas_med.search import SearchConfig, interrupts
+from nas_med.search.runner import prepare, run_queue
+from nas_med.search.study import top_up_queue
+
+SWALLOWED = """
+import weakref
+from nas_med.search import interrupts
+interrupts.install()
+
+class Thing:
+    pass
+
+thing = Thing()
+ref = weakref.ref(thing, lambda r: interrupts._request(2, None))  # Ctrl-C lands in a weakref callback
+del thing                                                          # the KeyboardInterrupt cannot propagate
+print("went on", flush=True)
+try:
+    interrupts.check()
+except KeyboardInterrupt:
+    print("stopped at the next check", flush=True)
+"""
+
+
+def test_an_interrupt_lost_in_a_callback_is_raised_at_the_next_check_without_a_traceback():
+    proc = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["went on", "stopped at the next check"]
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+
+
+def test_a_pending_stop_stops_the_queue_before_the_next_trial_and_is_then_forgotten(tmp_path, monkeypatch):
+    config = SearchConfig(dataset="synthetic", size=16, space="tiny", trials=1, epochs=1, study="s",
+                          storage=f"sqlite:///{tmp_path}/s.db", cam_images=4, pruner="none", quiet=True,
+                          artifacts=False)
+    session = prepare(config)
+    top_up_queue(session.study, 1)
+    monkeypatch.setattr(interrupts, "_pending", True)
+    with pytest.raises(KeyboardInterrupt):
+        run_queue(session)
+    assert [t.state for t in session.study.get_trials()] == [TrialState.WAITING]  # nothing started
+    interrupts.check()  # handled: no second interrupt
+    run_queue(session)
+    assert [t.state for t in session.study.get_trials()] == [TrialState.COMPLETE]
