@@ -82,8 +82,8 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict) -> None:
     backend = getattr(trial.storage, "_backend", trial.storage)
     if not attrs:
         return
-    if not isinstance(backend, RDBStorage):
-        for key, value in attrs.items():
+    if not isinstance(backend, RDBStorage) or not hasattr(backend, "_set_trial_attr_without_commit"):
+        for key, value in attrs.items():  # (the batched path uses Optuna 5.0's private RDB helpers)
             trial.set_user_attr(key, value)
         return
     from optuna.storages._rdb import models
