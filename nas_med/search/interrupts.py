@@ -3,7 +3,9 @@
 Python raises KeyboardInterrupt wherever the main thread is. Inside a weakref or ``__del__`` callback it cannot
 propagate ("Exception ignored in ..."), and the worker would train on until it is killed. After ``install()``,
 SIGINT and SIGTERM also record the request; ``check()`` (after every epoch and between trials) raises again while
-it is pending, and an interrupt swallowed by a callback is not printed as a traceback.
+it is pending, and an interrupt swallowed by a callback is not printed as a traceback. Between popping a queued
+trial and knowing its id (``defer()`` ... ``resume()``) an interrupt only records the request, so the trial it
+would strand in RUNNING is always known and re-queued.
 """
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ log = logging.getLogger(__name__)
 
 _pending = False
 _installed = False
+_deferred = False
 
 
 def _request(signum, frame) -> None:
     global _pending
     _pending = True
-    raise KeyboardInterrupt
+    if not _deferred:
+        raise KeyboardInterrupt
 
 
 def _quiet_swallowed_interrupts(previous):
@@ -49,6 +53,25 @@ def check() -> None:
     """Raise KeyboardInterrupt if a stop was requested and not handled yet."""
     if _pending:
         raise KeyboardInterrupt
+
+
+def defer() -> None:
+    """From now until ``resume()``, an interrupt is only recorded."""
+    global _deferred
+    _deferred = True
+
+
+def resume() -> None:
+    """End ``defer()``, raising KeyboardInterrupt if a stop was requested meanwhile."""
+    global _deferred
+    _deferred = False
+    check()
+
+
+def resume_quietly() -> None:
+    """End ``defer()`` without raising (a recorded request stays pending for the next ``check()``)."""
+    global _deferred
+    _deferred = False
 
 
 def handled() -> None:

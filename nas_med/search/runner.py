@@ -141,6 +141,7 @@ def _queued_objective(session: Session, current: dict):
             trial.set_user_attr("stop_reason", "the study's trial budget was already met")
             raise BudgetMet("the study's trial budget was already met")
         current["trial_id"] = trial._trial_id
+        interrupts.resume()  # its id is known now: an interrupt from here on re-queues it
         first_heartbeat(session.study, trial)
         trial.set_user_attr("worker", WORKER_ID)
         try:
@@ -199,9 +200,11 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
         current.clear()
         try:
             interrupts.check()
+            interrupts.defer()  # until the objective knows which queued trial it got
             session.study.optimize(objective, n_trials=1, timeout=left, catch=(TrainingFailed, BudgetMet),
                                    callbacks=list(callbacks), gc_after_trial=False, show_progress_bar=False)
         except BaseException as exc:
+            interrupts.resume_quietly()
             if interrupted(exc):
                 if "trial_id" in current:
                     number = requeue_interrupted(session.study, current["trial_id"])
@@ -223,6 +226,7 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
             time.sleep(0.2 + random.random())
         else:
             busy = 0
+            interrupts.resume_quietly()
 
 
 def search(config: SearchConfig, callbacks=()) -> optuna.Study:

@@ -50,3 +50,28 @@ def test_a_pending_stop_stops_the_queue_before_the_next_trial_and_is_then_forgot
     interrupts.check()  # handled: no second interrupt
     run_queue(session)
     assert [t.state for t in session.study.get_trials()] == [TrialState.COMPLETE]
+
+
+def test_an_interrupt_between_popping_a_trial_and_running_it_requeues_that_trial(tmp_path, monkeypatch):
+    """Ctrl-C right after Optuna marked the queued trial RUNNING, before the objective knows its id."""
+    from optuna.study.study import Study
+
+    config = SearchConfig(dataset="synthetic", size=16, space="tiny", trials=1, epochs=1, study="p",
+                          storage=f"sqlite:///{tmp_path}/p.db", cam_images=4, pruner="none", quiet=True,
+                          artifacts=False)
+    session = prepare(config)
+    top_up_queue(session.study, 1)
+    pop = Study._pop_waiting_trial_id
+
+    def pop_then_ctrl_c(self):
+        trial_id = pop(self)
+        interrupts._request(2, None)  # what the SIGINT handler does
+        return trial_id
+
+    monkeypatch.setattr(Study, "_pop_waiting_trial_id", pop_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_queue(session)
+    trials = session.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]  # none stranded in RUNNING
+    assert trials[1].system_attrs["failed_trial"] == 0
+    interrupts.check()  # handled
