@@ -89,10 +89,10 @@ def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: i
     pool = Split(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.labels, data.val.labels]))
     multilabel = data.task == "multilabel"
     probs = np.zeros((len(pool), data.num_classes), dtype=np.float64)
+    dev = pick_device(cfg.device)
     for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed)):
-        mask = np.ones(len(pool), bool)
-        mask[held] = False
-        fit, out = pool.subset(torch.as_tensor(np.flatnonzero(mask))), pool.subset(torch.as_tensor(held))
+        rest = np.setdiff1d(np.arange(len(pool)), held)
+        fit, out = pool.subset(torch.as_tensor(rest)), pool.subset(torch.as_tensor(held))
         # the best epoch is picked on a slice of the fold's own training part, never on the held-out fold
         learn, pick = stratified_indices(fit.labels, (1 - EPOCH_PICK_SHARE, EPOCH_PICK_SHARE), cfg.seed + k)
         inner = data.with_splits(train=fit.subset(torch.as_tensor(learn)), val=fit.subset(torch.as_tensor(pick)),
@@ -100,7 +100,6 @@ def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: i
         torch.manual_seed(cfg.seed + k)
         result = train(build(spec), inner, replace(cfg, seed=cfg.seed + k))
         normalize = Normalizer(inner.train.images)
-        dev = pick_device(cfg.device)
         probs[held] = predict_probs(result.model, out.images.to(dev), normalize, multilabel).cpu().numpy()
     return auc(data.task, pool.labels.numpy(), probs)
 

@@ -63,8 +63,7 @@ def defer() -> None:
 
 def resume() -> None:
     """End ``defer()``, raising KeyboardInterrupt if a stop was requested meanwhile."""
-    global _deferred
-    _deferred = False
+    resume_quietly()
     check()
 
 

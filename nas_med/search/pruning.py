@@ -66,14 +66,13 @@ class ShadowPruning:
     def __init__(self, shadow: optuna.Study, trial: optuna.Trial, cost: dict | None = None):
         self.shadow = shadow
         self.shadow_trial = shadow.ask()
-        self.cost = {key: (cost or {})[key] for key in COST_KEYS if key in (cost or {})}
+        cost = cost or {}
+        self.cost = {key: cost[key] for key in COST_KEYS if key in cost}
         set_user_attrs(self.shadow_trial, {"trial_number": trial.number, **self.cost})
         self.number = self.shadow_trial.number
-        self.last = float("nan")
 
     def report(self, value: float, step: int) -> bool:
         """Report ``value`` at ``step``; True when the candidate should be pruned."""
-        self.last = value
         self.shadow_trial.report(value, step)
         return self.shadow_trial.should_prune() and self.dominated(value, step)
 

@@ -166,6 +166,9 @@ def interrupted(exc: BaseException) -> bool:
     return False
 
 
+_FROZEN = False
+
+
 def _freeze_long_lived() -> None:
     """Once per process: move what is alive (torch, sklearn, the data) out of the collector's reach. Full
     collections otherwise rescan those ~500k objects (~0.25 s each) at unpredictable moments inside trials."""
@@ -174,9 +177,6 @@ def _freeze_long_lived() -> None:
         gc.collect()
         gc.freeze()
         _FROZEN = True
-
-
-_FROZEN = False
 
 
 def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> None:

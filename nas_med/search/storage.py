@@ -79,9 +79,9 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
 def set_user_attrs(trial: optuna.Trial, attrs: dict) -> None:
     """Set several user attrs of a running ``trial`` in one transaction (``trial.set_user_attr`` commits each
     key on its own: ~3 ms apiece in sqlite). Storages other than RDB get them one by one."""
-    backend = getattr(trial.storage, "_backend", trial.storage)
     if not attrs:
         return
+    backend = getattr(trial.storage, "_backend", trial.storage)
     if not isinstance(backend, RDBStorage) or not hasattr(backend, "_set_trial_attr_without_commit"):
         for key, value in attrs.items():  # (the batched path uses Optuna 5.0's private RDB helpers)
             trial.set_user_attr(key, value)

@@ -156,29 +156,6 @@ def test_an_interrupted_trial_is_requeued(tmp_path, monkeypatch):
     assert trials[-1].user_attrs[QUEUED_ATTR] and trials[-1].params == trial.params
 
 
-def test_ctrl_c_during_optunas_tell_is_an_interrupt_not_a_crash(tmp_path, monkeypatch):
-    """A KeyboardInterrupt inside Optuna's tell surfaces from ``_run_trial`` as an UnboundLocalError."""
-    import optuna.study._optimize as optimize_module
-
-    from nas_med.search import SearchConfig
-    from nas_med.search.runner import prepare, run_queue
-
-    def interrupted_tell(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    config = SearchConfig(dataset="synthetic", size=16, space="tiny", trials=1, epochs=1, study="i",
-                          storage=f"sqlite:///{tmp_path}/i.db", cam_images=4, pruner="none", quiet=True,
-                          artifacts=False, baselines=())
-    session = prepare(config)
-    top_up_queue(session.study, 1)
-    monkeypatch.setattr(optimize_module, "_tell_with_warning", interrupted_tell)
-    with pytest.raises(KeyboardInterrupt):
-        run_queue(session)
-    trials = session.study.get_trials(deepcopy=False)
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]  # re-queued for the next run
-    assert trials[1].user_attrs[QUEUED_ATTR]
-
-
 @pytest.mark.slow
 def test_sigterm_stops_a_worker_like_docker_stop_and_requeues_its_trial(tmp_path):
     url = f"sqlite:///{tmp_path}/term.db"
@@ -198,19 +175,6 @@ def test_sigterm_stops_a_worker_like_docker_stop_and_requeues_its_trial(tmp_path
     trials = optuna.load_study(study_name="w", storage=url).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].system_attrs["failed_trial"] == training[0].number and trials[1].user_attrs[QUEUED_ATTR]
-
-
-def test_interrupted_sees_an_interrupt_through_the_exceptions_it_caused():
-    from nas_med.search.runner import interrupted
-
-    try:
-        try:
-            raise KeyboardInterrupt
-        finally:
-            raise UnboundLocalError("updated_state")
-    except UnboundLocalError as exc:
-        assert interrupted(exc)
-    assert interrupted(KeyboardInterrupt()) and not interrupted(ValueError("x"))
 
 
 @pytest.mark.slow
