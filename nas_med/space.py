@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .arch.blocks import BLOCKS
+from .arch import BLOCKS
 from .arch.heads import HEADS
 from .arch.layers import ACTIVATIONS, KERNELS, NORMS
 from .arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec

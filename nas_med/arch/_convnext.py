@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import register_block
+from ._registry import register_block
 from .layers import make_act, make_norm
 
 DEFAULT_MLP_RATIO = 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import register_block
+from ._registry import register_block
 from .layers import make_act, make_norm
 
 DENSE_LAYERS = 4

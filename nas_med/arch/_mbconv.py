@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import register_block
+from ._registry import register_block
 from .layers import conv_norm_act, make_act
 
 DEFAULT_EXPAND = 4

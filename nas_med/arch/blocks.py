@@ -1,5 +1,5 @@
-"""Block types, registered by name. Every block has one signature
-``(in_ch, out_ch, stride, *, kernel, norm, act, expansion)``: ``stride`` is 1 or 2 (2 halves the map),
+"""The classic block types; the modern ones live in ``_convnext``, ``_dense`` and ``_mbconv``. Every block has
+one signature ``(in_ch, out_ch, stride, *, kernel, norm, act, expansion)``: ``stride`` is 1 or 2 (2 halves the map),
 ``expansion`` is block-specific and 0 means the block's default.
 
 | block | what | ``expansion`` |
@@ -14,37 +14,13 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-from ..errors import look_up
+from ._registry import register_block
 from .layers import conv_norm_act, make_act
 
-__all__ = ["BLOCKS", "make_block", "register_block"]
-
-BlockFactory = Callable[..., nn.Module]
-BLOCKS: dict[str, BlockFactory] = {}
-
-
-def register_block(name: str) -> Callable[[BlockFactory], BlockFactory]:
-    """Add a block factory to the registry under ``name`` (a duplicate name is an error)."""
-
-    def add(factory: BlockFactory) -> BlockFactory:
-        if name in BLOCKS:
-            raise ValueError(f"block '{name}' is already registered")
-        BLOCKS[name] = factory
-        return factory
-
-    return add
-
-
-def make_block(name: str, in_ch: int, out_ch: int, stride: int, **opts) -> nn.Module:
-    """Build the block registered as ``name``; an unknown name raises UserError with a did-you-mean."""
-    if stride not in (1, 2):
-        raise ValueError(f"block stride must be 1 or 2, got {stride!r}")
-    return BLOCKS[look_up(name, BLOCKS, "block type")](in_ch, out_ch, stride, **opts)
+__all__ = ["basic", "bottleneck", "double", "simple"]
 
 
 def _pool(stride: int) -> nn.Module:
@@ -98,7 +74,3 @@ def bottleneck(in_ch: int, out_ch: int, stride: int, *, kernel: int = 3, norm: s
                          conv_norm_act(mid, mid, kernel, stride, norm, act),
                          conv_norm_act(mid, out_ch, 1, 1, norm, None))
     return Residual(body, in_ch, out_ch, stride, norm, act)
-
-
-# The modern blocks live in their own modules and register themselves here.
-from . import _convnext, _dense, _mbconv  # noqa: F401

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import UserError, look_up
 from ._weights import load_exact
-from .blocks import BLOCKS, make_block
+from ._registry import BLOCKS, make_block
 from .heads import HEADS, make_head
 from .layers import ACTIVATIONS, NORMS, conv_norm_act
 from .spec import ArchSpec, InvalidSpec, StemSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas_med.arch.blocks import BLOCKS, make_block, register_block
+from nas_med.arch._registry import BLOCKS, make_block, register_block
 from nas_med.arch.layers import ACTIVATIONS, KERNELS, NORMS
 from nas_med.errors import UserError
 
