@@ -43,8 +43,8 @@ def main() -> int:
     root = shared_data("breastmnist")
     started = time.perf_counter()
     setup(args)
-    from nas_med.data import load_dataset
     from nas_med.confirm import confirm
+    from nas_med.data import load_dataset
     from nas_med.retrain import retrain_study, retrain_trial
     from nas_med.search import SearchConfig, search
 

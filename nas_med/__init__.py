@@ -8,6 +8,6 @@ __all__ = ["__version__", "load"]
 def load(path):
     """An exported model folder as an ``nn.Module`` (CPU, eval mode), rebuilt from ``spec.json`` and
     ``model.safetensors`` without pickle. Imported lazily so that ``import nas_med`` stays light."""
-    from .export import load as _load
+    from .export.load import load as _load
 
     return _load(path)

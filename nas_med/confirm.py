@@ -6,7 +6,7 @@ that happened to score well. ``confirm`` re-scores the near-best members of the 
 within the rule's tolerance plus one standard error of the best AUC, Hanley and McNeil 1982; at most
 ``max_candidates``, best first) with stratified K-fold cross-validation on the training and validation images
 pooled: each candidate is trained K times with its stored recipe, and the out-of-fold predictions of all pooled
-images give one AUC. The result is stored on the study (user attr ``nas_med_confirmed``), and from then on the
+images give one AUC. The result is stored on the study (user attr ``records.CONFIRMED``), and from then on the
 minimalist rule (``front``, ``export``, ``report``, ``retrain``) compares those AUCs instead.
 """
 from __future__ import annotations
@@ -24,13 +24,12 @@ from .data.splits import sample_strata, stratified_indices
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import auc
-from .retrain import load_study_data, trial_recipe
-from .select import DEFAULT_AUC_TOLERANCE, check_rule, completed, pareto_front, value
+from .search.records import CONFIRMED, load_study_data, trial_recipe
+from .select import DEFAULT_AUC_TOLERANCE, check_rule, completed, front_numbers, pareto_front, value
 from .train import Normalizer, pick_device, predict_probs, train
 
 log = logging.getLogger(__name__)
 
-CONFIRMED_ATTR = "nas_med_confirmed"
 DEFAULT_FOLDS = 4
 DEFAULT_MAX_CANDIDATES = 6
 EPOCH_PICK_SHARE = 0.15  # of each fold's training images, to pick the best epoch as the search does
@@ -118,23 +117,6 @@ def confirm(study: optuna.Study, data: Dataset | None = None, folds: int = DEFAU
         aucs[trial.number] = cross_validated_auc(trial, data, folds, device)
         log.info("trial %d: validation AUC %.4f, %d-fold cross-validated AUC %.4f", trial.number,
                  value(trial, "auc"), folds, aucs[trial.number])
-    study.set_user_attr(CONFIRMED_ATTR, {"folds": folds, "front": _front_numbers(study),
-                                         "auc": {str(n): a for n, a in aucs.items()}})
+    study.set_user_attr(CONFIRMED, {"folds": folds, "front": front_numbers(study),
+                                    "auc": {str(n): a for n, a in aucs.items()}})
     return aucs
-
-
-def _front_numbers(study: optuna.Study) -> list[int]:
-    return [t.number for t in pareto_front(completed(study))]
-
-
-def confirmed_aucs(study: optuna.Study) -> dict[int, float] | None:
-    """The cross-validated AUCs stored by ``confirm``; None when the study was not confirmed, or when its front
-    changed since (more trials ran), with a warning."""
-    stored = study.user_attrs.get(CONFIRMED_ATTR)
-    if not stored:
-        return None
-    if stored.get("front") != _front_numbers(study):
-        log.warning("study '%s' was confirmed before its Pareto front changed; the confirmation is ignored "
-                    "(run `nas-med confirm` again)", study.study_name)
-        return None
-    return {int(n): float(a) for n, a in stored["auc"].items()}

@@ -10,7 +10,6 @@ the 2.5th-97.5th percentile of that average (per-seed intervals are kept too).
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
@@ -24,11 +23,13 @@ from .arch import ArchSpec, build
 from .data.types import Dataset
 from .errors import UserError
 from .metrics import all_metrics
-from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose, completed, is_baseline
+from .search import records
+from .search.records import json_safe, load_study_data, seed_list, trial_name, trial_recipe
+from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose, completed
 from .train import Normalizer, TrainConfig, pick_device, predict_probs, train
 
-__all__ = ["METRICS", "TestReport", "bootstrap_metrics", "load_study_data", "resample_metrics", "retrain_and_test",
-           "json_safe", "retrain_study", "retrain_trial", "seed_list", "trial_name", "trial_recipe"]
+__all__ = ["METRICS", "TestReport", "bootstrap_metrics", "resample_metrics", "retrain_and_test", "retrain_study",
+           "retrain_trial"]
 
 log = logging.getLogger(__name__)
 METRICS = ("auc", "accuracy", "sensitivity", "specificity")
@@ -51,7 +52,7 @@ class TestReport:
     per_seed: list[dict]
     summary: dict[str, dict[str, float]]
     trial: int | None = None
-    kind: str = "candidate"
+    kind: str = records.CANDIDATE
     n_test: int = 0
     n_bootstrap: int = 0
     confidence: float = 0.95
@@ -64,19 +65,6 @@ class TestReport:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "spec")}
         data["spec"] = self.spec.to_dict()
         return json_safe(data)
-
-
-def json_safe(obj):
-    """A JSON-safe copy: numpy scalars become Python numbers, non-finite floats None, tuples lists."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # ---- bootstrap -----------------------------------------------------------------------------------------------
@@ -218,48 +206,6 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
                       normalization=normalize.to_dict(), model=kept)
 
 
-def load_study_data(study: optuna.Study) -> Dataset:
-    """The study's dataset, loaded as the search loaded it (name, root, size, channels, fraction, seed)."""
-    from .data import load_dataset
-    from .search.config import SearchConfig
-    from .search.study import stored_config
-
-    stored = stored_config(study)
-    cfg = SearchConfig.from_resolved(stored)
-    data = load_dataset(cfg.dataset, data_root=cfg.data_root, size=cfg.size, channels=cfg.channels,
-                        fraction=cfg.fraction, seed=cfg.seed)
-    info = stored.get("dataset_info") or {}
-    for key, have in (("classes", list(data.classes)), ("size", data.size), ("channels", data.in_channels)):
-        if key in info and info[key] != have:
-            raise UserError(f"the data of study '{study.study_name}' changed since the search: {key} was "
-                            f"{info[key]!r}, now {have!r}.")
-    return data
-
-
-def trial_recipe(trial: optuna.trial.FrozenTrial) -> tuple[ArchSpec, TrainConfig]:
-    """The spec and training config a trial was trained with (its user attrs)."""
-    spec, cfg = trial.user_attrs.get("spec"), trial.user_attrs.get("train_config")
-    if spec is None or cfg is None:
-        raise UserError(f"trial {trial.number} has no stored spec or training config; it was not run by nas-med.")
-    known = {f.name for f in fields(TrainConfig)}
-    return ArchSpec.from_dict(spec), TrainConfig(**{k: v for k, v in cfg.items() if k in known})
-
-
-def trial_name(trial: optuna.trial.FrozenTrial) -> str:
-    """``trial 7`` for a candidate, ``minicnn (trial 0)`` for a baseline."""
-    return f"{trial.user_attrs.get('baseline')} (trial {trial.number})" if is_baseline(trial) else \
-        f"trial {trial.number}"
-
-
-def seed_list(seeds: int | Sequence[int], own: int) -> list[int]:
-    """A count K -> ``own`` and the K-1 seeds after it; a sequence -> itself."""
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise UserError(f"--seeds must be at least 1, got {seeds}.")
-        return [own + i for i in range(seeds)]
-    return [int(s) for s in seeds]
-
-
 def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
                   data: Dataset | None = None, n_bootstrap: int = 1000, *, device: str | None = None,
                   keep_model: bool = False, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
@@ -274,7 +220,7 @@ def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: i
     report = retrain_and_test(spec, data if data is not None else load_study_data(study), cfg,
                               seed_list(seeds, cfg.seed), n_bootstrap, name=trial_name(trial),
                               keep_model=keep_model, device=device)
-    report.trial, report.kind = trial.number, "baseline" if is_baseline(trial) else "candidate"
+    report.trial, report.kind = trial.number, records.kind(trial)
     return report
 
 
@@ -288,6 +234,6 @@ def retrain_study(study: optuna.Study, trial_number: int | None = None, seeds: i
     data = data if data is not None else load_study_data(study)
     numbers = [choice.trial.number]
     if baselines:
-        latest = {t.user_attrs.get("baseline"): t.number for t in completed(study, baselines=True)}
+        latest = {records.baseline_name(t): t.number for t in completed(study, baselines=True)}
         numbers += [n for n in latest.values() if n != choice.trial.number]
     return [retrain_trial(study, n, seeds, data, n_bootstrap, device=device) for n in numbers]

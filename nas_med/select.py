@@ -16,6 +16,7 @@ Objectives one can prefer: params, epoch_seconds, flops (user attr), cam_quality
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -25,11 +26,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError, look_up
+from .search import records
 from .search.config import DIRECTIONS, OBJECTIVES
+from .search.records import is_baseline
 
 __all__ = ["Choice", "DEFAULT_AUC_TOLERANCE", "DEFAULT_CAM_FLOOR", "PREFERABLE", "Preference", "choose",
-           "completed", "is_baseline", "metric", "minimalist", "parse_prefer", "pareto_front", "study_minimalist",
-           "value"]
+           "completed", "confirmed_aucs", "front_numbers", "is_baseline", "metric", "minimalist", "parse_prefer",
+           "pareto_front", "study_minimalist", "value"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_AUC_TOLERANCE = 0.01
 DEFAULT_CAM_FLOOR = 0.0
@@ -44,10 +49,6 @@ PREFERABLE: dict[str, tuple[str, str]] = {
 DEFAULT_ORDER = ("params", "epoch_seconds")
 WORDS = {"params": "parameters", "epoch_seconds": "epoch time", "flops": "FLOPs", "cam_quality": "CAM quality",
          "auc": "AUC"}
-
-
-def is_baseline(trial: FrozenTrial) -> bool:
-    return trial.user_attrs.get("kind") == "baseline"
 
 
 def completed(study: optuna.Study, baselines: bool | None = False) -> list[FrozenTrial]:
@@ -82,7 +83,7 @@ def value(trial: FrozenTrial, objective: str) -> float:
 def metric(trial: FrozenTrial, name: str) -> float:
     """An objective value, or ``flops`` from the user attrs (infinite, i.e. worst, when it was not counted)."""
     if name == "flops":
-        flops = trial.user_attrs.get("flops")
+        flops = records.flops(trial)
         return float("inf") if flops is None else float(flops)
     return value(trial, name)
 
@@ -232,8 +233,6 @@ def study_minimalist(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOL
                      prefer: str | Sequence[str] | Preference | None = None) -> Choice | None:
     """The minimalist choice on the Pareto front of the study's completed candidates, on the cross-validated
     AUCs when ``nas-med confirm`` stored them for the current front."""
-    from .confirm import confirmed_aucs
-
     return minimalist(pareto_front(completed(study)), auc_tolerance, cam_floor, prefer, confirmed_aucs(study))
 
 
@@ -264,9 +263,27 @@ def choose(study: optuna.Study, trial_number: int | None = None, auc_tolerance: 
         raise UserError(f"--trial {trial_number} is not a completed trial of '{study.study_name}' ({state}); "
                         f"completed: {', '.join(str(n) for n in sorted(by_number))}.")
     trial = by_number[trial_number]
-    what = f"baseline {trial.user_attrs.get('baseline')}" if is_baseline(trial) else "a candidate"
+    what = f"baseline {records.baseline_name(trial)}" if is_baseline(trial) else "a candidate"
     rule_note = "" if rule is None else (" (it is also the minimalist choice)" if rule.trial.number == trial_number
                                          else f" (the minimalist rule would pick trial {rule.trial.number})")
     reason = (f"trial {trial_number}, {what}, was selected with --trial{rule_note}. Its AUC is "
               f"{value(trial, 'auc'):.4f}, with {int(value(trial, 'params')):,} parameters.")
     return Choice(trial, reason, [trial_number])
+
+
+def front_numbers(study: optuna.Study) -> list[int]:
+    """Trial numbers of the study's current Pareto front of completed candidates."""
+    return [t.number for t in pareto_front(completed(study))]
+
+
+def confirmed_aucs(study: optuna.Study) -> dict[int, float] | None:
+    """The cross-validated AUCs stored by ``nas-med confirm``; None when the study was not confirmed, or when
+    its front changed since (more trials ran), with a warning."""
+    stored = study.user_attrs.get(records.CONFIRMED)
+    if not stored:
+        return None
+    if stored.get("front") != front_numbers(study):
+        log.warning("study '%s' was confirmed before its Pareto front changed; the confirmation is ignored "
+                    "(run `nas-med confirm` again)", study.study_name)
+        return None
+    return {int(n): float(a) for n, a in stored["auc"].items()}

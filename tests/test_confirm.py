@@ -8,11 +8,17 @@ import torch
 from click.testing import CliRunner
 
 from nas_med.cli.main import cli
-from nas_med.confirm import (CONFIRMED_ATTR, auc_standard_error, confirm, confirmed_aucs, cross_validated_auc,
-                             fold_indices, near_best)
+from nas_med.confirm import (
+    auc_standard_error,
+    confirm,
+    cross_validated_auc,
+    fold_indices,
+    near_best,
+)
 from nas_med.data import load_dataset
 from nas_med.errors import UserError
-from nas_med.select import choose, completed, minimalist, pareto_front, value
+from nas_med.search.records import CONFIRMED
+from nas_med.select import choose, completed, confirmed_aucs, minimalist, pareto_front, value
 
 
 @pytest.fixture
@@ -91,7 +97,7 @@ def test_confirm_refuses_data_grouped_by_patient(copy_of_tiny):
     data.info["group_key"] = r"patient(\d+)"
     with pytest.raises(UserError, match="patient"):
         confirm(study, data=data, folds=2)
-    assert CONFIRMED_ATTR not in study.user_attrs
+    assert CONFIRMED not in study.user_attrs
 
 
 def test_cli_confirm_prints_the_scores_and_bad_folds_exit_2(copy_of_tiny):

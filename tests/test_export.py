@@ -13,13 +13,14 @@ import torch
 from PIL import Image
 
 import nas_med
-from nas_med import export as export_module
 from nas_med.data import synthetic
 from nas_med.errors import UserError
 from nas_med.export import FILES, PARITY_TOLERANCE, export_study, load, predict_images, read_preprocessing
+from nas_med.export import study as export_study_module
+from nas_med.export import write as export_write
 from nas_med.metrics import all_metrics
 from nas_med.search.config import DIRECTIONS
-from nas_med.search.study import CONFIG_ATTR
+from nas_med.search.records import CONFIG
 from nas_med.select import choose
 from nas_med.train import Normalizer
 
@@ -167,7 +168,7 @@ def test_load_refuses_what_is_not_an_export(exported, tmp_path):
 
 def test_target_errors_come_before_any_training(tiny_study, tmp_path, monkeypatch):
     study, _ = tiny_study
-    monkeypatch.setattr(export_module, "retrain_and_test", lambda *a, **k: pytest.fail("trained anyway"))
+    monkeypatch.setattr(export_study_module, "retrain_and_test", lambda *a, **k: pytest.fail("trained anyway"))
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
@@ -191,7 +192,7 @@ def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_da
     def boom(*args, **kwargs):
         raise RuntimeError("ONNX exporter failed")
 
-    monkeypatch.setattr(export_module, "_save_onnx", boom)
+    monkeypatch.setattr(export_write, "_save_onnx", boom)
     with pytest.raises(RuntimeError, match="ONNX exporter failed"):
         export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4)
     assert list(tmp_path.iterdir()) == []  # neither the temporary folder nor the parent it created remain
@@ -206,7 +207,7 @@ def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_da
 def test_a_study_without_completed_trials_cannot_be_exported(tiny_study, tmp_path):
     study, _ = tiny_study
     empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path}/e.db", directions=list(DIRECTIONS))
-    empty.set_user_attr(CONFIG_ATTR, study.user_attrs[CONFIG_ATTR])
+    empty.set_user_attr(CONFIG, study.user_attrs[CONFIG])
     with pytest.raises(UserError, match="no completed trial"):
         export_study(empty, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from PIL import Image
 
 from nas_med.cli.main import cli
-from nas_med.search.study import CONFIG_ATTR
+from nas_med.search.records import CONFIG
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -68,7 +68,7 @@ def stored(tmp_path_factory) -> dict:
 
 def snapshot(url: str, name: str = "kept") -> tuple:
     study = optuna.load_study(study_name=name, storage=url)
-    return ([(t.number, t.state, t.params, t.user_attrs) for t in study.get_trials()], study.user_attrs[CONFIG_ATTR])
+    return ([(t.number, t.state, t.params, t.user_attrs) for t in study.get_trials()], study.user_attrs[CONFIG])
 
 
 @dataclass

@@ -12,8 +12,14 @@ from nas_med.arch import ArchSpec, HeadSpec, StageSpec
 from nas_med.data import synthetic
 from nas_med.errors import UserError
 from nas_med.metrics import all_metrics
-from nas_med.retrain import (METRICS, bootstrap_metrics, load_study_data, resample_metrics, retrain_and_test,
-                             retrain_study)
+from nas_med.retrain import (
+    METRICS,
+    bootstrap_metrics,
+    resample_metrics,
+    retrain_and_test,
+    retrain_study,
+)
+from nas_med.search.records import load_study_data
 from nas_med.select import choose
 from nas_med.train import TrainConfig
 

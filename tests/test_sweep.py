@@ -11,7 +11,9 @@ import torch
 from click.testing import CliRunner
 
 from nas_med.cli.main import cli
-from nas_med.sweep import POINT_ATTR, RESULTS_ATTR, SWEEP_ATTR, sweep_of, sweep_section_html, sweep_studies
+from nas_med.report.sweep import sweep_section_html
+from nas_med.search.records import SWEEP, SWEEP_POINT, SWEEP_RESULTS
+from nas_med.sweep import sweep_of, sweep_studies
 
 GRID = ["sweep", "--dataset", "synthetic", "--fractions", "0.5,1.0", "--sizes", "16,24", "--space", "tiny",
         "--trials-per-point", "2", "--epochs", "1", "--seeds", "1", "--cam-images", "4", "--pruner", "none",
@@ -52,12 +54,12 @@ def test_grid_yields_a_tested_choice_per_point(sweep_run):
     assert sorted(counts) == POINTS  # no shadow study with --pruner none, nothing else
     assert all(n == 2 for n in counts.values())
     for study in sweep_studies("t", storage):
-        assert study.user_attrs[SWEEP_ATTR]["points"] == POINTS
-        point = study.user_attrs[POINT_ATTR]
+        assert study.user_attrs[SWEEP]["points"] == POINTS
+        point = study.user_attrs[SWEEP_POINT]
         assert study.study_name == f"t:f{point['fraction']:g}-s{point['size']}"
         assert study.user_attrs["nas_med_config"]["size"] == point["size"]
         assert study.user_attrs["nas_med_config"]["fraction"] == point["fraction"]
-        tested = study.user_attrs[RESULTS_ATTR]["minimalist"]
+        tested = study.user_attrs[SWEEP_RESULTS]["minimalist"]
         assert tested["seeds"] == [study.trials[tested["trial"]].user_attrs["train_config"]["seed"]]  # --seeds 1
     with (out / "sweep.csv").open() as fh:
         rows = list(csv.DictReader(fh))
@@ -79,11 +81,11 @@ def test_grid_yields_a_tested_choice_per_point(sweep_run):
 def test_rerun_resumes_without_new_trials(sweep_run):
     storage, _, args, _ = sweep_run
     before = _trial_counts(storage)
-    results = {s.study_name: s.user_attrs[RESULTS_ATTR] for s in sweep_studies("t", storage)}
+    results = {s.study_name: s.user_attrs[SWEEP_RESULTS] for s in sweep_studies("t", storage)}
     result, output = _invoke(args)
     assert result.exit_code == 0, output
     assert _trial_counts(storage) == before
-    assert {s.study_name: s.user_attrs[RESULTS_ATTR] for s in sweep_studies("t", storage)} == results  # not retested
+    assert {s.study_name: s.user_attrs[SWEEP_RESULTS] for s in sweep_studies("t", storage)} == results  # not retested
     assert "retraining" not in output
 
 
@@ -143,7 +145,7 @@ def test_larger_budget_tops_up_only_the_difference(sweep_run):
     assert after == {**before, "t:f1-s16": before["t:f1-s16"] + 1}
     study = optuna.load_study(study_name="t:f1-s16", storage=storage)
     assert sum(bool(t.user_attrs.get("queued")) for t in study.trials) == 3
-    tested = study.user_attrs[RESULTS_ATTR]["minimalist"]
+    tested = study.user_attrs[SWEEP_RESULTS]["minimalist"]
     with (out / "sweep.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["point"], r["trial"]) for r in rows] == [("f1-s16", str(tested["trial"]))]  # this run's points

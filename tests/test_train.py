@@ -9,8 +9,8 @@ import torch
 from nas_med.arch import ArchSpec, StageSpec, build
 from nas_med.data import load_dataset
 from nas_med.data.types import Dataset, Split
-from nas_med.train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 from nas_med.errors import UserError
+from nas_med.train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 
 
 def tiny_spec(classes: int = 4, size: int = 16) -> ArchSpec:

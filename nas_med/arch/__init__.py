@@ -1,7 +1,7 @@
 """Architectures: the spec, the block registry, ``build``, cost, Grad-CAM target and the reference networks."""
 from . import _convnext, _dense, _mbconv, blocks  # noqa: F401  (each registers its blocks)
-from .baselines import BASELINES, baseline_spec
 from ._registry import BLOCKS, register_block
+from .baselines import BASELINES, baseline_spec
 from .build import InvalidSpec, Net, build, check, stage_shapes
 from .cam_target import cam_target_layer
 from .cost import count_params, spec_cost

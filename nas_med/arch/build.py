@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError, look_up
-from ._weights import load_exact
 from ._registry import BLOCKS, make_block
+from ._weights import load_exact
 from .heads import HEADS, make_head
 from .layers import ACTIVATIONS, NORMS, conv_norm_act
 from .spec import ArchSpec, InvalidSpec, StemSpec

@@ -5,11 +5,12 @@ import click
 
 from ..confirm import DEFAULT_FOLDS, DEFAULT_MAX_CANDIDATES
 from ..select import DEFAULT_AUC_TOLERANCE
+from .options import storage_option
 
 
 @click.command("confirm")
 @click.option("--study", "study_name", required=True, help="Study name.")
-@click.option("--storage", default=None, help="Storage URL. [default: sqlite:///studies/nas-med.db]")
+@storage_option()
 @click.option("--folds", type=int, default=DEFAULT_FOLDS, show_default=True,
               help="Stratified folds over the training and validation images pooled.")
 @click.option("--max-candidates", type=click.IntRange(min=1), default=DEFAULT_MAX_CANDIDATES, show_default=True,

@@ -6,10 +6,11 @@ import threading
 
 import click
 
+from .options import storage_option
+
 
 @click.command("dashboard")
-@click.option("--storage", default=None, envvar="NAS_MED_STORAGE", show_envvar=True,
-              help="Storage URL or journal file (default sqlite:///studies/nas-med.db).")
+@storage_option("Storage URL or journal file", envvar="NAS_MED_STORAGE", show_envvar=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 exposes the dashboard to the network).")
 @click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on (0: any free port).")

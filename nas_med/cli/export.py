@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from .front import RULE_HELP, print_wide, retrain_table, rule_options, wide_console
+from .options import storage_option
 
 EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial is retrained --seeds times (its own "
                "seed first, then the following ones), every seed is tested, and the first seed's model is exported "
@@ -13,7 +14,7 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 
 @click.command("export", epilog=EXPORT_HELP)
 @click.option("--study", "study_name", required=True, help="Study name.")
-@click.option("--storage", default=None, help="Storage URL (default sqlite:///studies/nas-med.db).")
+@storage_option()
 @click.option("--out", required=True, type=click.Path(file_okay=True, dir_okay=True),
               help="Folder to write (must not exist or be empty, unless --force).")
 @rule_options

@@ -9,16 +9,19 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
+from ..search import records
 from ..select import (
     DEFAULT_AUC_TOLERANCE,
     DEFAULT_CAM_FLOOR,
     PREFERABLE,
     choose,
     completed,
+    confirmed_aucs,
     is_baseline,
     pareto_front,
     value,
 )
+from .options import storage_option
 
 RULE_HELP = ("The minimalist rule: among completed candidates on the Pareto front whose validation AUC is within "
              "--auc-tolerance of the best and whose CAM quality is >= --cam-floor (waived, with a note, when none "
@@ -82,8 +85,6 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
             table.add_column(col, overflow="fold")
         else:
             table.add_column(col, justify="left" if col == "" else "right", no_wrap=True)
-    from ..confirm import confirmed_aucs
-
     cv = confirmed_aucs(study) or {}
     rows = sorted(front, key=lambda t: (value(t, "params"), t.number))
     if choice is not None and choice.trial not in rows and not is_baseline(choice.trial):
@@ -95,12 +96,12 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
             mark = (mark + " baseline").strip()
         elif t not in front:
             mark += " (off front)"
-        flops = t.user_attrs.get("flops")
+        flops = records.flops(t)
         auc = f"{value(t, 'auc'):.4f}" + (f" (cv {cv[t.number]:.4f})" if t.number in cv else "")
         table.add_row(mark, str(t.number), auc, f"{int(value(t, 'params')):,}",
                       "-" if flops is None else f"{flops / 1e6:.2f} M", f"{value(t, 'epoch_seconds'):.3f}",
                       f"{value(t, 'cam_quality'):+.3f}",
-                      t.user_attrs.get("baseline") or t.user_attrs.get("summary", ""))
+                      records.baseline_name(t) or records.summary(t))
     if choice is None:
         reason = "no completed candidate yet"
     else:
@@ -142,7 +143,7 @@ def retrain_table(reports) -> Table:
 
 @click.command("front", epilog=RULE_HELP)
 @click.option("--study", "study_name", required=True, help="Study name.")
-@click.option("--storage", default=None, help="Storage URL (default sqlite:///studies/nas-med.db).")
+@storage_option()
 @rule_options
 @click.option("--retrain", is_flag=True,
               help="Retrain the choice (and the baselines) with --seeds seeds and report test metrics.")

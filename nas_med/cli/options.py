@@ -5,6 +5,8 @@ import functools
 
 import click
 
+from ..search.names import DEFAULT_STORAGE
+
 
 def data_options(func):
     """--data-root, --size, --channels, --fraction, --seed: how a dataset is loaded."""
@@ -51,3 +53,8 @@ def source_options(func):
         return func(*args, **kwargs)
 
     return wrapper
+
+
+def storage_option(what: str = "Storage URL", **kwargs):
+    """--storage with the default storage named in its help (``what`` says what the value may be)."""
+    return click.option("--storage", default=None, help=f"{what}. [default: {DEFAULT_STORAGE}]", **kwargs)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ..search import records
 from ..select import completed, minimalist, value
 
 
@@ -55,7 +56,7 @@ class SearchProgress:
         if self.live is not None:
             self.live.update(self._panel(study))
         else:
-            reason = trial.user_attrs.get("stop_reason", "")
+            reason = records.stop_reason(trial)
             values = "" if trial.values is None else " ".join(
                 f"{k}={v:.4g}" for k, v in zip(("auc", "params", "epoch_s", "cam"), trial.values))
             self.console.print(f"trial {trial.number} {trial.state.name.lower()} {values} {reason}".rstrip())

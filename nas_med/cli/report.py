@@ -4,11 +4,12 @@ from __future__ import annotations
 import click
 
 from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR
+from .options import storage_option
 
 
 @click.command("report")
 @click.option("--study", "study_name", required=True, help="Study name.")
-@click.option("--storage", default=None, help="Storage URL. [default: sqlite:///studies/nas-med.db]")
+@storage_option()
 @click.option("--out", default=None, help="Folder for index.html. [default: studies/reports/<study>]")
 @click.option("--auc-tolerance", type=float, default=DEFAULT_AUC_TOLERANCE, show_default=True,
               help="Minimalist rule: AUC tolerance below the best.")

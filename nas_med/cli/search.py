@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 
 from ..search.config import PRUNERS, SAMPLERS, SearchConfig
-from .options import data_options
+from .options import data_options, storage_option
 
 
 @click.command("search")
@@ -18,8 +18,7 @@ from .options import data_options
 @click.option("--trials", type=int, default=SearchConfig.trials, show_default=True, help="Trials to add this run.")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
 @click.option("--study", default=None, help="Study name (default: derived from dataset, size and fraction).")
-@click.option("--storage", default=None, help="sqlite:///..., postgresql+psycopg://... or a journal file. "
-                                               "[default: sqlite:///studies/nas-med.db]")
+@storage_option("sqlite:///..., postgresql+psycopg://... or a journal file")
 @click.option("--sampler", default="tpe", show_default=True, help=f"One of {', '.join(SAMPLERS)}.")
 @click.option("--pruner", default="median", show_default=True, help=f"One of {', '.join(PRUNERS)}.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA, then MPS, then CPU), cpu, cuda:N.")

@@ -8,11 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ..search.config import PRUNERS, SAMPLERS
+from .options import storage_option
 
 
 def sweep_table(result) -> Table:
     """The sweep's rows as a rich table (one line per point and architecture)."""
-    from ..sweep import display_rows
+    from ..report.sweep import display_rows
 
     head, cells = display_rows(result.rows)
     table = Table(title=f"Sweep {result.name}: test results per training fraction and input size")
@@ -34,8 +35,7 @@ def sweep_table(result) -> Table:
 @click.option("--trials-per-point", type=int, default=12, show_default=True, help="Search trials per point.")
 @click.option("--epochs", type=int, default=8, show_default=True, help="Epochs per candidate and per retraining.")
 @click.option("--space", default="default", show_default=True, help="Search space: a shipped name or a YAML file.")
-@click.option("--storage", default=None, help="sqlite:///..., postgresql+psycopg://... or a journal file. "
-                                               "[default: sqlite:///studies/nas-med.db]")
+@storage_option("sqlite:///..., postgresql+psycopg://... or a journal file")
 @click.option("--sweep", "name", default=None, help="Sweep name; point studies are NAME:f<fraction>-s<size>. "
                                                     "[default: <dataset>-sweep]")
 @click.option("--baselines", default="", help="Reference networks to test at every point, e.g. resnet18.")
@@ -56,6 +56,7 @@ def sweep_table(result) -> Table:
 @click.option("--quiet", is_flag=True, help="One log line per trial instead of the live display.")
 def sweep_command(**kwargs) -> None:
     """Search every (fraction, size) point, test the minimalist choice at each; run again to resume."""
+    from ..report.sweep import write_sweep
     from ..sweep import SweepConfig, parse_fractions, parse_sizes, run_sweep
     from .progress import SearchProgress
 
@@ -75,6 +76,7 @@ def sweep_command(**kwargs) -> None:
 
     try:
         result = run_sweep(config, progress=progress, notify=lambda line: err.print(line, highlight=False))
+        result.files = write_sweep(result.name, result.rows, result.out_dir)
     except KeyboardInterrupt:
         click.echo("Interrupted: run the same command to resume the sweep.", err=True)
         sys.exit(130)

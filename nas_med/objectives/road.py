@@ -238,7 +238,7 @@ def solve_imputation(images: Tensor, remove: Tensor, tol: float = 1e-5,
         z = mg.vcycle(r)
         p = z.clone()
         rz = (r * z).sum((2, 3), keepdim=True)
-        for it in range(1, max_iter + 1):
+        for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
             ap = fine.apply(p)
             pap = (p * ap).sum((2, 3), keepdim=True)
             alpha = torch.where(pap > 0, rz / pap.clamp_min(1e-30), torch.zeros_like(pap))

@@ -9,7 +9,8 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from ..errors import UserError
-from ..search.study import stored_config
+from ..search import records
+from ..search.records import is_baseline, stored_config
 from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, completed, pareto_front, study_minimalist
 from .hypervolume import Scale, hypervolume_curve
 
@@ -48,14 +49,14 @@ def role(data: ReportData, trial: FrozenTrial) -> str:
     """'choice', 'baseline', 'front' or 'dominated': how a completed trial is drawn."""
     if trial.number == data.chosen:
         return "choice"
-    if trial.user_attrs.get("kind") == "baseline":
+    if is_baseline(trial):
         return "baseline"
     return "front" if any(t.number == trial.number for t in data.front) else "dominated"
 
 
 def read_cam_grid(trial: FrozenTrial, artifact_dir: Path) -> bytes | None:
-    """The PNG bytes of the CAM grid stored for ``trial`` (user attr ``cam_artifact``), or None if absent."""
-    artifact = trial.user_attrs.get("cam_artifact")
+    """The PNG bytes of the CAM grid stored for ``trial`` (user attr ``records.CAM_ARTIFACT``), or None if absent."""
+    artifact = trial.user_attrs.get(records.CAM_ARTIFACT)
     if not artifact:
         return None
     from optuna.artifacts import FileSystemArtifactStore
@@ -97,5 +98,5 @@ def collect(study: optuna.Study, artifact_dir: Path | None, auc_tolerance: float
 
 def describe_trial(trial: FrozenTrial) -> str:
     """'baseline resnet18' or 'trial 12'."""
-    name = trial.user_attrs.get("baseline")
+    name = records.baseline_name(trial)
     return f"baseline {name} (trial {trial.number})" if name else f"trial {trial.number}"

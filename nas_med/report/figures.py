@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ..search import records
 from ..search.config import OBJECTIVES
 from ..select import value
 from .data import ReportData, describe_trial, role
@@ -26,10 +27,11 @@ ROLE_ORDER = ("dominated", "front", "baseline", "choice")
 BASELINE_COLOURS = ("#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure, dpi: float | None = 100) -> bytes:
+    """The PNG of ``fig`` (``dpi`` None: the figure's own dpi)."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi="figure" if dpi is None else dpi)
     return buf.getvalue()
 
 
@@ -108,7 +110,7 @@ def pareto_png(data: ReportData) -> bytes:
                Line2D([], [], marker="o", ls="", mfc="none", mec="black", ms=4, label=f"fastest epoch {lo:.3g} s"),
                Line2D([], [], marker="o", ls="", mfc="none", mec="black", ms=13, label=f"slowest epoch {hi:.3g} s")]
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.85)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def parallel_data(data: ReportData) -> tuple[list[str], list[dict]]:
@@ -170,7 +172,7 @@ def parallel_png(data: ReportData) -> bytes:
     ax.plot([], [], color="#bbbbbb", label="dominated candidate")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_title("All four objectives (up is better on every axis)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def hypervolume_png(data: ReportData) -> bytes:
@@ -185,14 +187,14 @@ def hypervolume_png(data: ReportData) -> bytes:
     ax.set_ylim(0, max([0.05] + [v * 1.1 for v in data.hv_values]))
     ax.grid(True, alpha=0.3)
     ax.set_title("Hypervolume of the front over the search")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def curves_data(data: ReportData) -> list[dict]:
     """Per drawn trial (front members and baselines): label, role and its per-epoch history."""
     shown = [t for t in data.trials if role(data, t) != "dominated"]
     return [{"number": t.number, "label": describe_trial(t), "role": role(data, t),
-             "history": list(t.user_attrs.get("history") or [])} for t in shown]
+             "history": list(t.user_attrs.get(records.HISTORY) or [])} for t in shown]
 
 
 def curves_png(data: ReportData) -> bytes:
@@ -232,4 +234,4 @@ def curves_png(data: ReportData) -> bytes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.legend(fontsize=8)
     auc_ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return png_bytes(fig)

@@ -10,6 +10,7 @@ import datetime as dt
 import html
 import math
 
+from ..search import records
 from ..select import value
 from .data import ReportData, describe_trial, role
 from .figures import curves_png, hypervolume_png, parallel_png, pareto_png
@@ -82,7 +83,7 @@ def _summary(data: ReportData) -> str:
     else:
         t = data.choice.trial
         choice = (f"<p><strong>Minimalist choice: trial {t.number}</strong> "
-                  f"<code>{_e(t.user_attrs.get('summary', ''))}</code>. {_e(data.choice.reason)}</p>")
+                  f"<code>{_e(records.summary(t))}</code>. {_e(data.choice.reason)}</p>")
     return f"<dl>{rows}</dl>{choice}"
 
 
@@ -110,23 +111,23 @@ def _table(data: ReportData) -> str:
     for t in data.trials:
         r = role(data, t)
         mark = {"choice": "★ minimalist", "front": "front", "baseline": "baseline", "dominated": ""}[r]
-        kind = f"baseline {t.user_attrs.get('baseline')}" if r == "baseline" else "candidate"
-        flops = t.user_attrs.get("flops")
+        kind = f"baseline {records.baseline_name(t)}" if r == "baseline" else "candidate"
+        flops = records.flops(t)
         cells = [(mark, True), (t.number, False), (kind, True), (_num(value(t, "auc"), ".4f"), False),
                  (_num(int(value(t, "params")), ","), False),
                  ("-" if flops is None else f"{flops / 1e6:.2f} M", False),
                  (_num(value(t, "epoch_seconds"), ".3f"), False), (_num(value(t, "cam_quality"), "+.3f"), False),
-                 (_num(t.user_attrs.get("val_accuracy"), ".3f"), False),
-                 (_num(t.user_attrs.get("best_epoch"), "d"), False),
-                 (t.user_attrs.get("summary", ""), True)]
+                 (_num(t.user_attrs.get(records.val_key("accuracy")), ".3f"), False),
+                 (_num(t.user_attrs.get(records.BEST_EPOCH), "d"), False),
+                 (records.summary(t), True)]
         tds = "".join(f'<td class="{"text" if is_text else ""}">{_e(v)}</td>' for v, is_text in cells)
         out.append(f'<tr class="{r}">{tds}</tr>')
     out.append("</tbody></table>")
     return "".join(out)
 
 
-def render(data: ReportData) -> str:
-    """The whole HTML page for ``data``."""
+def render(data: ReportData, extra_sections: list[str] = ()) -> str:
+    """The whole HTML page for ``data``; ``extra_sections``: HTML sections appended after the study's own."""
     chosen = f"trial {data.chosen}" if data.chosen is not None else "no choice yet"
     now = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     hv_note = ("Objectives turned into losses (−AUC, log10 parameters, log10 epoch seconds, −CAM quality), scaled "
@@ -160,4 +161,5 @@ def render(data: ReportData) -> str:
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>nas-med report: {_e(data.study_name)}</title><style>{STYLE}</style>"
-            f"<script>{CHECK_IMAGES}</script></head>\n<body>\n" + "\n".join(sections) + "\n</body></html>\n")
+            f"<script>{CHECK_IMAGES}</script></head>\n<body>\n" + "\n".join([*sections, *extra_sections])
+            + "\n</body></html>\n")

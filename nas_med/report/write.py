@@ -65,12 +65,11 @@ def write_report(study_name: str, storage_url: str | None = None, out: str | Pat
     _check_writable(out_dir)
     study = load_nas_study(study_name, storage_url)
     data = collect(study, artifact_dir(storage_url or DEFAULT_STORAGE), auc_tolerance, cam_floor, prefer)
-    page = render(data)
-    from ..sweep import sweep_of, sweep_section_html
+    from ..sweep import sweep_of
+    from .sweep import sweep_section_html
 
-    sweep = sweep_of(study)
-    if sweep:  # a study of a sweep: add the sweep's table and figures
-        page = page.replace("</body>", sweep_section_html(sweep, storage_url) + "</body>", 1)
+    sweep = sweep_of(study)  # a study of a sweep: the report adds the sweep's table and figures
+    page = render(data, extra_sections=[sweep_section_html(sweep, storage_url)] if sweep else [])
     path = _write(out_dir, page)
     log.info("report of study '%s' written to %s", study_name, path)
     return path

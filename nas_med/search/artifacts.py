@@ -8,48 +8,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from PIL import Image
+
+from ..objectives.overlay import cam_grid
 
 log = logging.getLogger(__name__)
-
-
-def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 heat-map overlay of ``cam`` in [0, 1] on a uint8 (C, H, W) image."""
-    from matplotlib import colormaps
-
-    gray = image.astype(np.float32).mean(0) / 255 if image.shape[0] != 3 else image.transpose(1, 2, 0) / 255
-    rgb = np.repeat(gray[..., None], 3, axis=2) if gray.ndim == 2 else gray
-    heat = colormaps["jet"](np.clip(cam, 0, 1))[..., :3]
-    return (np.clip(0.55 * rgb + 0.45 * heat, 0, 1) * 255).astype(np.uint8)
-
-
-def grid_factor(size: int, min_tile: int = 128) -> int:
-    """The integer upscaling that makes a ``size``-pixel image at least ``min_tile`` pixels wide (1 for large)."""
-    return max(1, -(-min_tile // max(size, 1)))
-
-
-def cam_grid(images: np.ndarray, cams: np.ndarray, columns: int = 8, min_tile: int = 128) -> Image.Image:
-    """Rows of up to ``columns`` images, each over the row of their CAM overlays, as one RGB PIL image.
-
-    ``images`` uint8 (N, C, H, W), ``cams`` (N, H, W) in [0, 1]; small images are upscaled (nearest) to tiles
-    of at least ``min_tile`` pixels. With ``k = min(columns, N)`` and ``f = grid_factor(H, min_tile)`` the result
-    is ``2 * ceil(N / k) * H * f`` pixels high and ``k * W * f`` wide.
-    """
-    if images.ndim != 4 or cams.shape != (images.shape[0], *images.shape[2:]):
-        raise ValueError(f"need images (N, C, H, W) and cams (N, H, W), got {images.shape} and {cams.shape}")
-    n, _, h, w = images.shape
-    columns = max(1, min(columns, n))
-    rows = []
-    for start in range(0, n, columns):
-        chunk = range(start, min(n, start + columns))
-        plain = [np.repeat(images[i].mean(0, keepdims=True).transpose(1, 2, 0), 3, 2).astype(np.uint8)
-                 if images.shape[1] != 3 else images[i].transpose(1, 2, 0) for i in chunk]
-        over = [cam_overlay(images[i], cams[i]) for i in chunk]
-        pad = [np.zeros((h, w, 3), np.uint8)] * (columns - len(plain))
-        rows += [np.concatenate(plain + pad, 1), np.concatenate(over + pad, 1)]
-    grid = Image.fromarray(np.concatenate(rows, 0))
-    factor = grid_factor(h, min_tile)
-    return grid.resize((grid.width * factor, grid.height * factor), Image.NEAREST)
 
 
 def upload_cam_grid(trial: optuna.Trial | optuna.trial.FrozenTrial, store_dir: Path, images: np.ndarray,

@@ -5,6 +5,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import UserError, look_up
+from .names import slug
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "gp")
 PRUNERS = ("median", "pareto", "hyperband", "sha", "percentile", "none")
@@ -75,7 +76,7 @@ class SearchConfig:
         """The given name, or one derived from dataset, size and fraction."""
         if self.study:
             return self.study
-        dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.dataset.replace("folder:", "folder-")).strip("-")
+        dataset = slug(self.dataset, limit=200)
         size = f"-{self.size}px" if self.size else ""
         fraction = f"-f{self.fraction:g}" if self.fraction != 1 else ""
         return f"{dataset}{size}{fraction}"

@@ -10,22 +10,18 @@ import numpy as np
 import optuna
 import torch
 
-from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check
+from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check, count_params
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
-from . import interrupts
+from . import interrupts, records
 from .artifacts import save_trial_note, trial_note, upload_cam_grid
 from .config import SearchConfig
 from .pruning import ShadowPruning
 from .storage import set_user_attrs
 
 log = logging.getLogger(__name__)
-
-
-def count_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def cam_subset(data: Dataset, n: int, seed: int) -> torch.Tensor:
@@ -48,14 +44,14 @@ class TrialObjective:
         spec = sample(trial, self.space, in_channels=self.data.in_channels, num_classes=self.data.num_classes,
                       input_size=self.data.size)
         settings = sample_training(trial, self.space)
-        return self.evaluate(trial, spec, settings, shadow=self.shadow, attrs={"kind": "candidate"})
+        return self.evaluate(trial, spec, settings, shadow=self.shadow, attrs={records.KIND: records.CANDIDATE})
 
     def evaluate(self, trial: optuna.Trial, spec: ArchSpec, settings: dict, shadow: optuna.Study | None = None,
                  attrs: dict | None = None) -> tuple[float, float, float, float]:
         """Train and score ``spec`` as ``trial``; invalid specs are pruned, untrainable ones fail, with reasons.
         ``attrs``: extra user attrs for the trial. User attrs are written in two batches: before training and
         when the trial ends."""
-        attrs = {**(attrs or {}), "spec": spec.to_dict(), "summary": spec.summary()}
+        attrs = {**(attrs or {}), records.SPEC: spec.to_dict(), records.SUMMARY: spec.summary()}
         try:
             check(spec)
         except InvalidSpec as exc:
@@ -68,10 +64,11 @@ class TrialObjective:
                           device=self.config.device, seed=self.config.seed + trial.number)
         torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
         model = build(spec)
-        attrs.update(train_config=cfg.to_dict(), params=count_params(model), **_cost(spec, trial.number))
+        attrs.update({records.TRAIN_CONFIG: cfg.to_dict(), records.PARAMS: count_params(model),
+                      **_cost(spec, trial.number)})
         pruning = ShadowPruning(shadow, trial, cost=attrs) if shadow is not None else None
         if pruning is not None:
-            attrs["shadow_trial"] = pruning.number
+            attrs[records.SHADOW_TRIAL] = pruning.number
         set_user_attrs(trial, attrs)
         history: list[dict] = []
 
@@ -80,7 +77,7 @@ class TrialObjective:
             interrupts.check()
             if pruning is not None and pruning.report(record["val_auc"], epoch):
                 pruning.finish(pruned=True)
-                self._stop(trial, {"history": history, "last_auc": float(record["val_auc"])},
+                self._stop(trial, {records.HISTORY: history, records.LAST_AUC: float(record["val_auc"])},
                            f"pruned by the {self.config.pruner} pruner at epoch {epoch} "
                            f"(validation AUC {record['val_auc']:.4f})", pruned=True)
 
@@ -89,7 +86,7 @@ class TrialObjective:
         except TrainingFailed as exc:
             if pruning is not None:
                 pruning.finish(None)
-            self._stop(trial, {"history": history}, str(exc), pruned=False)
+            self._stop(trial, {records.HISTORY: history}, str(exc), pruned=False)
             raise
         finally:
             del model
@@ -106,33 +103,33 @@ class TrialObjective:
         layer = cam_target_layer(result.model, spec)
         attrs: dict = {}
         if layer is None:  # token models (ViT, Swin) or maps below 2x2: no CAM, scored as a random map would be
-            attrs["cam_unsupported"] = "no feature map of at least 2x2 for Grad-CAM"
+            attrs[records.CAM_UNSUPPORTED] = "no feature map of at least 2x2 for Grad-CAM"
             cam = CamResult(0.0, np.zeros(len(images)), float("nan"), np.zeros((len(images), *images.shape[-2:])), [])
         else:
             cam = evaluate_cams(result.model, self.normalize(images.to(device)), masks, self.config.cam_method, layer)
-        values = (float(result.val["auc"]), float(trial.user_attrs["params"]), float(result.epoch_seconds),
+        values = (float(result.val["auc"]), float(trial.user_attrs[records.PARAMS]), float(result.epoch_seconds),
                   float(cam.cam_quality))
-        attrs.update(history=result.history, best_epoch=result.best_epoch, device=result.device,
-                     normalization=self.normalize.to_dict(), mask_energy=_finite(cam.mask_energy),
-                     road_per_image=[round(float(v), 5) for v in cam.road_per_image],
-                     **{f"val_{key}": _finite(result.val.get(key))
-                        for key in ("accuracy", "sensitivity", "specificity", "loss")})
+        attrs.update({records.HISTORY: result.history, records.BEST_EPOCH: result.best_epoch,
+                      records.DEVICE: result.device, records.NORMALIZATION: self.normalize.to_dict(),
+                      records.MASK_ENERGY: _finite(cam.mask_energy),
+                      records.ROAD_PER_IMAGE: [round(float(v), 5) for v in cam.road_per_image],
+                      **{records.val_key(key): _finite(result.val.get(key)) for key in records.VAL_METRICS}})
         if self.artifact_dir is not None and self.config.artifacts:
             try:
-                attrs["cam_artifact"] = upload_cam_grid(trial, self.artifact_dir, images.numpy(), cam.cams)
+                attrs[records.CAM_ARTIFACT] = upload_cam_grid(trial, self.artifact_dir, images.numpy(), cam.cams)
             except OSError as exc:
                 log.warning("could not store the CAM grid of trial %d: %s", trial.number, exc)
         set_user_attrs(trial, attrs)
-        save_trial_note(trial, trial_note(trial.user_attrs["summary"], dict(zip(
-            ("auc", "params", "epoch_seconds", "cam_quality"), values)), cam_artifact=attrs.get("cam_artifact")))
+        save_trial_note(trial, trial_note(records.summary(trial), dict(zip(
+            ("auc", "params", "epoch_seconds", "cam_quality"), values)), cam_artifact=attrs.get(records.CAM_ARTIFACT)))
         del result
         self._release()
         return values
 
     def _stop(self, trial: optuna.Trial, attrs: dict, reason: str, pruned: bool):
         """Record why ``trial`` stops (with ``attrs``); raise TrialPruned when ``pruned``."""
-        set_user_attrs(trial, {**attrs, "stop_reason": reason})
-        save_trial_note(trial, trial_note(trial.user_attrs.get("summary", "?"), None, reason))
+        set_user_attrs(trial, {**attrs, records.STOP_REASON: reason})
+        save_trial_note(trial, trial_note(records.summary(trial, "?"), None, reason))
         if pruned:
             raise optuna.TrialPruned(reason)
 
@@ -150,7 +147,7 @@ def _cost(spec: ArchSpec, number: int) -> dict:
         from ..arch.cost import spec_cost
 
         cost = spec_cost(spec)
-        return {"flops": int(cost["flops"]), "activation_bytes": int(cost.get("activation_bytes", 0))}
+        return {records.FLOPS: int(cost["flops"]), records.ACTIVATION_BYTES: int(cost.get("activation_bytes", 0))}
     except Exception as exc:
         log.debug("cost of trial %d not counted: %s", number, exc)
         return {}

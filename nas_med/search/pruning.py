@@ -14,6 +14,7 @@ from __future__ import annotations
 import optuna
 
 from ..errors import look_up
+from . import records
 from .config import PRUNERS
 from .storage import set_user_attrs
 
@@ -55,7 +56,7 @@ def shadow_study(study_name: str, storage, pruner_name: str, epochs: int) -> opt
                                pruner=make_pruner(pruner_name, epochs), load_if_exists=True)
 
 
-COST_KEYS = ("params", "flops")
+COST_KEYS = (records.PARAMS, records.FLOPS)
 
 
 class ShadowPruning:
@@ -68,7 +69,7 @@ class ShadowPruning:
         self.shadow_trial = shadow.ask()
         cost = cost or {}
         self.cost = {key: cost[key] for key in COST_KEYS if key in cost}
-        set_user_attrs(self.shadow_trial, {"trial_number": trial.number, **self.cost})
+        set_user_attrs(self.shadow_trial, {records.SHADOW_OF: trial.number, **self.cost})
         self.number = self.shadow_trial.number
 
     def report(self, value: float, step: int) -> bool:

@@ -19,12 +19,14 @@ from ..data.types import Dataset
 from ..errors import UserError
 from ..space import Space, load_space
 from ..train import TrainingFailed, pick_device
-from . import interrupts
+from . import interrupts, records
+from ._optuna_private import OPTIMIZE_LOGGER, storage_of, trial_id
 from .config import SearchConfig
 from .objective import TrialObjective
 from .pruning import shadow_study
-from .storage import artifact_dir, open_storage
-from .study import QUEUED_ATTR, create_or_resume, load_nas_study, stored_config, top_up_queue, waiting
+from .records import stored_config
+from .storage import DEFAULT_STORAGE, artifact_dir, open_storage
+from .study import create_or_resume, load_nas_study, top_up_queue, waiting
 
 log = logging.getLogger(__name__)
 BASELINE_TRAINING = {"lr": 1e-3, "batch_size": 32, "weight_decay": 0.0}
@@ -45,7 +47,7 @@ class _OneLineFailures(logging.Filter):
         return True
 
 
-logging.getLogger("optuna.study._optimize").addFilter(_OneLineFailures())
+logging.getLogger(OPTIMIZE_LOGGER).addFilter(_OneLineFailures())
 
 
 @dataclass
@@ -65,10 +67,10 @@ def _load_data(config: SearchConfig) -> Dataset:
 
 
 def _session(config: SearchConfig, study: optuna.Study, data: Dataset, space: Space) -> Session:
-    storage_url = config.storage or "sqlite:///studies/nas-med.db"
+    storage_url = config.storage or DEFAULT_STORAGE
     shadow = None
     if config.pruner != "none":
-        shadow = shadow_study(study.study_name, study._storage, config.pruner, config.epochs)
+        shadow = shadow_study(study.study_name, storage_of(study), config.pruner, config.epochs)
     objective = TrialObjective(config, data, space, shadow, artifact_dir(storage_url) if config.artifacts else None)
     return Session(config, study, data, space, objective)
 
@@ -115,7 +117,7 @@ def run_baselines(session: Session) -> None:
         return
     from ..arch.baselines import baseline_spec
 
-    done = {t.user_attrs.get("baseline") for t in session.study.get_trials(deepcopy=False)
+    done = {records.baseline_name(t) for t in session.study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE}
     for name in session.config.baselines:
         if name in done:
@@ -124,7 +126,7 @@ def run_baselines(session: Session) -> None:
         trial = session.study.ask()
         try:
             values = session.objective.evaluate(trial, spec, BASELINE_TRAINING,
-                                                attrs={"kind": "baseline", "baseline": name})
+                                                attrs={records.KIND: records.BASELINE_KIND, records.BASELINE: name})
         except optuna.TrialPruned:
             session.study.tell(trial, state=TrialState.PRUNED)
         except (TrainingFailed, UserError):
@@ -137,18 +139,18 @@ def _queued_objective(session: Session, current: dict):
     from .workers import first_heartbeat
 
     def objective(trial: optuna.Trial):
-        if not trial.user_attrs.get(QUEUED_ATTR):
-            trial.set_user_attr("stop_reason", "the study's trial budget was already met")
+        if not trial.user_attrs.get(records.QUEUED):
+            trial.set_user_attr(records.STOP_REASON, "the study's trial budget was already met")
             raise BudgetMet("the study's trial budget was already met")
-        current["trial_id"] = trial._trial_id
+        current["trial_id"] = trial_id(trial)
         interrupts.resume()  # its id is known now: an interrupt from here on re-queues it
         first_heartbeat(session.study, trial)
-        trial.set_user_attr("worker", WORKER_ID)
+        trial.set_user_attr(records.WORKER, WORKER_ID)
         try:
             return session.objective(trial)
         except torch.OutOfMemoryError as exc:  # outside training (training turns it into TrainingFailed)
             reason = f"out of memory: {(str(exc).strip() or 'no detail').splitlines()[0]}"
-            trial.set_user_attr("stop_reason", reason)
+            trial.set_user_attr(records.STOP_REASON, reason)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             raise TrainingFailed(reason) from None

@@ -17,10 +17,12 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
+from . import records
+from ._optuna_private import set_user_attrs_in_one_commit, storage_of
+from .names import DEFAULT_STORAGE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STORAGE = "sqlite:///studies/nas-med.db"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 HEARTBEAT_ENV = "NAS_MED_HEARTBEAT_SECONDS"
 MAX_RETRY = 2
@@ -79,29 +81,18 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
 def set_user_attrs(trial: optuna.Trial, attrs: dict) -> None:
     """Set several user attrs of a running ``trial`` in one transaction (``trial.set_user_attr`` commits each
     key on its own: ~3 ms apiece in sqlite). Storages other than RDB get them one by one."""
-    if not attrs:
+    if not attrs or set_user_attrs_in_one_commit(trial, attrs):
         return
-    backend = getattr(trial.storage, "_backend", trial.storage)
-    if not isinstance(backend, RDBStorage) or not hasattr(backend, "_set_trial_attr_without_commit"):
-        for key, value in attrs.items():  # (the batched path uses Optuna 5.0's private RDB helpers)
-            trial.set_user_attr(key, value)
-        return
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    with _create_scoped_session(backend.scoped_session, True) as session:
-        for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial._trial_id, key,
-                                                   value)
-    trial._cached_frozen_trial.user_attrs.update(attrs)
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
 
 
 def close_shadow_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Fail the shadow pruning trial of ``trial`` if it is still running (best effort)."""
-    number = trial.user_attrs.get("shadow_trial")
+    number = trial.user_attrs.get(records.SHADOW_TRIAL)
     if number is None:
         return
-    storage = study._storage
+    storage = storage_of(study)
     try:
         shadow_id = storage.get_study_id_from_name(study.study_name + ":pruning")
         trial_id = storage.get_trial_id_from_study_id_trial_number(shadow_id, int(number))

@@ -6,10 +6,8 @@ from optuna.trial import TrialState
 
 from ..errors import UserError, look_up
 from .config import DIRECTIONS, OBJECTIVES, SAMPLERS, SearchConfig, differences
+from .records import CONFIG, QUEUED, stored_config
 from .storage import DEFAULT_STORAGE, mask_url, open_storage
-
-CONFIG_ATTR = "nas_med_config"
-QUEUED_ATTR = "queued"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -27,14 +25,6 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def stored_config(study: optuna.Study) -> dict:
-    """The resolved configuration a study was created with."""
-    config = study.user_attrs.get(CONFIG_ATTR)
-    if config is None:
-        raise UserError(f"study '{study.study_name}' was not created by nas-med (no stored configuration).")
-    return config
-
-
 def create_or_resume(config: SearchConfig, resolved: dict, storage=None) -> optuna.Study:
     """The study of ``config``: created with its directions and metric names, or resumed if the stored
     configuration matches; a conflicting configuration raises UserError saying what differs."""
@@ -46,7 +36,7 @@ def create_or_resume(config: SearchConfig, resolved: dict, storage=None) -> optu
     except KeyError:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=list(DIRECTIONS))
         study.set_metric_names(list(OBJECTIVES))
-        study.set_user_attr(CONFIG_ATTR, resolved)
+        study.set_user_attr(CONFIG, resolved)
         return study
     if len(study.directions) != len(OBJECTIVES):
         raise UserError(f"study '{name}' exists in {mask_url(config.storage or 'the default storage')} "
@@ -88,5 +78,5 @@ def top_up_queue(study: optuna.Study, trials: int) -> int:
     Workers only run queued trials, so the budget holds whatever the number of workers."""
     add = max(0, trials - waiting(study))
     for _ in range(add):
-        study.enqueue_trial({}, user_attrs={QUEUED_ATTR: True})
+        study.enqueue_trial({}, user_attrs={QUEUED: True})
     return add

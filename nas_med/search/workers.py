@@ -21,12 +21,13 @@ from typing import Callable, Iterable, Sequence
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
+from ._optuna_private import heartbeat_enabled, record_heartbeat, storage_of, trial_id, trials_with_heartbeat
+from .records import QUEUED, STOP_REASON
 from .storage import DEFAULT_STORAGE, MAX_RETRY, close_shadow_trial, mask_url
-from .study import QUEUED_ATTR, waiting
+from .study import waiting
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def stop_workers(procs: Iterable[WorkerProcess], seconds: float = STOP_SECONDS) 
 
 
 def _queued_finished(study: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get(QUEUED_ATTR)]
+    return [t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.user_attrs.get(QUEUED)]
 
 
 def watch(study: optuna.Study, procs: Sequence[WorkerProcess], callbacks: Sequence[Callable] = (),
@@ -210,7 +211,7 @@ def watch(study: optuna.Study, procs: Sequence[WorkerProcess], callbacks: Sequen
             if trial.number in retried:  # a lost or interrupted trial: its re-queued copy is what counts
                 seen.add(trial.number)
                 continue
-            if trial.state == TrialState.FAIL and "stop_reason" not in trial.user_attrs:
+            if trial.state == TrialState.FAIL and STOP_REASON not in trial.user_attrs:
                 deferred[trial.number] = deferred.get(trial.number, 0) + 1
                 if deferred[trial.number] < 3:  # its retry may be a moment behind
                     continue
@@ -245,7 +246,7 @@ def _interrupt(signum, frame) -> None:
 def unfinished(study: optuna.Study) -> int:
     """Queued trials not finished: waiting, or running (possibly on a worker that died)."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return waiting(study) + sum(1 for t in running if t.user_attrs.get(QUEUED_ATTR))
+    return waiting(study) + sum(1 for t in running if t.user_attrs.get(QUEUED))
 
 
 def run_local_workers(session, config, callbacks: Sequence[Callable] = ()) -> list[WorkerProcess]:
@@ -277,8 +278,8 @@ def await_lost_trials(study: optuna.Study, deadline: float | None = None) -> boo
     """Once the queue is empty: while queued trials still run elsewhere, check their heartbeats, so that the
     trial of a worker that died is failed and re-queued. True when a trial waits again (run it), False when
     no queued trial with a heartbeat is running (or ``deadline``, a ``time.monotonic()`` value, passed)."""
-    storage = study._storage
-    if not is_heartbeat_enabled(storage):
+    storage = storage_of(study)
+    if not heartbeat_enabled(storage):
         return False
     interval = storage.get_heartbeat_interval() or 30
     while True:
@@ -287,8 +288,8 @@ def await_lost_trials(study: optuna.Study, deadline: float | None = None) -> boo
             optuna.storages.fail_stale_trials(study)
         if waiting(study) > 0:
             return True
-        running = [t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.user_attrs.get(QUEUED_ATTR)]
+        running = [trial_id(t) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.user_attrs.get(QUEUED)]
         if not _with_heartbeat(storage, running):
             return False
         if deadline is not None and time.monotonic() >= deadline:
@@ -300,15 +301,8 @@ def _with_heartbeat(storage, trial_ids: list[int]) -> list[int]:
     """The trials among ``trial_ids`` that have recorded a heartbeat (only those can go stale)."""
     if not trial_ids:
         return []
-    try:  # Optuna has no public query for this; without it, do not wait (never hang on a trial)
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        backend = getattr(storage, "_backend", storage)
-        with _create_scoped_session(backend.scoped_session) as db:
-            rows = db.query(models.TrialHeartbeatModel.trial_id).filter(
-                models.TrialHeartbeatModel.trial_id.in_(trial_ids)).all()
-        return [row[0] for row in rows]
+    try:  # without the (private) query, do not wait: never hang on a trial
+        return trials_with_heartbeat(storage, trial_ids)
     except Exception as exc:  # noqa: BLE001
         log.debug("could not read heartbeats: %s", exc)
         return []
@@ -318,13 +312,13 @@ def requeue_interrupted(study: optuna.Study, trial_id: int) -> int | None:
     """Re-queue a queued trial that this process just failed because it was interrupted (Ctrl-C, SIGTERM),
     as a heartbeat-stale trial would be; returns the new trial's number, or None."""
     try:
-        trial = study._storage.get_trial(trial_id)
+        trial = storage_of(study).get_trial(trial_id)
     except KeyError:
         return None
     if trial.state == TrialState.RUNNING:
-        study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-        trial = study._storage.get_trial(trial_id)
-    if trial.state != TrialState.FAIL or not trial.user_attrs.get(QUEUED_ATTR):
+        storage_of(study).set_trial_state_values(trial_id, state=TrialState.FAIL)
+        trial = storage_of(study).get_trial(trial_id)
+    if trial.state != TrialState.FAIL or not trial.user_attrs.get(QUEUED):
         return None
     before = len(study.get_trials(deepcopy=False))
     with warnings.catch_warnings():
@@ -338,8 +332,7 @@ def requeue_interrupted(study: optuna.Study, trial_id: int) -> int | None:
 def first_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
     """Record ``trial``'s first heartbeat now (Optuna's heartbeat thread does it a moment later, and a trial
     killed before its first heartbeat could never be found stale)."""
-    if is_heartbeat_enabled(study._storage):
-        study._storage.record_heartbeat(trial._trial_id)
+    record_heartbeat(study, trial)
 
 
 def failed_elsewhere(study: optuna.Study, trial_id: int | None) -> bool:
@@ -348,7 +341,7 @@ def failed_elsewhere(study: optuna.Study, trial_id: int | None) -> bool:
     if trial_id is None:
         return False
     try:
-        trial = study._storage.get_trial(trial_id)
+        trial = storage_of(study).get_trial(trial_id)
     except KeyError:
         return False
     return trial.state == TrialState.FAIL and any(

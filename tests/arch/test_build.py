@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas_med.arch import ArchSpec, HeadSpec, InvalidSpec, StageSpec, StemSpec, build, check, stage_shapes
-from nas_med.arch import BLOCKS
+from nas_med.arch import BLOCKS, ArchSpec, HeadSpec, InvalidSpec, StageSpec, StemSpec, build, check, stage_shapes
 from nas_med.arch.heads import HEADS
 from nas_med.errors import UserError
 

@@ -8,7 +8,8 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 from PIL import Image
 
-from nas_med.search.artifacts import cam_grid, cam_overlay, grid_factor, trial_note, upload_cam_grid
+from nas_med.objectives.overlay import cam_grid, cam_overlay, grid_factor
+from nas_med.search.artifacts import trial_note, upload_cam_grid
 from nas_med.search.storage import artifact_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

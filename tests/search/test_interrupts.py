@@ -8,8 +8,9 @@ import pytest
 from optuna.trial import TrialState
 
 from nas_med.search import SearchConfig, interrupts
+from nas_med.search.records import QUEUED
 from nas_med.search.runner import interrupted, prepare, run_queue
-from nas_med.search.study import QUEUED_ATTR, top_up_queue
+from nas_med.search.study import top_up_queue
 
 SWALLOWED = """
 import weakref
@@ -93,7 +94,7 @@ def test_ctrl_c_during_optunas_tell_is_an_interrupt_not_a_crash(queued, monkeypa
         run_queue(session)
     trials = session.study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]  # re-queued for the next run
-    assert trials[1].user_attrs[QUEUED_ATTR]
+    assert trials[1].user_attrs[QUEUED]
 
 
 def test_interrupted_sees_an_interrupt_through_the_exceptions_it_caused():

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
+from worker_processes import nas_med, queued_finished, with_epochs
 
 from nas_med.cli.main import cli
-from worker_processes import nas_med, queued_finished, with_epochs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 

@@ -10,7 +10,7 @@ from nas_med.arch import ArchSpec, build
 from nas_med.errors import UserError
 from nas_med.search import SearchConfig, search
 from nas_med.search.config import OBJECTIVES
-from nas_med.search.study import CONFIG_ATTR
+from nas_med.search.records import CONFIG
 from nas_med.select import completed
 
 
@@ -33,7 +33,7 @@ def test_study_has_four_named_objectives_and_stored_config(tiny_study):
     study, config = tiny_study
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE", "MAXIMIZE"]
     assert study.metric_names == list(OBJECTIVES)
-    stored = study.user_attrs[CONFIG_ATTR]
+    stored = study.user_attrs[CONFIG]
     assert stored["dataset"] == "synthetic" and stored["size"] == 16 and stored["space_definition"]["name"] == "tiny"
     assert stored["versions"]["optuna"] == optuna.__version__
 
@@ -71,7 +71,7 @@ def test_a_conflicting_configuration_is_refused_and_nothing_changes(tmp_path):
     with pytest.raises(UserError, match="epochs: stored 1, given 3"):
         search(tiny(tmp_path, epochs=3))
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/s.db")
-    assert len(study.trials) == 2 and study.user_attrs[CONFIG_ATTR]["epochs"] == 1
+    assert len(study.trials) == 2 and study.user_attrs[CONFIG]["epochs"] == 1
 
 
 def test_nan_loss_ends_as_failed_trial_with_reason_and_the_study_goes_on(tmp_path):

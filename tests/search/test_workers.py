@@ -9,14 +9,14 @@ import optuna
 import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
+from worker_processes import nas_med, queued_finished, with_epochs
 
 from nas_med.cli.main import cli
 from nas_med.errors import UserError
+from nas_med.search.records import QUEUED
 from nas_med.search.storage import open_storage
-from nas_med.search.study import QUEUED_ATTR, top_up_queue
-from nas_med.search.workers import (STORAGE_ENV, await_lost_trials, parse_gpus, plan, requeue_interrupted,
-                                    worker_command)
-from worker_processes import nas_med, queued_finished, with_epochs
+from nas_med.search.study import top_up_queue
+from nas_med.search.workers import STORAGE_ENV, await_lost_trials, parse_gpus, plan, requeue_interrupted, worker_command
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -94,7 +94,7 @@ def test_journal_storage_works_but_has_no_heartbeat_so_nobody_waits(tmp_path):
     study.ask()  # running, and no worker will ever finish it
     assert not await_lost_trials(study)
     assert optuna.load_study(study_name="j", storage=open_storage(str(tmp_path / "j.log"))).trials[0].user_attrs[
-        QUEUED_ATTR]
+        QUEUED]
 
 
 def test_worker_with_one_gpu_sees_only_that_gpu(monkeypatch, tmp_path):
@@ -136,7 +136,7 @@ def test_a_stale_trial_is_requeued_and_stays_in_the_budget(tmp_path, monkeypatch
     assert trials[trial.number].state == TrialState.FAIL
     retry = trials[-1]
     assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == trial.number
-    assert retry.user_attrs[QUEUED_ATTR] is True  # accepted by the queued objective
+    assert retry.user_attrs[QUEUED] is True  # accepted by the queued objective
     assert retry.params == {"width": trial.params["width"]}  # the same architecture is re-run
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
@@ -153,7 +153,7 @@ def test_an_interrupted_trial_is_requeued(tmp_path, monkeypatch):
     trials = study.get_trials(deepcopy=False)
     assert trials[trial.number].state == TrialState.FAIL
     assert number == trials[-1].number and trials[-1].state == TrialState.WAITING
-    assert trials[-1].user_attrs[QUEUED_ATTR] and trials[-1].params == trial.params
+    assert trials[-1].user_attrs[QUEUED] and trials[-1].params == trial.params
 
 
 @pytest.mark.slow
@@ -174,7 +174,7 @@ def test_sigterm_stops_a_worker_like_docker_stop_and_requeues_its_trial(tmp_path
     assert worker.returncode == 130 and "Interrupted" in err and "Traceback" not in err
     trials = optuna.load_study(study_name="w", storage=url).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
-    assert trials[1].system_attrs["failed_trial"] == training[0].number and trials[1].user_attrs[QUEUED_ATTR]
+    assert trials[1].system_attrs["failed_trial"] == training[0].number and trials[1].user_attrs[QUEUED]
 
 
 @pytest.mark.slow

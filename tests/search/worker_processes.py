@@ -8,7 +8,7 @@ import sys
 import optuna
 from optuna.trial import TrialState
 
-from nas_med.search.study import QUEUED_ATTR
+from nas_med.search.records import QUEUED
 
 ENTRY = "from nas_med.cli.main import main; main()"
 
@@ -23,7 +23,7 @@ def nas_med(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
 def queued_finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The study's budgeted (queued) trials that completed or were pruned."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            if t.user_attrs.get(QUEUED_ATTR)]
+            if t.user_attrs.get(QUEUED)]
 
 
 def with_epochs(args: list[str], epochs: int) -> list[str]:

@@ -1,0 +1,96 @@
+"""The model card (README.md of an exported folder), rendered from ``model_card.md`` with named fields; the
+sections that a study may lack (why this architecture, the trial's objectives, baselines) are filled or empty."""
+from __future__ import annotations
+
+from importlib import resources
+from string import Template
+
+from ..data.types import Dataset
+from ..retrain import TestReport
+from .load import ONNX_OPSET, PARITY_TOLERANCE
+
+__all__ = ["NO_LICENCE", "model_card"]
+
+NO_LICENCE = "not recorded by the loader; check the terms of the source"
+TEMPLATE = "model_card.md"
+
+
+def _ci(entry: dict | list | None, mean: float | None = None) -> str:
+    if isinstance(entry, list):
+        lo, hi = entry
+    else:
+        entry = entry or {}
+        lo, hi, mean = entry.get("ci_low"), entry.get("ci_high"), entry.get("mean")
+    if mean is None or mean != mean:
+        return "n/a"
+    band = "" if lo is None or hi is None or lo != lo else f" [{lo:.3f}, {hi:.3f}]"
+    return f"{mean:.3f}{band}"
+
+
+def _num(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.4f}"
+
+
+def _section(lines: list[str]) -> str:
+    """A markdown block followed by one blank line, or nothing."""
+    return "\n".join(lines) + "\n\n" if lines else ""
+
+
+def _test_paragraph(report: TestReport, card: dict) -> str:
+    cfg, first = report.train_config, report.per_seed[0]
+    seeds = ", ".join(str(s) for s in report.seeds)
+    own = " (the trial's own seed)" if card.get("own_seed") == report.seeds[0] else ""
+    study_auc = f" (the trial's in the study: {card['val_auc']:.4f})." if card.get("val_auc") is not None else "."
+    return (f"Retrained {len(report.seeds)} time(s) from scratch (seeds {seeds}; {cfg.get('epochs')} epochs, "
+            f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, weight decay {cfg.get('weight_decay')}; the epoch "
+            f"with the lowest validation loss kept) and tested on the {report.n_test} test images. Intervals: "
+            f"{report.confidence:.0%} bootstrap confidence intervals over test images ({report.n_bootstrap} "
+            f"resamples). The exported weights are those of seed {report.seeds[0]}{own}; its validation AUC is "
+            f"{_num(first.get('val_auc'))}{study_auc}")
+
+
+def _metric_rows(report: TestReport) -> str:
+    first, rows = report.per_seed[0], []
+    for m in ("auc", "accuracy", "sensitivity", "specificity"):
+        s = report.summary[m]
+        std = "n/a" if s.get("std") is None or s["std"] != s["std"] else f"{s['std']:.3f}"
+        rows.append(f"| {m} | {_ci(first['ci'][m], first[m])} | {_ci(s)} | {std} |")
+    return "\n".join(rows)
+
+
+def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
+               card: dict) -> str:
+    """The README.md of an exported folder (markdown); ``card`` holds the study context (may be empty)."""
+    from .. import __version__
+
+    spec = report.spec
+    objectives = card.get("objectives") or {}
+    baselines = card.get("baselines") or []
+    counts = {k: len(v) for k, v in data.splits.items()}
+    fields = {
+        "name": report.name, "task": data.task, "classes": ", ".join(data.classes), "version": __version__,
+        "study_clause": f" (study `{card['study']}`)" if card.get("study") else "", "summary": spec.summary(),
+        "why_section": _section(["## Why this architecture", "", card["reason"]] if card.get("reason") else []),
+        "dataset": card.get("dataset", data.name), "source": data.info.get("source", data.name),
+        "fraction": f"{card.get('fraction', data.info.get('fraction', 1.0)):g}", "size": data.size,
+        "channels": spec.in_channels, "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"],
+        "licence": data.info.get("licence") or NO_LICENCE,
+        "objectives_section": _section(
+            ["## Objectives of the trial in the study (validation split)", "", "| objective | value |", "|---|---|",
+             *(f"| {k} | {v} |" for k, v in objectives.items())] if objectives else []),
+        "test_paragraph": _test_paragraph(report, card), "exported_seed": report.seeds[0],
+        "metric_rows": _metric_rows(report),
+        "baselines_section": _section(
+            ["Reference networks in the same study (validation figures from the search, not retrained):", "",
+             "| baseline | trial | AUC | params | epoch s | CAM quality |", "|---|---|---|---|---|---|",
+             *(f"| {b['name']} | {b['trial']} | {b['auc']:.4f} | {b['params']:,} | {b['epoch_seconds']:.3f} | "
+               f"{b['cam_quality']:+.3f} |" for b in baselines)] if baselines else []),
+        "cam_method": cam_method, "cam_quality": f"{cam_quality:+.3f}", "onnx_opset": ONNX_OPSET,
+        "parity_tolerance": f"{PARITY_TOLERANCE:g}", "parity": ", ".join(f"{k} {v:.1e}" for k, v in parity.items()),
+        "input_size": spec.input_size,
+        "probs_call": "sigmoid(model(x))" if pre["activation"] == "sigmoid" else "softmax(model(x), 1)",
+        "mean": [round(v, 4) for v in pre["mean"]], "std": [round(v, 4) for v in pre["std"]],
+        "activation": pre["activation"],
+    }
+    text = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
+    return Template(text).substitute(fields)

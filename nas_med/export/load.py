@@ -1,0 +1,139 @@
+"""Reading an exported folder back: the model (``load``), its preprocessing, and predictions for image files.
+
+Imports torch, safetensors, PIL and the arch package only (no Optuna), so that a deployed model loads light.
+Every model input is normalised float (B, C, H, W): ``(uint8 / 255 - mean) / std`` per channel; outputs are logits.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..arch import ArchSpec, build
+from ..errors import UserError
+
+__all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images", "read_preprocessing",
+           "read_spec"]
+
+FILES = ("spec.json", "model.safetensors", "model.torchscript.pt", "model.onnx", "preprocessing.json", "README.md",
+         "cam_grid.png", "metrics.json")
+PARITY_TOLERANCE = 1e-4
+ONNX_OPSET = 17
+
+
+def _folder(path: str | Path, needs: Sequence[str]) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f"'{path}' is not an exported model folder (no such folder).")
+    for name in needs:
+        if not (folder / name).is_file():
+            raise UserError(f"'{path}' is not an exported model folder: {name} is missing.")
+    return folder
+
+
+def load(path: str | Path) -> nn.Module:
+    """The exported model in ``path`` on the CPU in eval mode: ``build(spec.json)`` + ``model.safetensors``
+    (read with safetensors, never with pickle). It takes normalised float input; see ``preprocessing.json``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = _folder(path, ("spec.json", "model.safetensors"))
+    spec = read_spec(folder)
+    model = build(spec)
+    try:
+        state = load_file(str(folder / "model.safetensors"), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"cannot read the weights in '{folder / 'model.safetensors'}': {exc}") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(f"the weights in '{folder}' do not fit spec.json (missing: {missing[:3]}, "
+                        f"unexpected: {unexpected[:3]}).")
+    return model.eval()
+
+
+def read_spec(path: str | Path) -> ArchSpec:
+    """The ``spec.json`` of an exported folder."""
+    folder = _folder(path, ("spec.json",))
+    return ArchSpec.from_json((folder / "spec.json").read_text(encoding="utf-8"))
+
+
+def read_preprocessing(path: str | Path) -> dict:
+    """The ``preprocessing.json`` of an exported folder."""
+    folder = _folder(path, ("preprocessing.json",))
+    try:
+        return json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"'{folder / 'preprocessing.json'}' is not valid JSON: {exc}") from None
+
+
+def normalise(images: torch.Tensor, pre: dict) -> torch.Tensor:
+    mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
+    return (images.float() / 255 - mean) / std
+
+
+def _read(path: Path, size: int, channels: int) -> np.ndarray:
+    from ..data.decode import read_image
+
+    if not path.is_file():
+        raise UserError(f"image '{path}' does not exist." if not path.exists() else f"image '{path}' is not a file.")
+    try:
+        return read_image(path, size, channels)
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for a file it cannot decode
+        raise UserError(f"cannot read image '{path}': {exc}") from None
+
+
+def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str | Path | None = None,
+                   cam_method: str = "gradcam") -> list[dict]:
+    """Class probabilities for image files (PNG/JPEG) with the exported model in ``path``: softmax for
+    single-label tasks, sigmoid for multi-label. Each image is converted to the model's channels and size.
+    With ``cam_out``, a CAM overlay of the predicted class is written there per image (``<name>.cam.png``).
+    Returns one dict per image: image, probabilities {class: p}, prediction, cam (path or None)."""
+    pre = read_preprocessing(path)
+    model = load(path)
+    if not images:
+        raise UserError("give at least one image file.")
+    paths = [Path(p) for p in images]
+    pixels = torch.from_numpy(np.stack([_read(p, pre["input_size"], pre["channels"]) for p in paths]))
+    x = normalise(pixels, pre)
+    with torch.no_grad():
+        logits = model(x).float()
+    multilabel = pre["task"] == "multilabel"
+    probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
+    classes = pre["class_names"]
+    cams: list[str | None] = [None] * len(paths)
+    if cam_out is not None:
+        cams = _write_cams(model, x, pixels, probs.argmax(1).tolist(), paths, Path(cam_out), cam_method)
+    out = []
+    for i, p in enumerate(paths):
+        row = probs[i].tolist()
+        pred = [c for c, v in zip(classes, row) if v >= 0.5] if multilabel else classes[int(np.argmax(row))]
+        out.append({"image": str(p), "probabilities": dict(zip(classes, row)), "prediction": pred, "cam": cams[i]})
+    return out
+
+
+def _write_cams(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor, targets: list[int], paths: list[Path],
+                out: Path, method: str) -> list[str]:
+    from PIL import Image
+
+    from ..objectives.cam import compute_cams
+    from ..objectives.overlay import cam_overlay
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create --cam-out '{out}': {exc.strerror or exc}.") from None
+    cams = compute_cams(model, x, targets, method)
+    written, used = [], set()
+    for i, (p, cam) in enumerate(zip(paths, cams)):
+        name = f"{p.stem}.cam.png" if p.stem not in used else f"{p.stem}-{i}.cam.png"
+        used.add(p.stem)
+        img = Image.fromarray(cam_overlay(pixels[i].numpy(), cam))
+        factor = max(1, 224 // max(img.size))
+        img.resize((img.width * factor, img.height * factor), Image.NEAREST).save(out / name)
+        written.append(str(out / name))
+    return written

@@ -1,0 +1,90 @@
+"""``export_study``: retrain the chosen trial of a study, test it and write its folder."""
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import optuna
+
+from ..data.types import Dataset
+from ..errors import UserError
+from ..retrain import TestReport, retrain_and_test
+from ..search import records
+from ..search.records import load_study_data, seed_list, stored_config, trial_name, trial_recipe
+from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, value
+from .write import check_target, make_temp, publish, remove_empty, write_export
+
+__all__ = ["ExportResult", "export_study"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportResult:
+    """Where the folder is, what was exported and why, its test report and the measured parity."""
+
+    path: Path
+    choice: Choice
+    report: TestReport
+    parity: dict[str, float]
+    cam_quality: float
+
+
+def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
+    cfg = stored_config(study)
+    t = choice.trial
+    objectives = {"validation AUC": f"{value(t, 'auc'):.4f}", "parameters": f"{int(value(t, 'params')):,}",
+                  "FLOPs": "-" if records.flops(t) is None else f"{records.flops(t):,}",
+                  f"epoch seconds ({t.user_attrs.get(records.DEVICE, '?')})": f"{value(t, 'epoch_seconds'):.3f}",
+                  f"CAM quality ({cfg.get('cam_method', 'gradcam')}, ROAD, {cfg.get('cam_images')} val images)":
+                      f"{value(t, 'cam_quality'):+.3f}"}
+    baselines = [{"name": records.baseline_name(b), "trial": b.number, "auc": value(b, "auc"),
+                  "params": int(value(b, "params")), "epoch_seconds": value(b, "epoch_seconds"),
+                  "cam_quality": value(b, "cam_quality")}
+                 for b in completed(study, baselines=True) if b.number != t.number]
+    return {"study": study.study_name, "trial": t.number, "val_auc": value(t, "auc"),
+            "kind": records.kind(t),
+            "reason": choice.reason, "dataset": cfg.get("dataset"), "fraction": cfg.get("fraction", 1.0),
+            "objectives": objectives, "baselines": baselines, "own_seed": own_seed,
+            "search": {k: cfg.get(k) for k in ("dataset", "fraction", "size", "channels", "seed", "space", "epochs",
+                                              "sampler", "pruner", "cam_method", "cam_images", "versions")}}
+
+
+def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | None = None,
+                 seeds: int | Sequence[int] = 3, force: bool = False, n_bootstrap: int = 1000,
+                 device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
+                 auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
+                 prefer=None) -> ExportResult:
+    """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
+
+    Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
+    into a temporary folder beside it and renames it into place, so a failure leaves nothing behind."""
+    out = Path(out)
+    if cam_images < 2:
+        raise UserError(f"--cam-images must be at least 2, got {cam_images}.")
+    check_target(out, force)
+    choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
+    spec, cfg = trial_recipe(choice.trial)
+    seeds_used = seed_list(seeds, cfg.seed)
+    tmp, created = make_temp(out)
+    try:
+        data = data if data is not None else load_study_data(study)
+        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=trial_name(choice.trial),
+                                  keep_model=True, device=device)
+        report.trial = choice.trial.number
+        report.kind = records.kind(choice.trial)
+        method = stored_config(study).get("cam_method", "gradcam")
+        parity, cam_quality = write_export(tmp, report, data, card=_card_context(study, choice, cfg.seed),
+                                           cam_method=method, cam_images=cam_images)
+        check_target(out, force)  # the target may have changed while training
+        publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(created)
+        raise
+    log.info("exported trial %d to %s", choice.trial.number, out)
+    report.model = None
+    return ExportResult(out, choice, report, parity, cam_quality)

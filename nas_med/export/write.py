@@ -1,0 +1,187 @@
+"""Writing an exported folder: the weights and the TorchScript and ONNX files (checked for parity), the
+preprocessing, the CAM grid, the metrics and the model card, then published atomically (a temporary folder
+beside the target, renamed into place)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..arch import ArchSpec
+from ..data.types import Dataset
+from ..errors import UserError
+from ..retrain import TestReport
+from ..search.records import json_safe
+from .card import model_card
+from .load import ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
+
+__all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
+
+
+def _save_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the TorchScript format
+        traced = torch.jit.trace(model, example)
+        torch.jit.save(traced, str(path))
+
+
+def _save_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    import onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=ONNX_OPSET)
+    onnx.checker.check_model(onnx.load(str(path)))
+
+
+def check_parity(folder: Path, model: nn.Module | None = None, batch: int = 3, seed: int = 0) -> dict[str, float]:
+    """Max absolute logit differences between ``load(folder)`` and its TorchScript and ONNX Runtime files (and
+    ``model`` when given) on seeded random input; raises RuntimeError above ``PARITY_TOLERANCE``."""
+    import onnxruntime as ort
+
+    loaded = load(folder)
+    spec = read_spec(folder)
+    x = torch.randn(batch, spec.in_channels, spec.input_size, spec.input_size,
+                    generator=torch.Generator().manual_seed(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+        scripted = torch.jit.load(str(folder / "model.torchscript.pt"))
+    with torch.no_grad():
+        ref = loaded(x)
+        diffs = {"torchscript": (scripted(x) - ref).abs().max().item()}
+        if model is not None:
+            diffs["in_memory"] = (model(x) - ref).abs().max().item()
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {"input": x.numpy()})[0]
+    diffs["onnxruntime"] = float(np.abs(onnx_out - ref.numpy()).max())
+    bad = {k: v for k, v in diffs.items() if not v <= PARITY_TOLERANCE}
+    if bad:
+        raise RuntimeError(f"exported formats disagree beyond {PARITY_TOLERANCE:g}: {bad}")
+    return diffs
+
+
+def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str, n: int, path: Path) -> float:
+    """Save the CAM grid of ``n`` seeded test images; returns their CAM quality (ROAD)."""
+    from ..objectives.cam import evaluate_cams
+    from ..objectives.overlay import cam_grid
+
+    index = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:min(n, len(data.test))]
+    index = index.sort().values
+    images = data.test.images[index]
+    masks = None if data.test.masks is None else data.test.masks[index]
+    result = evaluate_cams(model, normalise(images, normalization), masks, method)
+    cam_grid(images.numpy(), result.cams).save(path)
+    return result.cam_quality
+
+
+def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
+    return {"input_size": spec.input_size, "channels": spec.in_channels, "layout": "NCHW",
+            "mean": normalization["mean"], "std": normalization["std"],
+            "scaling": "x = (pixel / 255 - mean[c]) / std[c] per channel c, pixels 0..255",
+            "resize": "bilinear to input_size x input_size; grayscale <-> RGB by luminance / repetition",
+            "class_names": list(data.classes), "task": data.task,
+            "output": "logits", "activation": "sigmoid" if data.task == "multilabel" else "softmax",
+            "input_name": "input", "output_name": "logits"}
+
+
+def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict | None = None,
+                 cam_method: str = "gradcam", cam_images: int = 16) -> tuple[dict[str, float], float]:
+    """Write every file of an export into the existing, empty ``folder`` from ``report`` (which must hold the
+    model); returns (parity, test CAM quality). ``card`` adds study context to the model card."""
+    from safetensors.torch import save_file
+
+    from .. import __version__
+
+    if report.model is None:
+        raise ValueError("the report holds no model (retrain with keep_model=True)")
+    model = report.model.to("cpu", memory_format=torch.contiguous_format).float().eval()
+    spec = report.spec
+    (folder / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "nas_med": __version__})
+    os.chmod(folder / "model.safetensors", 0o644)
+    example = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
+    _save_torchscript(model, example, folder / "model.torchscript.pt")
+    _save_onnx(model, example, folder / "model.onnx")
+    parity = check_parity(folder, model)
+    pre = _preprocessing(spec, data, report.normalization)
+    (folder / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
+    cam_quality = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png")
+    metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
+               "exported_seed": report.seeds[0], **({"study": card} if card else {})}
+    (folder / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {}),
+                                      encoding="utf-8")
+    return parity, cam_quality
+
+
+
+# ---- atomic publishing ---------------------------------------------------------------------------------------
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_target(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out '{out}' exists and is not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"--out '{out}' exists and is not empty; use --force to replace it.")
+    base = _nearest_existing(out.absolute().parent)
+    if not base.is_dir():
+        raise UserError(f"cannot write --out '{out}': '{base}' is not a folder.")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write --out '{out}': '{base}' is not writable.")
+
+
+def make_temp(out: Path) -> tuple[Path, list[Path]]:
+    """A fresh temporary folder beside ``out`` (same file system, so publishing is a rename) and the parent
+    folders that had to be created for it."""
+    parent = out.absolute().parent
+    created = []
+    probe = parent
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent)), created
+    except OSError as exc:
+        remove_empty(created)
+        raise UserError(f"cannot write --out '{out}': {exc.strerror or exc}.") from None
+
+
+def remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out``; an existing ``out`` is replaced only once the move worked."""
+    os.chmod(tmp, 0o755)
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{tmp.name[-8:]}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
