@@ -1,7 +1,8 @@
 """nas-med: neural architecture search for small medical image datasets."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["__version__", "load"]
 
 

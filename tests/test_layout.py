@@ -94,6 +94,22 @@ def test_trial_record_keys_are_string_literals_only_in_records():
 
 
 def test_loading_an_exported_folder_does_not_import_optuna(tmp_path):
-    code = ("import sys, nas_med.export.load as m\n"
+    from safetensors.torch import save_file
+
+    from nas_med.arch import baseline_spec, build
+
+    spec = baseline_spec("minicnn", 1, 2, 32)
+    (tmp_path / "spec.json").write_text(spec.to_json())
+    save_file({k: v.contiguous() for k, v in build(spec).state_dict().items()}, str(tmp_path / "model.safetensors"))
+    code = ("import sys, nas_med\n"
+            f"model = nas_med.load({str(tmp_path)!r})\n"
+            "assert not model.training\n"
             "assert 'optuna' not in sys.modules, sorted(k for k in sys.modules if 'optuna' in k)\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_the_architecture_page_names_files_that_exist():
+    page = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"`((?:nas_med|tests|benchmarks)/[\w/]+\.(?:py|md))", page))
+    assert len(named) >= 10
+    assert not [p for p in named if not (REPO / p).is_file()]

@@ -61,7 +61,7 @@ def _metric_rows(report: TestReport) -> str:
 def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
                card: dict) -> str:
     """The README.md of an exported folder (markdown); ``card`` holds the study context (may be empty)."""
-    from .. import __version__
+    from .._version import __version__
 
     spec = report.spec
     objectives = card.get("objectives") or {}

@@ -99,7 +99,7 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     model); returns (parity, test CAM quality). ``card`` adds study context to the model card."""
     from safetensors.torch import save_file
 
-    from .. import __version__
+    from .._version import __version__
 
     if report.model is None:
         raise ValueError("the report holds no model (retrain with keep_model=True)")

@@ -86,7 +86,7 @@ class SearchConfig:
         import optuna
         import torch
 
-        from .. import __version__
+        from .._version import __version__
 
         data = {k: v for k, v in asdict(self).items() if k not in ("quiet", "workers", "extra")}
         data["baselines"] = list(self.baselines)
