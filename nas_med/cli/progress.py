@@ -79,4 +79,4 @@ class SearchProgress:
                 f"{k}={v:.4g}" for k, v in zip(("auc", "params", "epoch_s", "cam"), trial.values))
             left = "" if self.estimate is None else f" [~{self.remaining():.0f} s left]"
             self.console.print(f"trial {trial.number} {trial.state.name.lower()} {values} {reason}".rstrip() + left,
-                               markup=False)
+                               markup=False, soft_wrap=True)

@@ -188,6 +188,8 @@ def summary_lines(summary: dict, name: str = "") -> list[str]:
     gray = sum(n for m, n in s["modes"].items() if m in _GRAY or m == "DICOM-L")
     modes = ", ".join(f"{m} {n}" for m, n in s["modes"].items())
     used = f"; {s['channels']} channel{'s' if s.get('channels', 1) > 1 else ''} used" if "channels" in s else ""
+    if s.get("channels") == 1 and gray < sum(s["modes"].values()):
+        used += " (colour files whose three channels are equal count as grayscale)"
     lines.append(f"channels: file modes {modes} ({gray} grayscale){used}")
     if "imbalance" in s:
         b = s["imbalance"]
