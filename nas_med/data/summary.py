@@ -228,8 +228,9 @@ def summary_lines(summary: dict, name: str = "") -> list[str]:
 
 
 def folder_root(name: str) -> Path | None:
-    """The folder of a ``folder:PATH`` dataset name, else None."""
-    return Path(name[len("folder:"):]).expanduser() if name.startswith("folder:") else None
+    """The folder of a ``folder:PATH`` dataset name, else None (also for an empty PATH: the loader says so)."""
+    path = name[len("folder:"):] if name.startswith("folder:") else ""
+    return Path(path).expanduser() if path.strip() else None
 
 
 __all__ = ["scan_folder", "summarize", "summary_lines", "readable_shapes", "folder_root"]
