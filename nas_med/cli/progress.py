@@ -57,6 +57,9 @@ class SearchProgress:
         table = Table.grid(padding=(0, 2))
         table.add_row("trial", f"{self.done} of {self.total}", "elapsed", f"{elapsed:.0f} s",
                       "remaining", "?" if left != left else f"~{left:.0f} s")
+        if self.estimate is not None:
+            table.add_row("estimate at start", f"~{self.estimate.total_s:.0f} s", "per trial",
+                          f"~{self.estimate.trial_s:.0f} s", "", "")
         if study is not None:
             states = [t.state for t in study.get_trials(deepcopy=False)]
             cands = completed(study)
