@@ -242,7 +242,7 @@ def preflight(session, callbacks=()) -> Estimate | None:
     """The lines printed before the first trial: the default-size line, a folder's summary and the estimate.
 
     Each callback with a ``preflight(lines, estimate)`` method receives them (the CLI's progress display);
-    without one they are logged at INFO level."""
+    without one the size line and summary are logged at INFO level and no estimate is made (no calibration)."""
     from ..data.summary import folder_root, scan_folder, summarize, summary_lines
 
     config = session.config
@@ -255,14 +255,14 @@ def preflight(session, callbacks=()) -> Estimate | None:
             lines += summary_lines(summarize(scan_folder(root), session.data), session.data.name)
         except Exception as exc:  # noqa: BLE001 - the summary informs; it never stops a search
             log.warning("pre-flight summary skipped: %s", exc)
+    hooks = [cb.preflight for cb in callbacks if callable(getattr(cb, "preflight", None))]
     est = None
-    if not config.extra.get("init_only"):
+    if hooks and not config.extra.get("init_only"):  # calibrating costs seconds: only when someone shows it
         try:
             est = estimate(session)
             lines += est.lines
         except Exception as exc:  # noqa: BLE001 - nor does the estimate
             log.warning("time estimate skipped: %s", exc)
-    hooks = [cb.preflight for cb in callbacks if callable(getattr(cb, "preflight", None))]
     for hook in hooks:
         hook(lines, est)
     if not hooks:
