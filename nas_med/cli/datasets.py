@@ -28,7 +28,9 @@ def show(name: str, **data_kwargs) -> None:
     from ..data import load_dataset
     from ..data.sizing import folder_default_size
 
-    choice = folder_default_size(name, cache_dir=data_kwargs["cache_dir"]) if data_kwargs["size"] is None else None  # the size a search would use
+    choice = None  # for a folder without --size: the size a search would use
+    if data_kwargs["size"] is None:
+        choice = folder_default_size(name, cache_dir=data_kwargs["cache_dir"])
     if choice is not None:
         data_kwargs["size"] = choice.size
     data = load_dataset(name, **data_kwargs)
