@@ -103,7 +103,7 @@ def main() -> None:
     print(f"estimate {estimate:.0f} s; measured: trials {measured:.0f} s, whole command {total:.0f} s "
           f"(ratio {total / estimate:.2f}); size and summary in the first lines above")
     _common.result({"ratio": measured / estimate, "estimate_s": estimate, "measured_s": measured},
-                   "0.5 <= ratio <= 2", started)
+                   "goal 0.5 <= ratio <= 2", started)
 
 
 if __name__ == "__main__":
