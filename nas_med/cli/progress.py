@@ -28,7 +28,8 @@ class SearchProgress:
         """Print the pre-flight lines (default size, folder summary, time estimate) before the first trial."""
         for line in lines:
             self.console.print(line, soft_wrap=True, highlight=False, markup=False)
-        self.estimate, self.trials_start = estimate, time.monotonic()
+        if estimate is not None:
+            self.estimate, self.trials_start = estimate, time.monotonic()
 
     def remaining(self) -> float:
         """Seconds left: the start's estimate of the trials not yet run, scaled by measured / predicted so far."""

@@ -241,8 +241,9 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
 def preflight(session, callbacks=()) -> Estimate | None:
     """The lines printed before the first trial: the default-size line, a folder's summary and the estimate.
 
-    Each callback with a ``preflight(lines, estimate)`` method receives them (the CLI's progress display);
-    without one the size line and summary are logged at INFO level and no estimate is made (no calibration)."""
+    Each callback with a ``preflight(lines, estimate)`` method receives them (the CLI's progress display): first
+    the size line and summary with ``estimate=None``, then the estimate's lines with the Estimate. Without such a
+    callback the size line and summary are logged at INFO level and no estimate is made (no calibration)."""
     from ..data.summary import folder_root, scan_folder, summarize, summary_lines
 
     config = session.config
@@ -256,16 +257,19 @@ def preflight(session, callbacks=()) -> Estimate | None:
         except Exception as exc:  # noqa: BLE001 - the summary informs; it never stops a search
             log.warning("pre-flight summary skipped: %s", exc)
     hooks = [cb.preflight for cb in callbacks if callable(getattr(cb, "preflight", None))]
-    est = None
-    if hooks and not config.extra.get("init_only"):  # calibrating costs seconds: only when someone shows it
-        try:
-            est = estimate(session)
-            lines += est.lines
-        except Exception as exc:  # noqa: BLE001 - nor does the estimate
-            log.warning("time estimate skipped: %s", exc)
-    for hook in hooks:
-        hook(lines, est)
     if not hooks:
         for line in lines:
             log.info("%s", line)
+        return None
+    for hook in hooks:  # shown at once: the calibration below takes a few seconds
+        hook(lines, None)
+    if config.extra.get("init_only"):
+        return None
+    try:
+        est = estimate(session)
+    except Exception as exc:  # noqa: BLE001 - nor does the estimate
+        log.warning("time estimate skipped: %s", exc)
+        return None
+    for hook in hooks:
+        hook(est.lines, est)
     return est
