@@ -24,9 +24,15 @@ def datasets(ctx: click.Context) -> None:
 @data_options
 @source_options
 def show(name: str, **data_kwargs) -> None:
-    """Counts per split and class, and the task type."""
+    """Counts per split and class, and the task type; for folder:PATH also the pre-flight summary of a search."""
     from ..data import load_dataset
+    from ..data.sizing import folder_default_size
 
+    choice = None  # for a folder without --size: the size a search would use
+    if data_kwargs["size"] is None:
+        choice = folder_default_size(name, cache_dir=data_kwargs["cache_dir"])
+    if choice is not None:
+        data_kwargs["size"] = choice.size
     data = load_dataset(name, **data_kwargs)
     table = Table(title=f"{data.name}: {data.task}, {data.num_classes} classes, "
                         f"{data.in_channels}x{data.size}x{data.size}")
@@ -40,6 +46,13 @@ def show(name: str, **data_kwargs) -> None:
     console.print(table)
     console.print(f"fraction {data_kwargs['fraction']}, seed {data_kwargs['seed']}, "
                   f"source {data.info.get('source', data.name)}", soft_wrap=True, highlight=False)
+    if name.startswith("folder:"):
+        from ..data.summary import folder_root, scan_folder, summarize, summary_lines
+
+        lines = ([choice.reason] if choice is not None else []) + summary_lines(
+            summarize(scan_folder(folder_root(name), data_kwargs.get("cache_dir")), data), data.name)
+        for line in lines:
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def register(cli: click.Group) -> None:

@@ -22,6 +22,26 @@ class SearchProgress:
         self.start = time.monotonic()
         self.done = 0
         self.live: Live | None = None
+        self.estimate = None  # search.estimate.Estimate, from ``preflight``
+        self.trials_start = self.start
+
+    def preflight(self, lines: list[str], estimate=None) -> None:
+        """Print the pre-flight lines (default size, folder summary, time estimate) before the first trial."""
+        for line in lines:
+            self.console.print(line, soft_wrap=True, highlight=False, markup=False)
+        if estimate is not None:
+            self.estimate, self.trials_start = estimate, time.monotonic()
+
+    def remaining(self) -> float:
+        """Seconds left: the start's estimate of the trials not yet run, scaled by measured / predicted so far."""
+        est, left = self.estimate, self.total - self.done
+        if est is None:
+            elapsed = time.monotonic() - self.start
+            return (elapsed / self.done) * left if self.done else float("nan")
+        predicted_done = est.baselines_s + self.done * est.trial_s
+        measured = time.monotonic() - self.trials_start
+        scale = measured / predicted_done if self.done and predicted_done > 0 else 1.0
+        return scale * left * est.trial_s
 
     def __enter__(self) -> SearchProgress:
         if not self.quiet:
@@ -35,10 +55,13 @@ class SearchProgress:
 
     def _panel(self, study: optuna.Study | None) -> Table:
         elapsed = time.monotonic() - self.start
-        left = (elapsed / self.done) * (self.total - self.done) if self.done else float("nan")
+        left = self.remaining()
         table = Table.grid(padding=(0, 2))
         table.add_row("trial", f"{self.done} of {self.total}", "elapsed", f"{elapsed:.0f} s",
                       "remaining", "?" if left != left else f"~{left:.0f} s")
+        if self.estimate is not None:
+            table.add_row("estimate at start", f"~{self.estimate.total_s:.0f} s", "per trial",
+                          f"~{self.estimate.trial_s:.0f} s", "", "")
         if study is not None:
             states = [t.state for t in study.get_trials(deepcopy=False)]
             cands = completed(study)
@@ -59,4 +82,6 @@ class SearchProgress:
             reason = records.stop_reason(trial)
             values = "" if trial.values is None else " ".join(
                 f"{k}={v:.4g}" for k, v in zip(("auc", "params", "epoch_s", "cam"), trial.values))
-            self.console.print(f"trial {trial.number} {trial.state.name.lower()} {values} {reason}".rstrip())
+            left = "" if self.estimate is None else f" [~{self.remaining():.0f} s left]"
+            self.console.print(f"trial {trial.number} {trial.state.name.lower()} {values} {reason}".rstrip() + left,
+                               markup=False, soft_wrap=True)

@@ -153,5 +153,7 @@ def load(path: str | Path, *, seed: int = 0, ratios: tuple[float, float, float] 
     info = {"source": str(root.resolve()), "files": len(files), "unreadable": int((~ok_np).sum()),
             "split_ratios": list(ratios), "seed": seed, "group_key": group_regex or (str(group_csv) if group_csv
                                                                                     else None)}
+    kept = [files[i].relative_to(root).as_posix() for i in np.flatnonzero(ok_np)]  # for the pre-flight summary
+    info["split_files"] = {s: [kept[j] for j in i] for s, i in parts.items()}
     task: Task = "binary" if len(classes) == 2 else "multiclass"
     return Dataset(name or f"folder:{path}", task, classes, **splits, info=info)

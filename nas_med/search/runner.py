@@ -82,6 +82,12 @@ def prepare(config: SearchConfig) -> Session:
     pick_device(config.device)  # a bad --device is an input error, not a failed trial
     config.study = config.study_name()  # named from what the user gave, before defaults are filled in
     space = load_space(config.space)
+    if config.size is None:  # a folder's default size: its median side within the device's budget
+        from ..data.sizing import folder_default_size
+
+        choice = folder_default_size(config.dataset, config.device)
+        if choice is not None:
+            config.size, config.extra["size_reason"] = choice.size, choice.reason
     data = _load_data(config)
     if config.size is None:
         config.size = data.size
@@ -235,6 +241,9 @@ def search(config: SearchConfig, callbacks=()) -> optuna.Study:
     """``nas-med search`` as a function: prepare, baselines, queue ``config.trials`` trials and run them."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = prepare(config)
+    from .estimate import preflight
+
+    preflight(session, callbacks)  # size line, folder summary, time estimate, baseline warnings
     run_baselines(session)
     top_up_queue(session.study, config.trials)
     if config.extra.get("init_only"):  # create and queue only: workers started elsewhere run the trials

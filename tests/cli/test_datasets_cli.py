@@ -97,6 +97,21 @@ def test_show_folder_with_ratios(image_folder):
     assert row(result.output, "benign") == [10, 5, 5] and "1x16x16" in result.output
 
 
+def test_show_folder_prints_the_preflight_summary_with_duplicates_across_splits(image_folder):
+    import shutil
+
+    for k in range(20):  # every benign image twice: copies land in other splits
+        shutil.copy(image_folder / "benign" / f"{k}.png", image_folder / "benign" / f"copy{k}.png")
+    (image_folder / "malignant" / "bad.png").write_bytes(b"junk")
+    result = run("show", f"folder:{image_folder}")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "size 8 px (no --size given)" in out and "1x8x8" in out  # what a search would use
+    assert "pre-flight summary of folder:" in out and "2 classes, 60 images" in out
+    assert re.search(r"20 groups of identical files \(20 extra copies.*\d+ groups span splits \(leakage", out)
+    assert "skipped: 1 file that cannot be read: 'malignant/bad.png'" in out and "consider --class" not in out
+
+
 def test_show_radimagenet(msk_tree):
     result = run("show", "radimagenet-msk", "--data-root", msk_tree, "--fraction", "0.5")
     assert result.exit_code == 0, result.output

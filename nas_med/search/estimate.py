@@ -1,0 +1,275 @@
+"""Before the first trial: how long the search will take, and which baselines are out of scale.
+
+Method. Every network's cost is its forward FLOPs per image (``arch.cost.spec_cost``, on the meta device). A short
+calibration on this device trains two small reference CNNs for a few steps on the real images (batch 32, the
+data's size and channels) and fits ``seconds per training image = a + b * FLOPs`` (``a``: per-image overhead, ``b``:
+seconds per FLOP of a training step); it also times the CAM objective once on the reference net. An epoch of a
+network then costs ``n_train * (a + b F) + n_val * (a + b F) / 3`` (validation is a forward pass), a trial
+``epochs`` epochs plus the CAM objective and ~0.3 s of storage. Candidates are ``SAMPLES`` specs drawn at random
+from the search space (the mean is the expected trial), baselines their own specs. Pruning is not predicted (it
+only shortens trials); the progress display rescales the rest of the estimate by measured / predicted as trials
+finish.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from ..arch import ArchSpec, HeadSpec, StageSpec, build, check
+from ..arch.cost import spec_cost
+from ..train import Normalizer, pick_device
+
+log = logging.getLogger(__name__)
+
+SAMPLES = 24
+BATCH = 32
+STEPS = 3
+TRIAL_OVERHEAD_S = 0.3
+BASELINE_FACTOR = 20.0  # a baseline whose epoch costs more than this x the median candidate's gets a warning
+HOUR = 3600.0
+
+
+def _reference(widths: tuple[int, ...], channels: int, classes: int, size: int) -> ArchSpec:
+    stages = tuple(StageSpec("simple", w, 1, 3, "batch", "relu", True) for w in widths)
+    return ArchSpec(channels, classes, size, stages, None, HeadSpec("gap_linear"))
+
+
+@dataclass
+class Calibration:
+    """``seconds per training image = overhead_s + seconds_per_flop * forward FLOPs``, and the CAM objective's time."""
+
+    overhead_s: float
+    seconds_per_flop: float
+    cam_s: float
+    device: str
+    seconds: float  # wall time the calibration took
+
+    def image_seconds(self, flops: float) -> float:
+        return self.overhead_s + self.seconds_per_flop * flops
+
+
+def _time_steps(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+                steps: int) -> float:
+    """Seconds per training image of ``spec`` (median of ``steps`` steps after one warm-up step)."""
+    torch.manual_seed(0)
+    model = build(spec).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    normalize = Normalizer(images)
+    x_all, y_all = images.to(device), labels.to(device)
+    use_amp = device.type == "cuda"
+    times = []
+    for step in range(steps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        x = normalize(x_all)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y_all)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) / len(images)
+
+
+def calibrate(data, device_name: str = "auto", cam_images: int = 16, cam_method: str = "gradcam",
+              steps: int = STEPS) -> Calibration:
+    """Time two reference CNNs (and the CAM objective once) on ``data``'s images on this device."""
+    from ..arch import cam_target_layer
+    from ..objectives.cam import evaluate_cams
+
+    started = time.perf_counter()
+    device = pick_device(device_name)
+    n = min(BATCH, len(data.train))
+    images = data.train.images[:n]
+    labels = data.train.labels[:n]
+    if data.task == "multilabel":  # the reference only needs a loss of the right cost
+        labels = torch.zeros(n, dtype=torch.long)
+    classes = max(2, data.num_classes)
+    specs = [_reference((8, 16), data.in_channels, classes, data.size),
+             _reference((16, 32, 64), data.in_channels, classes, data.size)]
+    flops = [spec_cost(s)["flops"] for s in specs]
+    secs = [_time_steps(s, images, labels, device, steps) for s in specs]
+    slope = (secs[1] - secs[0]) / max(1.0, flops[1] - flops[0])
+    if slope <= 0:  # noise: all of the time is put on the FLOPs of the larger net
+        slope, overhead = secs[1] / flops[1], 0.0
+    else:
+        overhead = max(0.0, secs[0] - slope * flops[0])
+    cam_s = 0.0
+    try:
+        torch.manual_seed(0)
+        model = build(specs[1]).to(device).eval()
+        k = min(cam_images, len(data.val))
+        normalize = Normalizer(data.train.images[:n])
+        start = time.perf_counter()
+        layer = cam_target_layer(model, specs[1])
+        if layer is not None and k:
+            evaluate_cams(model, normalize(data.val.images[:k].to(device)), None, cam_method, layer)
+        cam_s = time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - the CAM time is a refinement; never stop a search for it
+        log.debug("CAM calibration skipped: %s", exc)
+    return Calibration(overhead, slope, cam_s, str(device), time.perf_counter() - started)
+
+
+def epoch_seconds(cal: Calibration, flops: float, n_train: int, n_val: int) -> float:
+    """Predicted wall time of one training epoch plus its validation pass."""
+    per_image = cal.image_seconds(flops)
+    return n_train * per_image + n_val * per_image / 3
+
+
+def candidate_flops(space, data, samples: int = SAMPLES, seed: int = 0) -> list[int]:
+    """Forward FLOPs of ``samples`` valid specs drawn at random from ``space`` (at the data's size)."""
+    import optuna
+
+    from ..space import sample
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out: list[int] = []
+    for _ in range(samples * 3):
+        if len(out) >= samples:
+            break
+        trial = study.ask()
+        try:
+            spec = sample(trial, space, in_channels=data.in_channels, num_classes=data.num_classes,
+                          input_size=data.size)
+            if spec.input_size != data.size:
+                continue
+            check(spec)
+            out.append(int(spec_cost(spec)["flops"]))
+        except Exception as exc:  # noqa: BLE001 - an invalid draw is pruned in the search too
+            log.debug("estimate: draw skipped: %s", exc)
+        finally:
+            study.tell(trial, 0.0)
+    return out
+
+
+@dataclass
+class Estimate:
+    """The search's predicted wall time, split into candidates and baselines, with the lines printed."""
+
+    trials: int
+    epochs: int
+    trial_s: float  # mean predicted candidate trial
+    candidate_epoch_s: list[float]
+    baselines: dict[str, float] = field(default_factory=dict)  # name -> predicted trial seconds
+    baseline_epoch_s: dict[str, float] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def baselines_s(self) -> float:
+        return sum(self.baselines.values())
+
+    @property
+    def total_s(self) -> float:
+        return self.baselines_s + self.trials * self.trial_s
+
+
+def fmt_seconds(s: float) -> str:
+    if s != s:
+        return "?"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def estimate(session, calibration: Calibration | None = None) -> Estimate:
+    """The time estimate of ``session``'s search (trials still to add, epochs, baselines not yet done)."""
+    from optuna.trial import TrialState
+
+    from ..arch.baselines import baseline_spec
+
+    config, data = session.config, session.data
+    cal = calibration or calibrate(data, config.device, config.cam_images, config.cam_method)
+    n_train, n_val = len(data.train), len(data.val)
+    flops = candidate_flops(session.space, data, seed=config.seed)
+    epoch_s = sorted(epoch_seconds(cal, f, n_train, n_val) for f in flops) or [float("nan")]
+    per_trial = cal.cam_s + TRIAL_OVERHEAD_S
+    trial_s = statistics.fmean(config.epochs * e + per_trial for e in epoch_s)
+    median_epoch = statistics.median(epoch_s)
+    est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal)
+    done = {t.user_attrs.get("baseline") for t in session.study.get_trials(deepcopy=False)
+            if t.state == TrialState.COMPLETE}
+    for name in config.baselines:
+        if name in done:
+            continue
+        try:
+            spec = baseline_spec(name, data.in_channels, data.num_classes, data.size)
+            b_flops = spec_cost(spec)["flops"]
+        except Exception as exc:  # noqa: BLE001 - an unusable baseline fails as a trial, as before
+            log.debug("estimate: baseline %s not costed: %s", name, exc)
+            continue
+        b_epoch = epoch_seconds(cal, b_flops, n_train, n_val)
+        est.baseline_epoch_s[name] = b_epoch
+        est.baselines[name] = config.epochs * b_epoch + per_trial
+        if b_epoch > BASELINE_FACTOR * median_epoch:
+            est.warnings.append(
+                f"warning: baseline {name} at {data.size} px costs {b_flops / 1e9:.2f} GFLOPs per image: ~"
+                f"{fmt_seconds(b_epoch)} per epoch, {b_epoch / median_epoch:.0f}x the median candidate's "
+                f"{fmt_seconds(median_epoch)}; ~{fmt_seconds(est.baselines[name])} for its {config.epochs} epochs. "
+                f"Drop it from --baselines or give a smaller --size to avoid the wait")
+    gpus = config.extra.get("gpus") or ()
+    parallel = max(1, len(gpus))
+    total = est.total_s / parallel
+    base = f" + {len(est.baselines)} baseline{'s' if len(est.baselines) != 1 else ''} " \
+           f"({fmt_seconds(est.baselines_s)})" if est.baselines else ""
+    lo, hi = epoch_s[0], epoch_s[-1]
+    est.lines.append(
+        f"time estimate: ~{fmt_seconds(total)}{f' ({total:.0f} s)' if total >= 90 else ''} for {config.trials} trials x {config.epochs} epochs{base}: "
+        f"a candidate epoch ~{fmt_seconds(median_epoch)} (median; {lo:.2g}-{hi:.2g} s) at {data.size} px on "
+        f"{len(data.train)} training images, predicted from FLOPs and a {cal.seconds:.1f} s calibration on "
+        f"{cal.device} ({torch.get_num_threads()} threads); pruning only shortens it; refined as trials finish")
+    if config.timeout is not None and config.timeout < total:
+        est.lines.append(f"  --timeout {config.timeout:g} s stops starting trials before that")
+    elif total > HOUR:
+        est.lines.append("  that is over an hour: consider --timeout 3600 (no trial starts after an hour), fewer "
+                         "--trials or --epochs, or a smaller --size")
+    est.lines.extend(est.warnings)
+    return est
+
+
+def preflight(session, callbacks=()) -> Estimate | None:
+    """The lines printed before the first trial: the default-size line, a folder's summary and the estimate.
+
+    Each callback with a ``preflight(lines, estimate)`` method receives them (the CLI's progress display): first
+    the size line and summary with ``estimate=None``, then the estimate's lines with the Estimate. Without such a
+    callback the size line and summary are logged at INFO level and no estimate is made (no calibration)."""
+    from ..data.summary import folder_root, scan_folder, summarize, summary_lines
+
+    config = session.config
+    lines: list[str] = []
+    if config.extra.get("size_reason"):
+        lines.append(config.extra["size_reason"])
+    root = folder_root(config.dataset)
+    if root is not None:
+        try:
+            lines += summary_lines(summarize(scan_folder(root), session.data), session.data.name)
+        except Exception as exc:  # noqa: BLE001 - the summary informs; it never stops a search
+            log.warning("pre-flight summary skipped: %s", exc)
+    hooks = [cb.preflight for cb in callbacks if callable(getattr(cb, "preflight", None))]
+    if not hooks:
+        for line in lines:
+            log.info("%s", line)
+        return None
+    for hook in hooks:  # shown at once: the calibration below takes a few seconds
+        hook(lines, None)
+    if config.extra.get("init_only"):
+        return None
+    try:
+        est = estimate(session)
+    except Exception as exc:  # noqa: BLE001 - nor does the estimate
+        log.warning("time estimate skipped: %s", exc)
+        return None
+    for hook in hooks:
+        hook(est.lines, est)
+    return est
