@@ -27,10 +27,11 @@ def show(name: str, **data_kwargs) -> None:
     """Counts per split and class, and the task type; for folder:PATH also the pre-flight summary of a search."""
     from ..data import load_dataset
     from ..data.sizing import folder_default_size
+    from ..train import pick_device
 
     choice = None  # for a folder without --size: the size a search would use
     if data_kwargs["size"] is None:
-        choice = folder_default_size(name, cache_dir=data_kwargs["cache_dir"])
+        choice = folder_default_size(name, pick_device("auto").type, cache_dir=data_kwargs["cache_dir"])
     if choice is not None:
         data_kwargs["size"] = choice.size
     data = load_dataset(name, **data_kwargs)

@@ -49,15 +49,14 @@ def default_size(shapes: Sequence[tuple[int, int]], device_type: str = "cpu") ->
     return SizeChoice(size, reason, median, budget, up, len(sides))
 
 
-def folder_default_size(name: str, device: str = "auto", cache_dir=None) -> SizeChoice | None:
-    """The default size of dataset ``name`` on ``device`` when it is a ``folder:`` dataset, else None (other
-    datasets keep their native size). Reads only image headers (cached, see ``summary.scan_folder``)."""
+def folder_default_size(name: str, device_type: str = "cpu", cache_dir=None) -> SizeChoice | None:
+    """The default size of dataset ``name`` on a device of ``device_type`` (``cpu``, ``cuda``, ``mps``) when it is
+    a ``folder:`` dataset, else None (other datasets keep their native size). Reads only image headers (cached,
+    see ``summary.scan_folder``)."""
     from .summary import folder_root, readable_shapes, scan_folder
 
     root = folder_root(name)
     if root is None:
         return None
-    from ..train import pick_device
-
     shapes = readable_shapes(scan_folder(root, cache_dir))
-    return default_size(shapes, pick_device(device).type) if shapes else None
+    return default_size(shapes, device_type) if shapes else None

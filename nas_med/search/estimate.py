@@ -22,6 +22,7 @@ import torch
 from ..arch import ArchSpec, HeadSpec, StageSpec, build, check
 from ..arch.cost import spec_cost
 from ..train import Normalizer, pick_device
+from . import records
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     trial_s = statistics.fmean(config.epochs * e + per_trial for e in epoch_s)
     median_epoch = statistics.median(epoch_s)
     est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal)
-    done = {t.user_attrs.get("baseline") for t in session.study.get_trials(deepcopy=False)
+    done = {records.baseline_name(t) for t in session.study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE}
     for name in config.baselines:
         if name in done:

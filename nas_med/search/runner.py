@@ -85,7 +85,7 @@ def prepare(config: SearchConfig) -> Session:
     if config.size is None:  # a folder's default size: its median side within the device's budget
         from ..data.sizing import folder_default_size
 
-        choice = folder_default_size(config.dataset, config.device)
+        choice = folder_default_size(config.dataset, pick_device(config.device).type)
         if choice is not None:
             config.size, config.extra["size_reason"] = choice.size, choice.reason
     data = _load_data(config)
