@@ -1,0 +1,122 @@
+"""Bad input in its *content* (issue 17): datasets, search spaces, storages, resumed data, exported folders.
+
+Each case: exit code 2, one line ``Error: ...`` naming the bad value, no traceback, and no study database or
+output folder left behind. Inputs are built here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from click.testing import CliRunner
+from optuna.trial import TrialState
+from PIL import Image
+
+from nas_med.cli.main import cli
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+TINY = ["--size", "16", "--space", "tiny", "--epochs", "1", "--cam-images", "4", "--pruner", "none", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated):
+    """Own data cache, one torch thread (tests/conftest.py)."""
+
+
+def invoke(*args, env: dict | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+def refused(result, expect: str, *absent: Path) -> None:
+    """Exit 2, one ``Error:`` line holding ``expect``, no traceback, none of ``absent`` exists."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert expect in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    for path in absent:
+        assert not path.exists(), f"{path} was left behind"
+
+
+def search(tmp_path: Path, *extra, study: str = "f", trials: int = 1):
+    url = f"sqlite:///{tmp_path}/f.db"
+    return invoke("search", "--storage", url, "--study", study, "--trials", trials, "--workers", "1", *TINY,
+                  *extra), tmp_path / "f.db"
+
+
+# --- array datasets whose content is wrong -----------------------------------------------------------------
+
+def _npz(root: Path, name: str = "breastmnist", *, n: int = 12, images=None, labels=None, **override) -> Path:
+    """A MedMNIST-style ``<name>.npz`` (binary, 28 px); ``override`` replaces whole arrays by key."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) if images is None \
+            else images
+        arrays[f"{split}_labels"] = (np.arange(n) % 2).reshape(n, 1) if labels is None else labels
+    arrays.update(override)
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez(root / f"{name}.npz", **arrays)
+    return root
+
+
+N = 12
+BAD_ARRAYS = {
+    "label-above-range": (dict(train_labels=np.full((N, 1), 7)), "holds the label 7, outside 0..1"),
+    "label-negative": (dict(val_labels=np.full((N, 1), -1)), "holds the label -1, outside 0..1"),
+    "label-not-integer": (dict(train_labels=np.full((N, 1), 0.5)), "non-integer label 0.5"),
+    "label-wrong-shape": (dict(train_labels=np.zeros((N, 3), dtype=np.int64)), "has shape (12, 3)"),
+    "label-count-differs": (dict(test_labels=np.zeros((N - 2, 1), dtype=np.int64)), "has 10 labels for 12 images"),
+    "split-empty": (dict(val_images=np.zeros((0, 28, 28), np.uint8), val_labels=np.zeros((0, 1), np.int64)),
+                    "val split is empty"),
+    "class-missing-in-val": (dict(val_labels=np.zeros((N, 1), dtype=np.int64)),
+                             "the val split has no image of class"),
+    "float-images-out-of-range": (dict(train_images=np.full((N, 28, 28), 300.5, np.float32)),
+                                  "float values from 300.5 to 300.5"),
+    "images-nan": (dict(test_images=np.full((N, 28, 28), np.nan, np.float32)), "non-finite values"),
+    "images-16-bit": (dict(train_images=np.full((N, 28, 28), 4095, np.uint16)), "values from 4095 to 4095"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARRAYS, ids=list(BAD_ARRAYS))
+def test_array_dataset_with_wrong_content_is_refused(case, tmp_path):
+    arrays, expect = BAD_ARRAYS[case]
+    root = _npz(tmp_path / "npz", **arrays)
+    result, db = search(tmp_path, "--dataset", "breastmnist", "--data-root", root)
+    refused(result, expect, db)
+    assert "breastmnist.npz" in result.stderr or "split" in result.stderr
+
+
+def test_float_images_in_unit_range_are_rescaled_not_blackened(tmp_path):
+    from nas_med.data import load_dataset
+
+    rng = np.random.default_rng(1)
+    unit = rng.random((N, 28, 28)).astype(np.float32)
+    root = _npz(tmp_path / "npz", images=unit)
+    data = load_dataset("breastmnist", data_root=root, size=None, channels=None, fraction=1.0, seed=0)
+    assert data.train.images.dtype == torch.uint8 and int(data.train.images.max()) > 200
+    assert torch.equal(data.train.images[:, 0], torch.from_numpy(np.rint(unit * 255).astype(np.uint8)))
+
+
+# --- folder datasets whose splits cannot be scored ----------------------------------------------------------
+
+def _png(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8)).save(path)
+
+
+def test_folder_class_too_small_for_every_split_is_refused(tmp_path):
+    for k in range(10):
+        _png(tmp_path / "imgs" / "normal" / f"{k}.png", k)
+    _png(tmp_path / "imgs" / "rare" / "only.png", 99)
+    result, db = search(tmp_path, "--dataset", f"folder:{tmp_path / 'imgs'}")
+    refused(result, "class 'rare' has 1 image(s), too few to appear in the", db)
+    assert "every class needs at least one image in each split" in result.stderr
