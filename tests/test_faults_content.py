@@ -22,7 +22,7 @@ from nas_med.cli.main import cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
-TINY = ["--size", "16", "--space", "tiny", "--epochs", "1", "--cam-images", "4", "--pruner", "none", "--quiet"]
+TINY = ["--size", "16", "--epochs", "1", "--cam-images", "4", "--pruner", "none", "--quiet"]
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +48,8 @@ def refused(result, expect: str, *absent: Path) -> None:
 
 def search(tmp_path: Path, *extra, study: str = "f", trials: int = 1):
     url = f"sqlite:///{tmp_path}/f.db"
+    if "--space" not in extra:
+        extra = ("--space", "tiny", *extra)
     return invoke("search", "--storage", url, "--study", study, "--trials", trials, "--workers", "1", *TINY,
                   *extra), tmp_path / "f.db"
 
@@ -120,3 +122,37 @@ def test_folder_class_too_small_for_every_split_is_refused(tmp_path):
     result, db = search(tmp_path, "--dataset", f"folder:{tmp_path / 'imgs'}")
     refused(result, "class 'rare' has 1 image(s), too few to appear in the", db)
     assert "every class needs at least one image in each split" in result.stderr
+
+
+# --- search spaces whose structure is wrong -----------------------------------------------------------------
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(8)) + "arch: {block: [simple]}\n"
+BAD_SPACES = {
+    "arch-a-list": ("name: s\narch: [simple, 2]\n", "'arch' must be a mapping of fields"),
+    "arch-a-number": ("name: s\narch: 7\n", "'arch' must be a mapping of fields (field: [choices]), got int 7"),
+    "train-a-string": ("name: s\ntrain: fast\n", "'train' must be a mapping of fields (field: [choices]), got str 'fast'"),
+    "by-block-a-list": ("arch: {block: [simple], by_block: [simple]}\n", "'arch.by_block' must be a mapping"),
+    "by-block-entry-a-number": ("arch: {block: [simple], by_block: {simple: 3}}\n",
+                                "'arch.by_block.simple' must be a mapping"),
+    "name-a-mapping": ("name: {x: 1}\narch: {block: [simple]}\n", "'name' must be a text"),
+    "alias-bomb": (BOMB, "aliases (*a) are not allowed"),
+    "plain-alias": ("w: &w [4, 8]\narch: {base_width: *w}\n", "aliases (*w) are not allowed"),
+    "nested-too-deep": ("arch: " + "[" * 60 + "]" * 60 + "\n", "nested deeper than 20 levels"),
+    "too-many-choices": ("arch: {base_width: [" + ", ".join(str(4 + i) for i in range(1500)) + "]}\n",
+                         "1500 choices; at most 1000"),
+    "stages-too-many": ("arch: {stages: [200]}\n", "arch.stages[0]: must be at most 16, got 200"),
+    "file-too-large": ("# " + "x" * (1 << 20) + "\narch: {}\n", "at most 1048576 are allowed"),
+    "range-a-list-of-ranges": ("arch: {depth: {low: [1], high: 3}}\n", "expected an integer, got [1]"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SPACES, ids=list(BAD_SPACES))
+def test_search_space_with_wrong_structure_is_refused(case, tmp_path):
+    text, expect = BAD_SPACES[case]
+    space = tmp_path / "space.yaml"
+    space.write_text(text)
+    result, db = search(tmp_path, "--space", space)
+    refused(result, expect, db)
+    assert "search space" in result.stderr
