@@ -156,3 +156,40 @@ def test_search_space_with_wrong_structure_is_refused(case, tmp_path):
     result, db = search(tmp_path, "--space", space)
     refused(result, expect, db)
     assert "search space" in result.stderr
+
+
+# --- candidates that cannot be allocated ---------------------------------------------------------------------
+
+def _trials(tmp_path: Path, result, db: Path):
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert "Traceback" not in result.output
+    return optuna.load_study(study_name="f", storage=f"sqlite:///{db}").trials
+
+
+def test_a_space_whose_only_candidate_cannot_be_allocated_ends_in_failed_trials_and_exit_0(tmp_path):
+    space = tmp_path / "huge.yaml"
+    space.write_text("name: huge\narch: {block: [simple], stages: [2], base_width: [1048576]}\n")
+    result, db = search(tmp_path, "--space", space, trials=2)
+    trials = _trials(tmp_path, result, db)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert all(t.user_attrs["stop_reason"].startswith("out of memory (estimated before allocating)")
+               for t in trials), [t.user_attrs.get("stop_reason") for t in trials]
+
+
+def test_an_allocation_failure_while_building_fails_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
+    import nas_med.search.objective as objective
+
+    real, calls = objective.build, []
+
+    def build(spec):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 1099511627776 bytes.")
+        return real(spec)
+
+    monkeypatch.setattr(objective, "build", build)
+    result, db = search(tmp_path, trials=2)
+    trials = _trials(tmp_path, result, db)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[0].user_attrs["stop_reason"].startswith("out of memory while building the model: [enforce")

@@ -11,6 +11,7 @@ import optuna
 import torch
 
 from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check
+from ..arch.memory import MemoryTooLarge, check_fits
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
 from ..space import Space, sample, sample_training
@@ -66,9 +67,10 @@ class TrialObjective:
         cfg = TrainConfig(epochs=self.config.epochs, lr=settings["lr"], batch_size=int(settings["batch_size"]),
                           weight_decay=settings["weight_decay"], class_weighting=self.config.class_weighting,
                           device=self.config.device, seed=self.config.seed + trial.number)
-        torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
-        model = build(spec)
-        attrs.update(train_config=cfg.to_dict(), params=count_params(model), **_cost(spec, trial.number))
+        cost = _cost(spec, trial.number)
+        model = self._build(trial, spec, cfg, cost, attrs)
+        attrs.update(train_config=cfg.to_dict(), params=count_params(model),
+                     **{k: cost[k] for k in ("flops", "activation_bytes") if k in cost})
         pruning = ShadowPruning(shadow, trial, cost=attrs) if shadow is not None else None
         if pruning is not None:
             attrs["shadow_trial"] = pruning.number
@@ -99,6 +101,26 @@ class TrialObjective:
             pruning.finish(values[0])
         return values
 
+    def _build(self, trial: optuna.Trial, spec: ArchSpec, cfg: TrainConfig, cost: dict, attrs: dict):
+        """``build(spec)`` once its estimated memory fits the device; a candidate too large for it (estimated,
+        or refused by the allocator) fails with the reason (TrainingFailed), as training's out of memory does."""
+        device = pick_device(self.config.device)
+        try:
+            if "params" in cost:
+                attrs["memory_estimate"] = check_fits(cost, cfg.batch_size, device)
+            torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
+            return build(spec)
+        except MemoryTooLarge as exc:
+            reason = str(exc)
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            if not isinstance(exc, (torch.OutOfMemoryError, MemoryError)) and not _allocation_failure(text):
+                raise
+            reason = f"out of memory while building the model: {text[:300]}"
+        self._release()
+        self._stop(trial, {**attrs, "train_config": cfg.to_dict()}, reason, pruned=False)
+        raise TrainingFailed(reason)
+
     def _score(self, trial: optuna.Trial, spec: ArchSpec, result) -> tuple[float, float, float, float]:
         device = pick_device(self.config.device)
         images = self.data.val.images[self.cam_index]
@@ -124,7 +146,7 @@ class TrialObjective:
                 log.warning("could not store the CAM grid of trial %d: %s", trial.number, exc)
         set_user_attrs(trial, attrs)
         save_trial_note(trial, trial_note(trial.user_attrs["summary"], dict(zip(
-            ("auc", "params", "epoch_seconds", "cam_quality"), values)), cam_artifact=attrs.get("cam_artifact")))
+            ("auc", "params", "epoch_seconds", "cam_quality"), values, strict=True)), cam_artifact=attrs.get("cam_artifact")))
         del result
         self._release()
         return values
@@ -145,15 +167,23 @@ class TrialObjective:
 
 
 def _cost(spec: ArchSpec, number: int) -> dict:
-    """FLOPs and activation bytes of ``spec`` (empty when they cannot be counted: that never stops a trial)."""
+    """Parameters, FLOPs and activation bytes of ``spec``, counted on the meta device (empty when they cannot be
+    counted: that never stops a trial by itself)."""
     try:
         from ..arch.cost import spec_cost
 
         cost = spec_cost(spec)
-        return {"flops": int(cost["flops"]), "activation_bytes": int(cost.get("activation_bytes", 0))}
+        return {"params": int(cost["params"]), "flops": int(cost["flops"]),
+                "activation_bytes": int(cost.get("activation_bytes", 0))}
     except Exception as exc:
         log.debug("cost of trial %d not counted: %s", number, exc)
         return {}
+
+
+def _allocation_failure(text: str) -> bool:
+    """Whether a RuntimeError's text is the allocator refusing memory (CPU: "can't allocate memory")."""
+    low = text.lower()
+    return any(k in low for k in ("allocate", "out of memory", "not enough memory", "bad_alloc", "overflow"))
 
 
 def _finite(value) -> float | None:
