@@ -193,3 +193,93 @@ def test_an_allocation_failure_while_building_fails_the_trial_and_the_study_goes
     trials = _trials(tmp_path, result, db)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[0].user_attrs["stop_reason"].startswith("out of memory while building the model: [enforce")
+
+
+# --- storage that cannot be written --------------------------------------------------------------------------
+
+@pytest.fixture
+def made(tmp_path) -> Path:
+    """A sqlite storage holding study 'kept' (one queued trial)."""
+    db = tmp_path / "made" / "s.db"
+    db.parent.mkdir()
+    result = invoke("search", "--storage", f"sqlite:///{db}", "--study", "kept", "--trials", 1, "--workers", 0,
+                    "--space", "tiny", *TINY)
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def _with_pragma(monkeypatch, pragma: str) -> None:
+    """Every new connection of a nas-med sqlite storage runs ``pragma`` (read-only or full as root can't be)."""
+    import nas_med.search.storage as storage
+    from sqlalchemy import event
+
+    real = storage._use_wal
+
+    def use_wal(rdb) -> None:
+        real(rdb)
+
+        @event.listens_for(rdb.engine, "connect")
+        def _pragma(dbapi_connection, _record) -> None:
+            dbapi_connection.execute(pragma)
+
+        rdb.engine.dispose()
+
+    monkeypatch.setattr(storage, "_use_wal", use_wal)
+
+
+def _trial_rows(db: Path) -> list:
+    with sqlite3.connect(db) as con:
+        return con.execute("select trial_id, state from trials").fetchall()
+
+
+def test_read_only_storage_is_one_line_naming_it(made, tmp_path, monkeypatch):
+    before = _trial_rows(made)
+    if os.geteuid() == 0:
+        _with_pragma(monkeypatch, "PRAGMA query_only = 1")
+    else:
+        made.chmod(0o444)
+    result = invoke("search", "--storage", f"sqlite:///{made}", "--study", "new", "--trials", 1, "--workers", 0,
+                    "--space", "tiny", *TINY)
+    refused(result, f"cannot use storage 'sqlite:///{made}': it is read-only")
+    made.chmod(0o644)
+    assert _trial_rows(made) == before
+
+
+def test_full_disk_storage_is_one_line_naming_it(made, monkeypatch):
+    pages = sqlite3.connect(made).execute("PRAGMA page_count").fetchone()[0]
+    _with_pragma(monkeypatch, f"PRAGMA max_page_count = {pages}")
+    result = invoke("search", "--storage", f"sqlite:///{made}", "--study", "kept", "--trials", 400, "--workers", 0,
+                    "--space", "tiny", *TINY)
+    refused(result, f"cannot use storage 'sqlite:///{made}': its disk is full")
+
+
+def test_locked_storage_is_one_line_naming_it(made, monkeypatch):
+    import nas_med.search.storage as storage
+
+    monkeypatch.setattr(storage, "SQLITE_TIMEOUT", 0.2)
+    holder = sqlite3.connect(made, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = invoke("search", "--storage", f"sqlite:///{made}", "--study", "new", "--trials", 1, "--workers",
+                        0, "--space", "tiny", *TINY)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    refused(result, f"cannot use storage 'sqlite:///{made}': it is locked by another process")
+
+
+@pytest.mark.parametrize("damage", ["version", "tables"])
+def test_storage_with_a_wrong_schema_is_one_line_naming_it(damage, tmp_path):
+    db = tmp_path / "odd.db"
+    with sqlite3.connect(db) as con:
+        if damage == "tables":
+            con.execute("create table studies (x int)")
+        else:
+            con.execute("create table alembic_version (version_num varchar(32) primary key)")
+            con.execute("insert into alembic_version values ('v0.1.0.a')")
+    result = invoke("search", "--storage", f"sqlite:///{db}", "--study", "new", "--trials", 1, "--workers", 0,
+                    "--space", "tiny", *TINY)
+    refused(result, f"cannot use storage 'sqlite:///{db}': its schema")
+    with sqlite3.connect(db) as con:  # (Optuna adds its missing tables on opening; no study or trial is written)
+        assert all(con.execute(f"select count(*) from {t}").fetchone()[0] == 0 for t in ("trials", "studies"))
