@@ -283,3 +283,39 @@ def test_storage_with_a_wrong_schema_is_one_line_naming_it(damage, tmp_path):
     refused(result, f"cannot use storage 'sqlite:///{db}': its schema")
     with sqlite3.connect(db) as con:  # (Optuna adds its missing tables on opening; no study or trial is written)
         assert all(con.execute(f"select count(*) from {t}").fetchone()[0] == 0 for t in ("trials", "studies"))
+
+
+# --- resuming with other data --------------------------------------------------------------------------------
+
+def _queue(tmp_path: Path, root: Path, trials: int = 1):
+    return invoke("search", "--storage", f"sqlite:///{tmp_path}/r.db", "--study", "r", "--trials", trials,
+                  "--workers", 0, "--dataset", "breastmnist", "--data-root", root, "--space", "tiny", *TINY)
+
+
+def test_resuming_a_study_with_other_data_is_refused_saying_what_differs(tmp_path):
+    first = _npz(tmp_path / "a")
+    assert _queue(tmp_path, first).exit_code == 0
+    url = f"sqlite:///{tmp_path}/r.db"
+    before = [(t.number, t.state) for t in optuna.load_study(study_name="r", storage=url).trials]
+    other = _npz(tmp_path / "b", n=14)
+    result = _queue(tmp_path, other, trials=3)
+    refused(result, "data: other images or labels than the study was created with")
+    assert "train images stored 12, given 14" in result.stderr and "breastmnist.npz" in result.stderr
+    assert [(t.number, t.state) for t in optuna.load_study(study_name="r", storage=url).trials] == before
+    same_size = _npz(tmp_path / "c", labels=(np.arange(N) // 6).reshape(N, 1))  # same files' sizes, other labels
+    refused(_queue(tmp_path, same_size), "content hash stored")
+    assert _queue(tmp_path, first, trials=2).exit_code == 0  # the original data still resumes
+
+
+def test_a_study_stored_without_a_fingerprint_still_resumes(tmp_path):
+    from nas_med.search.study import CONFIG_ATTR
+
+    root = _npz(tmp_path / "a")
+    assert _queue(tmp_path, root).exit_code == 0
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db")
+    config = dict(study.user_attrs[CONFIG_ATTR])
+    assert "content" in config.pop("data_fingerprint")
+    study.set_user_attr(CONFIG_ATTR, config)  # as made by nas-med before fingerprints
+    result = _queue(tmp_path, _npz(tmp_path / "b", n=14), trials=3)
+    assert result.exit_code == 0, result.output
+    assert len(optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db").trials) == 3
