@@ -32,6 +32,7 @@ from torch import nn
 from .arch import ArchSpec, build
 from .data.types import Dataset
 from .errors import UserError
+from .export_checks import check_folder, read_json
 from .retrain import TestReport, json_safe, load_study_data, retrain_and_test, seed_list, trial_name, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, is_baseline, value
 
@@ -76,7 +77,7 @@ def load(path: str | Path) -> nn.Module:
     from safetensors.torch import load_file
 
     folder = _folder(path, ("spec.json", "model.safetensors"))
-    spec = ArchSpec.from_json((folder / "spec.json").read_text(encoding="utf-8"))
+    spec = check_folder(folder)  # spec, preprocessing and weights agree, sizes bounded (export_checks)
     model = build(spec)
     try:
         state = load_file(str(folder / "model.safetensors"), device="cpu")
@@ -92,10 +93,7 @@ def load(path: str | Path) -> nn.Module:
 def read_preprocessing(path: str | Path) -> dict:
     """The ``preprocessing.json`` of an exported folder."""
     folder = _folder(path, ("preprocessing.json",))
-    try:
-        return json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"'{folder / 'preprocessing.json'}' is not valid JSON: {exc}") from None
+    return read_json(folder / "preprocessing.json")  # size and depth bounded (export_checks)
 
 
 def _normalise(images: torch.Tensor, pre: dict) -> torch.Tensor:

@@ -210,8 +210,9 @@ def made(tmp_path) -> Path:
 
 def _with_pragma(monkeypatch, pragma: str) -> None:
     """Every new connection of a nas-med sqlite storage runs ``pragma`` (read-only or full as root can't be)."""
-    import nas_med.search.storage as storage
     from sqlalchemy import event
+
+    import nas_med.search.storage as storage
 
     real = storage._use_wal
 
@@ -319,3 +320,82 @@ def test_a_study_stored_without_a_fingerprint_still_resumes(tmp_path):
     result = _queue(tmp_path, _npz(tmp_path / "b", n=14), trials=3)
     assert result.exit_code == 0, result.output
     assert len(optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db").trials) == 3
+
+
+# --- exported folders whose files disagree or are hostile ----------------------------------------------------
+
+def _export(folder: Path, width: int = 8, **pre_changes) -> Path:
+    """A hand-made export: spec.json, model.safetensors and preprocessing.json of a 1-channel 16 px network."""
+    from safetensors.torch import save_file
+
+    from nas_med.arch import ArchSpec, HeadSpec, StageSpec, build
+
+    spec = ArchSpec(1, 2, 16, (StageSpec("simple", width), StageSpec("simple", width * 2)), None,
+                    HeadSpec("gap_linear", 0, 0.0))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.json").write_text(spec.to_json())
+    save_file({k: v.contiguous() for k, v in build(spec).state_dict().items()}, str(folder / "model.safetensors"))
+    pre = {"input_size": 16, "channels": 1, "mean": [0.5], "std": [0.25], "class_names": ["a", "b"],
+           "task": "binary", **pre_changes}
+    (folder / "preprocessing.json").write_text(json.dumps(pre))
+    _png(folder.parent / "x.png", 3)
+    return folder
+
+
+def _predict(folder: Path):
+    out = folder.parent / "cams"
+    return invoke("predict", folder, folder.parent / "x.png", "--cam-out", out), out
+
+
+def test_a_hand_made_export_predicts(tmp_path):
+    result, out = _predict(_export(tmp_path / "m"))
+    assert result.exit_code == 0, result.output
+    assert "x.png" in result.stdout and out.is_dir()
+
+
+def _spec_with(folder: Path, **changes) -> None:
+    spec = json.loads((folder / "spec.json").read_text())
+    spec.update(changes)
+    (folder / "spec.json").write_text(json.dumps(spec))
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _truncate(folder: Path) -> None:
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[:-100])
+
+
+BAD_EXPORTS = {
+    "channels-disagree": (lambda f: _export(f, channels=3, mean=[0.5] * 3, std=[0.2] * 3),
+                          "says channels 3 but spec.json says 1"),
+    "input-size-disagrees": (lambda f: _export(f, input_size=32), "says input_size 32 but spec.json says 16"),
+    "classes-disagree": (lambda f: _export(f, class_names=["a", "b", "c"]), "names 3 classes but spec.json"),
+    "std-zero": (lambda f: _export(f, std=[0]), "'std' must be 1 finite positive numbers"),
+    "weights-of-another-width": (lambda f: (_export(f.parent / "w16", width=16), _export(f),
+                                            (f / "model.safetensors").write_bytes(
+                                                (f.parent / "w16" / "model.safetensors").read_bytes())),
+                                 "has shape [16, 1, 3, 3], the spec needs [8, 1, 3, 3]"),
+    "weights-truncated": (lambda f: (_export(f), _truncate(f)), "are truncated or corrupt"),
+    "spec-cannot-be-allocated": (lambda f: (_export(f), _spec_with(f, stages=[
+        {"block": "simple", "width": 1 << 22}, {"block": "simple", "width": 1 << 23}])),
+                                 "parameters; at most 2,000,000,000 are allowed"),
+    "spec-nested-deeply": (lambda f: (_export(f), (f / "spec.json").write_text(_nested(50000))),
+                           "spec.json' is nested 50000 levels deep"),
+    "preprocessing-nested-deeply": (lambda f: (_export(f), (f / "preprocessing.json").write_text(
+        '{"a": ' + _nested(100000) + "}")), "preprocessing.json' is nested 100001 levels deep"),
+    "preprocessing-a-list": (lambda f: (_export(f), (f / "preprocessing.json").write_text("[1, 2]")),
+                             "must be a JSON object, got list"),
+    "preprocessing-huge": (lambda f: (_export(f), (f / "preprocessing.json").write_text(
+        json.dumps({"pad": "x" * (2 << 20)}))), "at most 1048576 are allowed"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_EXPORTS, ids=list(BAD_EXPORTS))
+def test_exported_folder_whose_files_disagree_is_refused(case, tmp_path):
+    make, expect = BAD_EXPORTS[case]
+    make(tmp_path / "m")
+    result, out = _predict(tmp_path / "m")
+    refused(result, expect, out)
