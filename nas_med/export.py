@@ -32,7 +32,7 @@ from torch import nn
 from .arch import ArchSpec, build
 from .data.types import Dataset
 from .errors import UserError
-from .export_checks import check_folder, read_json
+from .export_checks import check_folder, clean_stale_partials, partial_prefix, read_json
 from .retrain import TestReport, json_safe, load_study_data, retrain_and_test, seed_list, trial_name, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, is_baseline, value
 
@@ -400,7 +400,8 @@ def _make_temp(out: Path) -> tuple[Path, list[Path]]:
         probe = probe.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent)), created
+        clean_stale_partials(out)  # left by killed exports (export_checks)
+        return Path(tempfile.mkdtemp(prefix=partial_prefix(out), dir=parent)), created
     except OSError as exc:
         _remove_empty(created)
         raise UserError(f"cannot write --out '{out}': {exc.strerror or exc}.") from None

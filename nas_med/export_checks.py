@@ -152,22 +152,24 @@ def check_weights(path: Path, expected: dict[str, tuple[tuple[int, ...], str]]) 
         with open(path, "rb") as fh:
             head = fh.read(8)
             if len(head) < 8:
-                raise UserError(f"'{path}' is not a safetensors file ({size} bytes).")
+                raise UserError(f"cannot read the weights '{path}': not a safetensors file ({size} bytes).")
             (n,) = struct.unpack("<Q", head)
             if n > min(MAX_HEADER_BYTES, size - 8):
-                raise UserError(f"'{path}' is not a safetensors file (header length {n} for a file of {size} "
-                                f"bytes).")
+                raise UserError(f"cannot read the weights '{path}': not a safetensors file (header length {n} "
+                                f"for a file of {size} bytes).")
             raw = fh.read(n)
     except OSError as exc:
         raise UserError(f"cannot read the weights '{path}': {exc.strerror or exc}.") from None
     if _depth(raw.decode("utf-8", "replace")) > MAX_JSON_DEPTH:
-        raise UserError(f"'{path}' has a header nested too deeply.")
+        raise UserError(f"cannot read the weights '{path}': its header is nested too deeply.")
     try:
         header = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"'{path}' is not a safetensors file (its header is not JSON: {exc}).") from None
+        raise UserError(f"cannot read the weights '{path}': not a safetensors file (its header is not JSON: "
+                        f"{exc}).") from None
     if not isinstance(header, dict):
-        raise UserError(f"'{path}' is not a safetensors file (its header is not a JSON object).")
+        raise UserError(f"cannot read the weights '{path}': not a safetensors file (its header is not a JSON "
+                        f"object).")
     header.pop("__metadata__", None)
     missing = sorted(set(expected) - set(header))
     unexpected = sorted(set(header) - set(expected))
@@ -204,3 +206,66 @@ def check_folder(folder: Path):
     if (folder / "model.safetensors").is_file():
         check_weights(folder / "model.safetensors", expected)
     return spec
+
+
+# ---- stale temporary folders of killed exports ---------------------------------------------------------------
+
+STALE_HOURS = 24.0  # a temporary export folder older than this is stale whoever made it
+
+
+def partial_prefix(out: Path) -> str:
+    """The name prefix of ``out``'s temporary folder: ``.<name>.partial-<host>-<pid>-`` (who is writing it)."""
+    import os
+    import socket
+
+    host = "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname()) or "host"
+    return f".{out.name}.partial-{host}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_partials(out: Path, hours: float = STALE_HOURS) -> list[Path]:
+    """Remove the temporary folders that killed exports to ``out`` left beside it (``.<name>.partial-*``):
+    those made on this host by a process that is gone, and any older than ``hours``; returns what was removed.
+    A failure to remove one is ignored (the export itself goes on)."""
+    import logging
+    import re
+    import shutil
+    import socket
+    import time
+
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        return []
+    host = "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname()) or "host"
+    pattern = re.compile(re.escape(f".{out.name}.") + r"(?:partial-(?:(?P<host>[\w.]+)-(?P<pid>\d+)-)?|old-)")
+    removed = []
+    try:
+        candidates = [p for p in parent.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    for path in candidates:
+        match = pattern.match(path.name)
+        try:
+            age_h = (time.time() - path.stat().st_mtime) / 3600
+        except OSError:
+            continue
+        dead = match["pid"] is not None and match["host"] == host and not _alive(int(match["pid"]))
+        if dead or age_h > hours:
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+    if removed:
+        logging.getLogger(__name__).warning("removed %d stale temporary export folder(s) of killed exports "
+                                            "(first: '%s')", len(removed), removed[0])
+    return removed

@@ -399,3 +399,49 @@ def test_exported_folder_whose_files_disagree_is_refused(case, tmp_path):
     make(tmp_path / "m")
     result, out = _predict(tmp_path / "m")
     refused(result, expect, out)
+
+
+# --- smaller: stale export folders, huge images ---------------------------------------------------------------
+
+def test_stale_partial_export_folders_are_cleaned(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from nas_med.export_checks import clean_stale_partials, partial_prefix
+
+    out = tmp_path / "model"
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(done.stdout)
+    mine = partial_prefix(out)  # .model.partial-<host>-<this pid>-
+    host = mine.split("partial-", 1)[1].rsplit("-", 2)[0]
+    dead = tmp_path / f".model.partial-{host}-{dead_pid}-abc123"
+    live = tmp_path / f"{mine}def456"
+    old_style = tmp_path / ".model.partial-x1y2z3"  # made before names held host and pid
+    old_fresh = tmp_path / ".model.partial-q9w8e7"
+    other = tmp_path / ".other.partial-x1y2z3"
+    for folder in (dead, live, old_style, old_fresh, other):
+        (folder / "sub").mkdir(parents=True)
+    two_days = time.time() - 48 * 3600
+    os.utime(old_style, (two_days, two_days))
+    os.utime(other, (two_days, two_days))
+    removed = clean_stale_partials(out)
+    assert sorted(removed) == sorted([dead, old_style])
+    assert live.is_dir() and old_fresh.is_dir() and other.is_dir()
+
+
+def test_an_image_above_the_decompression_bomb_limit_gives_one_clear_line(tmp_path, monkeypatch, caplog, recwarn):
+    from PIL import Image as PILImage
+
+    from nas_med.data.decode import read_image
+
+    path = tmp_path / "big.png"
+    PILImage.fromarray(np.zeros((40, 50), np.uint8)).save(path)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # 2,000 px is then "a bomb"; 4,000 refused
+    assert read_image(path, 16).shape == (1, 16, 16)
+    assert "big.png' is 50x40 px (2,000 pixels, above Pillow's decompression-bomb limit of 1,000)" in caplog.text
+    assert not [w for w in recwarn if issubclass(w.category, PILImage.DecompressionBombWarning)]
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 900)
+    _png(tmp_path / "x.png", 1)
+    result = invoke("predict", _export(tmp_path / "m"), path)
+    refused(result, "has more than 1,800 pixels, refused as a possible decompression bomb")
