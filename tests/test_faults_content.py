@@ -166,14 +166,17 @@ def _trials(tmp_path: Path, result, db: Path):
     return optuna.load_study(study_name="f", storage=f"sqlite:///{db}").trials
 
 
-def test_a_space_whose_only_candidate_cannot_be_allocated_ends_in_failed_trials_and_exit_0(tmp_path):
+@pytest.mark.parametrize("width, reason", [(1 << 20, "out of memory (estimated before allocating)"),
+                                           (10**21, "cannot be built: ")], ids=["2^20", "10^21"])
+def test_a_space_whose_only_candidate_cannot_be_allocated_ends_in_failed_trials_and_exit_0(width, reason,
+                                                                                          tmp_path):
     space = tmp_path / "huge.yaml"
-    space.write_text("name: huge\narch: {block: [simple], stages: [2], base_width: [1048576]}\n")
+    space.write_text(f"name: huge\narch: {{block: [simple], stages: [2], base_width: [{width}]}}\n")
     result, db = search(tmp_path, "--space", space, trials=2)
     trials = _trials(tmp_path, result, db)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
-    assert all(t.user_attrs["stop_reason"].startswith("out of memory (estimated before allocating)")
-               for t in trials), [t.user_attrs.get("stop_reason") for t in trials]
+    assert all(t.user_attrs["stop_reason"].startswith(reason) for t in trials), \
+        [t.user_attrs.get("stop_reason") for t in trials]
 
 
 def test_an_allocation_failure_while_building_fails_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
@@ -445,3 +448,13 @@ def test_an_image_above_the_decompression_bomb_limit_gives_one_clear_line(tmp_pa
     _png(tmp_path / "x.png", 1)
     result = invoke("predict", _export(tmp_path / "m"), path)
     refused(result, "has more than 1,800 pixels, refused as a possible decompression bomb")
+
+
+def test_a_worker_whose_data_changed_since_the_study_was_made_is_refused(tmp_path):
+    root = _npz(tmp_path / "a")
+    assert _queue(tmp_path, root).exit_code == 0
+    _npz(tmp_path / "a", labels=(np.arange(N) // 6).reshape(N, 1))  # the same path, other labels
+    result = invoke("worker", "--study", "r", "--storage", f"sqlite:///{tmp_path}/r.db")
+    refused(result, "study 'r' cannot run on this worker's data: data: other images or labels")
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db")
+    assert [t.state for t in study.trials] == [TrialState.WAITING]

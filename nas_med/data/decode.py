@@ -28,8 +28,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 _GRAY_MODES = {"1", "L", "LA", "La"}
 _DEEP_MODES = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
-# Pillow's raw DecompressionBombWarning is replaced by one clear log line per large image (_open_checked)
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def have_dicom() -> bool:
@@ -96,6 +94,7 @@ def read_image(path: Path, size: int | None = None, channels: int | None = None)
 def _open_checked(path: Path) -> Image.Image:
     """``Image.open`` with Pillow's decompression-bomb guard in plain words: above its limit a warning naming
     the file, above twice the limit a ValueError (the file is refused)."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # (idempotent; replaced below)
     try:
         img = Image.open(path)
     except Image.DecompressionBombError:

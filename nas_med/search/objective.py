@@ -61,6 +61,10 @@ class TrialObjective:
             check(spec)
         except InvalidSpec as exc:
             return self._stop(trial, attrs, f"invalid architecture: {exc}", pruned=True)
+        except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as exc:  # e.g. widths past int64
+            reason = f"cannot be built: {_first_line(exc)}"
+            self._stop(trial, attrs, reason, pruned=False)
+            raise TrainingFailed(reason) from None
         if spec.input_size != self.data.size:
             return self._stop(trial, attrs, f"input size {spec.input_size} differs from the data's "
                                             f"{self.data.size} px", pruned=True)
@@ -112,11 +116,10 @@ class TrialObjective:
             return build(spec)
         except MemoryTooLarge as exc:
             reason = str(exc)
-        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-            text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-            if not isinstance(exc, (torch.OutOfMemoryError, MemoryError)) and not _allocation_failure(text):
-                raise
-            reason = f"out of memory while building the model: {text[:300]}"
+        except Exception as exc:  # noqa: BLE001 - a checked spec that cannot be built is a candidate that cannot run
+            text = _first_line(exc)
+            memory = isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or _allocation_failure(text)
+            reason = f"out of memory while building the model: {text}" if memory else f"cannot be built: {text}"
         self._release()
         self._stop(trial, {**attrs, "train_config": cfg.to_dict()}, reason, pruned=False)
         raise TrainingFailed(reason)
@@ -178,6 +181,10 @@ def _cost(spec: ArchSpec, number: int) -> dict:
     except Exception as exc:
         log.debug("cost of trial %d not counted: %s", number, exc)
         return {}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
 
 
 def _allocation_failure(text: str) -> bool:
