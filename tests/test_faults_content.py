@@ -97,7 +97,7 @@ def test_array_dataset_with_wrong_content_is_refused(case, tmp_path):
     assert "breastmnist.npz" in result.stderr or "split" in result.stderr
 
 
-def test_float_images_in_unit_range_are_rescaled_not_blackened(tmp_path):
+def test_float_images_in_unit_range_are_rescaled_not_blackened(tmp_path, caplog):
     from nas_med.data import load_dataset
 
     rng = np.random.default_rng(1)
@@ -106,6 +106,7 @@ def test_float_images_in_unit_range_are_rescaled_not_blackened(tmp_path):
     data = load_dataset("breastmnist", data_root=root, size=None, channels=None, fraction=1.0, seed=0)
     assert data.train.images.dtype == torch.uint8 and int(data.train.images.max()) > 200
     assert torch.equal(data.train.images[:, 0], torch.from_numpy(np.rint(unit * 255).astype(np.uint8)))
+    assert caplog.text.count("holds float images in [0, 1] (float32): rescaled to 0..255") == 1
 
 
 # --- folder datasets whose splits cannot be scored ----------------------------------------------------------

@@ -27,8 +27,9 @@ def _span(values: np.ndarray) -> tuple[float, float]:
     return float(values.min()), float(values.max())
 
 
-def images_to_uint8(images: np.ndarray, where: str) -> np.ndarray:
-    """``images`` as uint8 (see the module doc for the rule); ``where`` names the array in messages."""
+def images_to_uint8(images: np.ndarray, where: str, notes: list[str] | None = None) -> np.ndarray:
+    """``images`` as uint8 (see the module doc for the rule); ``where`` names the array in messages. The
+    rescaling notice is logged, or appended to ``notes`` for the caller to log once everything passed."""
     if images.dtype == np.uint8:
         return images
     if images.size == 0:
@@ -45,7 +46,12 @@ def images_to_uint8(images: np.ndarray, where: str) -> np.ndarray:
                             f"be finite.")
         low, high = _span(images)
         if low >= 0 and high <= 1:
-            log.warning("%s holds float values in [0, 1] (dtype %s): rescaled to 0..255", where, images.dtype)
+            source = where.rsplit(" ", 1)[0] if " " in where else where
+            note = f"{source} holds float images in [0, 1] ({images.dtype}): rescaled to 0..255 (x 255, rounded)"
+            if notes is None:
+                log.warning("%s", note)
+            elif note not in notes:  # one line per file, once the whole file has passed its checks
+                notes.append(note)
             return np.rint(images * 255).astype(np.uint8)
         if low >= 0 and high <= 255:
             return np.rint(images).astype(np.uint8)
