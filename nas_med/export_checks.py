@@ -77,11 +77,31 @@ def read_spec(folder: Path):
 
     data = read_json(folder / "spec.json")
     try:
-        return ArchSpec.from_dict(data)
+        spec = ArchSpec.from_dict(data)
     except UserError as exc:
         raise UserError(f"'{folder / 'spec.json'}': {exc}") from None
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise UserError(f"'{folder / 'spec.json'}' is not a valid nas-med spec: {exc}") from None
+    _bound_spec(spec, str(folder / "spec.json"))
+    return spec
+
+
+MAX_SPEC = {"input_size": 4096, "in_channels": 64, "num_classes": 100_000, "stages": 64, "blocks": 1024,
+            "width": 1 << 24}
+
+
+def _bound_spec(spec, where: str) -> None:
+    """Sizes a spec may state before even the meta-device build is tried (which takes time per module)."""
+    stages = list(spec.stages or ())
+    values = {"input_size": spec.input_size, "in_channels": spec.in_channels, "num_classes": spec.num_classes,
+              "stages": len(stages), "blocks": sum(max(0, int(s.depth)) for s in stages),
+              "width": max([int(s.width) for s in stages]
+                           + [int(spec.stem.width) if spec.stem is not None else 0]
+                           + [int(getattr(spec.head, "hidden", 0) or 0)])}
+    for key, value in values.items():
+        if value > MAX_SPEC[key]:
+            what = {"blocks": "blocks in all (sum of the stage depths)", "width": "channels in a layer"}.get(key, key)
+            raise UserError(f"'{where}' states {value:,} {what}; at most {MAX_SPEC[key]:,} are allowed.")
 
 
 def spec_shapes(spec, where: str) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -386,6 +386,8 @@ BAD_EXPORTS = {
     "spec-cannot-be-allocated": (lambda f: (_export(f), _spec_with(f, stages=[
         {"block": "simple", "width": 1 << 22}, {"block": "simple", "width": 1 << 23}])),
                                  "parameters; at most 2,000,000,000 are allowed"),
+    "spec-too-deep-to-build": (lambda f: (_export(f), _spec_with(f, stages=[
+        {"block": "simple", "width": 4, "depth": 10**9}])), "states 1,000,000,000 blocks in all"),
     "spec-nested-deeply": (lambda f: (_export(f), (f / "spec.json").write_text(_nested(50000))),
                            "spec.json' is nested 50000 levels deep"),
     "preprocessing-nested-deeply": (lambda f: (_export(f), (f / "preprocessing.json").write_text(

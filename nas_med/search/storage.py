@@ -224,7 +224,7 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
             raise UserError(f"cannot create the folder of storage '{url}': {exc.strerror}.") from None
         if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
             raise UserError(f"the folder of storage '{url}' is not writable.")
-        if path.is_file() and not os.access(path, os.W_OK):
+        if create and path.is_file() and not os.access(path, os.W_OK):
             raise UserError(f"cannot use storage '{url}': it is read-only (the file {path} is not writable).")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
     elif url.startswith("postgres"):
