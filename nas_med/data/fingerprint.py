@@ -12,7 +12,7 @@ import torch
 
 from .types import Dataset
 
-__all__ = ["data_fingerprint", "fingerprint_differences"]
+__all__ = ["data_fingerprint", "fingerprint_differences", "require_same_data"]
 
 
 def _update(digest, tensor: torch.Tensor) -> None:
@@ -55,3 +55,13 @@ def fingerprint_differences(stored: dict | None, given: dict | None) -> list[str
             parts.append(f"{split} images stored {counts_s.get(split)}, given {counts_g.get(split)}")
     parts.append(f"content hash stored {str(stored.get('content'))[:12]}, given {str(given.get('content'))[:12]}")
     return [f"data: other images or labels than the study was created with ({', '.join(parts)})"]
+
+
+def require_same_data(resolved: dict, data: Dataset, who: str) -> None:
+    """UserError when ``data`` is not the data the study of ``resolved`` (its stored config) was made with;
+    ``who`` starts the message (e.g. "study 'x' cannot run on this worker's data")."""
+    from ..errors import UserError
+
+    diff = fingerprint_differences(resolved.get("data_fingerprint"), data_fingerprint(data))
+    if diff:
+        raise UserError(f"{who}: {diff[0]}.")

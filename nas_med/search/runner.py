@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from ..arch import ArchSpec
 from ..data import load_dataset
-from ..data.fingerprint import data_fingerprint, fingerprint_differences
+from ..data.fingerprint import data_fingerprint, require_same_data
 from ..data.types import Dataset
 from ..errors import UserError
 from ..space import Space, load_space
@@ -103,9 +103,7 @@ def attach(study_name: str, storage_url: str | None, device: str | None = None) 
     if device:
         config.device = device
     data = _load_data(config)
-    diff = fingerprint_differences(stored_config(study).get("data_fingerprint"), data_fingerprint(data))
-    if diff:
-        raise UserError(f"study '{study_name}' cannot run on this worker's data: {diff[0]}.")
+    require_same_data(stored_config(study), data, f"study '{study_name}' cannot run on this worker's data")
     return _session(config, study, data, load_space_from(stored_config(study)))
 
 
