@@ -461,3 +461,17 @@ def test_a_worker_whose_data_changed_since_the_study_was_made_is_refused(tmp_pat
     refused(result, "study 'r' cannot run on this worker's data: data: other images or labels")
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db")
     assert [t.state for t in study.trials] == [TrialState.WAITING]
+
+
+# --- nothing half-written ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["dataset", "space"])
+def test_a_bad_input_creates_no_storage_folder_database_or_artifacts(bad, tmp_path):
+    root = _npz(tmp_path / "npz", train_labels=np.full((N, 1), 9)) if bad == "dataset" else _npz(tmp_path / "npz")
+    space = tmp_path / "s.yaml"
+    space.write_text("arch: [1]\n" if bad == "space" else "arch: {block: [simple], stages: [2]}\n")
+    where = tmp_path / "new" / "deeper"
+    result = invoke("search", "--storage", f"sqlite:///{where}/s.db", "--study", "x", "--trials", 1,
+                    "--dataset", "breastmnist", "--data-root", root, "--space", space, *TINY)
+    refused(result, "train_labels holds the label 9" if bad == "dataset" else "'arch' must be a mapping",
+            tmp_path / "new")
