@@ -27,27 +27,38 @@ def training_bytes(cost: dict, batch_size: int) -> int:
 
 
 def device_bytes(device: torch.device) -> int | None:
-    """Memory the device can hold: a CUDA device's total memory, the CPU's physical memory (or the cgroup
-    limit when lower); None when unknown (MPS and others)."""
+    """Memory a candidate can have on the device: a CUDA device's total memory; for the CPU the memory
+    available now (``MemAvailable``, or what the cgroup limit leaves when lower); None when unknown (MPS)."""
     if device.type == "cuda":
         try:
             return int(torch.cuda.get_device_properties(device).total_memory)
         except (RuntimeError, AssertionError):
             return None
-    if device.type == "cpu":
+    if device.type != "cpu":
+        return None
+    found = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    if not found:
         try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
         except (ValueError, OSError, AttributeError):
-            return None
-        for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-            try:
-                text = open(limit_file).read().strip()
-            except OSError:
-                continue
-            if text.isdigit():
-                total = min(total, int(text))
-        return int(total)
-    return None
+            pass
+    for limit_file, used_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                   "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit, used = (open(f).read().strip() for f in (limit_file, used_file))
+        except OSError:
+            continue
+        if limit.isdigit() and used.isdigit() and int(limit) < 1 << 60:
+            found.append(max(0, int(limit) - int(used)))
+    return min(found) if found else None
 
 
 def _gib(n: int) -> str:
@@ -64,6 +75,6 @@ def check_fits(cost: dict, batch_size: int, device: torch.device, limit: int | N
     if limit is not None and need > limit:
         raise MemoryTooLarge(f"out of memory (estimated before allocating): {int(cost['params']):,} parameters and "
                              f"{_gib(int(cost.get('activation_bytes', 0)))} of activations per image at batch size "
-                             f"{batch_size} need about {_gib(need)}, more than the {_gib(limit)} {device.type} "
+                             f"{batch_size} need about {_gib(need)}, more than the {_gib(limit)} of {device.type} "
                              f"memory a candidate may use")
     return need
