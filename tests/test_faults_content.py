@@ -475,3 +475,13 @@ def test_a_bad_input_creates_no_storage_folder_database_or_artifacts(bad, tmp_pa
                     "--dataset", "breastmnist", "--data-root", root, "--space", space, *TINY)
     refused(result, "train_labels holds the label 9" if bad == "dataset" else "'arch' must be a mapping",
             tmp_path / "new")
+
+
+def test_the_memory_estimate_counts_weights_optimizer_state_and_activations():
+    from nas_med.arch.memory import MemoryTooLarge, check_fits, training_bytes
+
+    cost = {"params": 1000, "activation_bytes": 4096}
+    assert training_bytes(cost, 8) == 1000 * 16 + 4096 * 8 * 2
+    assert check_fits(cost, 8, torch.device("cpu"), limit=10**6) == 81_536
+    with pytest.raises(MemoryTooLarge, match="1,000 parameters .* batch size 8 need about"):
+        check_fits(cost, 8, torch.device("cpu"), limit=50_000)
