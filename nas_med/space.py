@@ -35,6 +35,9 @@ def _spaces_dir() -> Path:
 
 
 SPACES_DIR = _spaces_dir()
+MAX_FILE_BYTES = 1 << 20  # a search-space file is a few hundred bytes; anything near a megabyte is a mistake
+MAX_DEPTH = 20  # YAML nesting (a space needs 4: arch.by_block.<block>.<field>)
+MAX_CHOICES = 1000  # choices in one field
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,13 @@ class Field:
     below: float | None = None  # values must be strictly below this
     none_ok: bool = False
     above_zero: bool = False  # floats that must be > 0
+    maximum: float | None = None  # largest valid value (inclusive): bounds what building a candidate costs
 
 
 ARCH_FIELDS: dict[str, Field] = {
     "block": Field("choice", ["simple"], BLOCKS),
-    "stages": Field("int", {"low": 2, "high": 4}, minimum=1),
-    "depth": Field("int", [1], minimum=1),
+    "stages": Field("int", {"low": 2, "high": 4}, minimum=1, maximum=16),
+    "depth": Field("int", [1], minimum=1, maximum=64),
     "per_stage_depth": Field("bool", [False]),  # sample a depth for every stage (``depth0``, ``depth1``, ...)
     "base_width": Field("int", [16, 32], minimum=1),
     "width_growth": Field("float", [2.0], above_zero=True),
@@ -107,30 +111,32 @@ def _check_value(path: str, spec: Field, value: Any) -> None:
         return
     if spec.kind == "bool":
         if not isinstance(value, bool):
-            raise _fail(path, f"expected true or false, got {value!r}.")
+            raise _fail(path, f"expected true or false, got {value!r:.120}.")
         return
     number_types = (int,) if spec.kind == "int" else (int, float)
     if isinstance(value, bool) or not isinstance(value, number_types):
-        raise _fail(path, f"expected {'an integer' if spec.kind == 'int' else 'a number'}, got {value!r}.")
+        raise _fail(path, f"expected {'an integer' if spec.kind == 'int' else 'a number'}, got {value!r:.120}.")
     if spec.allowed is not None and value not in spec.allowed:
         raise _fail(path, f"{value!r} is not one of {list(spec.allowed)}.")
     if spec.above_zero and value <= 0:
-        raise _fail(path, f"must be above 0, got {value!r}.")
+        raise _fail(path, f"must be above 0, got {value!r:.120}.")
     if spec.minimum is not None and value < spec.minimum:
-        raise _fail(path, f"must be at least {spec.minimum!r}, got {value!r}.")
+        raise _fail(path, f"must be at least {spec.minimum!r}, got {value!r:.120}.")
+    if spec.maximum is not None and value > spec.maximum:
+        raise _fail(path, f"must be at most {spec.maximum!r}, got {value!r:.120}.")
     if spec.below is not None and value >= spec.below:
-        raise _fail(path, f"must be below {spec.below!r}, got {value!r}.")
+        raise _fail(path, f"must be below {spec.below!r}, got {value!r:.120}.")
 
 
 def _check_range(path: str, spec: Field, raw: dict) -> dict:
     extra = sorted(set(raw) - {"low", "high", "log", "step"})
     if extra or "low" not in raw or "high" not in raw or spec.kind in ("choice", "bool"):
         what = "a list of choices" if spec.kind in ("choice", "bool") else "exactly low, high (optional log, step)"
-        raise _fail(path, f"a range needs {what}, got {raw!r}.")
+        raise _fail(path, f"a range needs {what}, got {raw!r:.120}.")
     for bound in ("low", "high"):
         _check_value(f"{path}.{bound}", spec, raw[bound])
     if raw["low"] is None or raw["high"] is None:
-        raise _fail(path, f"a range needs numbers, got {raw!r}.")
+        raise _fail(path, f"a range needs numbers, got {raw!r:.120}.")
     if raw["low"] > raw["high"]:
         raise _fail(path, f"low {raw['low']!r} is above high {raw['high']!r}.")
     if not isinstance(raw.get("log", False), bool):
@@ -141,7 +147,7 @@ def _check_range(path: str, spec: Field, raw: dict) -> dict:
         raise _fail(f"{path}.step", f"expected a positive {'integer' if spec.kind == 'int' else 'number'}, "
                                     f"got {step!r}.")
     if raw.get("log") and (raw["low"] <= 0 or step is not None):
-        raise _fail(path, f"a log range needs low > 0 and no step, got {raw!r}.")
+        raise _fail(path, f"a log range needs low > 0 and no step, got {raw!r:.120}.")
     return dict(raw)
 
 
@@ -151,6 +157,8 @@ def _check_field(path: str, spec: Field, raw: Any) -> Any:
     values = raw if isinstance(raw, list) else [raw]
     if not values:
         raise _fail(path, "the list of choices is empty.")
+    if len(values) > MAX_CHOICES:
+        raise _fail(path, f"{len(values)} choices; at most {MAX_CHOICES} are allowed.")
     for i, value in enumerate(values):
         _check_value(f"{path}[{i}]", spec, value)
     return list(values)
@@ -158,7 +166,7 @@ def _check_field(path: str, spec: Field, raw: Any) -> Any:
 
 def _check_section(name: str, path: str, raw: Any, fields_: dict[str, Field]) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise UserError(f"search space {name}: '{path}' must be a mapping, got {raw!r}.")
+        raise UserError(f"search space {name}: '{path}' must be a mapping, got {raw!r:.80}.")
     for key in raw:
         if key not in fields_:
             try:
@@ -170,7 +178,7 @@ def _check_section(name: str, path: str, raw: Any, fields_: dict[str, Field]) ->
 
 def _check_by_block(name: str, raw: Any, blocks: list) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
-        raise UserError(f"search space {name}: 'arch.by_block' must be a mapping of block names, got {raw!r}.")
+        raise UserError(f"search space {name}: 'arch.by_block' must be a mapping of block names, got {raw!r:.120}.")
     fields_ = {k: v for k, v in ARCH_FIELDS.items() if k not in _NOT_BY_BLOCK}
     checked = {}
     for block, overrides in raw.items():
@@ -191,6 +199,13 @@ def parse_space(data: Any, name: str = "space") -> Space:
                 look_up(str(key), ("name", "description", "arch", "train"), "top-level key")
             except UserError as exc:
                 raise UserError(f"search space {name}: {exc}") from None
+    for key in ("name", "description"):
+        if data.get(key) is not None and (not isinstance(data[key], (str, int, float)) or isinstance(data[key], bool)):
+            raise UserError(f"search space {name}: '{key}' must be a text, got {data[key]!r:.80}.")
+    for key in ("arch", "train"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise UserError(f"search space {name}: '{key}' must be a mapping of fields (field: [choices]), got "
+                            f"{type(data[key]).__name__} {data[key]!r:.80}.")
     arch = dict(data.get("arch") or {})
     by_block = arch.pop("by_block", None)
     arch = _check_section(name, "arch", arch, ARCH_FIELDS)
@@ -217,10 +232,38 @@ def load_space(name_or_path: str | Path = "default") -> Space:
     if not path.is_file():
         raise UserError(f"search space file '{path}' does not exist.")
     try:
-        data = yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UserError(f"search space file '{path}' is {size} bytes; at most {MAX_FILE_BYTES} are allowed.")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read search space file '{path}': {getattr(exc, 'strerror', None) or exc}.") \
+            from None
+    try:
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader that refuses aliases
     except yaml.YAMLError as exc:
         raise UserError(f"search space file '{path}' is not valid YAML{_yaml_where(exc)}") from None
+    except RecursionError:
+        raise UserError(f"search space file '{path}' is nested too deeply.") from None
     return parse_space(data, path.name)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``: a few hundred bytes can expand to gigabytes) and deep nesting."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not allowed in a "
+                                              "search space", event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _yaml_where(exc: yaml.YAMLError) -> str:
@@ -273,7 +316,7 @@ def sample(trial, space: Space, *, in_channels: int, num_classes: int, input_siz
     widths = [max(4, int(round(base * growth**i / 4)) * 4) for i in range(n_stages)]
     downs = [first_down if i == 0 else last_down if i == n_stages - 1 else True for i in range(n_stages)]
     stages = tuple(StageSpec(block, w, d, kernel, norm, act, down, float(expansion))
-                   for w, d, down in zip(widths, depths, downs))
+                   for w, d, down in zip(widths, depths, downs, strict=True))
     stem = None if stem_type == "none" else StemSpec(stem_type, stem_width, norm if norm != "none" else "batch", act)
     return ArchSpec(in_channels, num_classes, int(size), stages, stem, HeadSpec(head_type, hidden, float(dropout)))
 

@@ -22,6 +22,14 @@ class _Group(click.Group):
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(2)
+        except Exception as exc:  # a storage that cannot be written (read-only, locked, full, wrong schema)
+            from ..search.storage import storage_failure
+
+            failure = storage_failure(exc)
+            if failure is None:
+                raise
+            click.echo(f"Error: {failure}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,7 +15,7 @@ from .options import data_options, storage_option
               help="synthetic, a MedMNIST 2D name, radimagenet-msk or folder:PATH.")
 @data_options
 @click.option("--space", default="default", show_default=True, help="Search space: a shipped name or a YAML file.")
-@click.option("--trials", type=int, default=SearchConfig.trials, show_default=True, help="Trials to add this run.")
+@click.option("--trials", type=int, default=SearchConfig.trials, show_default=True, help="Trials to run this time (queued ones left by an interrupted run count).")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
 @click.option("--study", default=None, help="Study name (default: derived from dataset, size and fraction).")
 @storage_option("sqlite:///..., postgresql+psycopg://... or a journal file")

@@ -9,6 +9,7 @@ from . import synthetic
 from .preprocess import check_size_channels, prepare
 from .splits import apply_fraction, check_fraction
 from .types import Dataset
+from .validate import check_dataset
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
     when missing unless ``download`` is False; any ``size`` is resized from the nearest larger catalog size);
     ``folder:PATH``: one sub-folder per class, split ``split_ratios`` (default 0.7/0.15/0.15) with an optional
     group key (``group_regex`` or ``group_csv``); ``radimagenet-msk``: the paper's 5-class MR task
-    (``data_root`` required, fixed 65/25/10 protocol). Bad input raises UserError naming the value.
+    (``data_root`` required, fixed 65/25/10 protocol). Bad input raises UserError naming the value; the
+    prepared dataset is checked as a whole by ``validate.check_dataset`` (labels, counts, classes per split).
     """
     check_fraction(fraction)
     check_size_channels(size, channels)
@@ -60,7 +62,7 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
 
         data = radimagenet.load(data_root, fraction=fraction, seed=seed, size=size, channels=channels,
                                 cache_dir=cache_dir)
-        return prepare(data, size, channels)  # the protocol applies the fraction to train and val itself
+        return check_dataset(prepare(data, size, channels))  # the protocol applies the fraction to train/val
     else:
         from . import medmnist
 
@@ -71,4 +73,4 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
         data = medmnist.load(name, size=size, data_root=data_root, cache_dir=cache_dir, download=download)
     data = data.with_splits(train=apply_fraction(data.train, fraction, seed))
     data.info.update(fraction=fraction)
-    return prepare(data, size, channels)
+    return check_dataset(prepare(data, size, channels))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,7 +70,7 @@ def read_image(path: Path, size: int | None = None, channels: int | None = None)
     if path.suffix.lower() in DICOM_EXTENSIONS:
         img = _open_dicom(path)
     else:
-        img = Image.open(path)
+        img = _open_checked(path)
         if size is not None and img.format == "JPEG":
             img.draft("L" if channels == 1 else "RGB", (size, size))  # decode at a reduced scale
         img.load()
@@ -88,6 +89,23 @@ def read_image(path: Path, size: int | None = None, channels: int | None = None)
     if channels is None and (arr[0] == arr[1]).all() and (arr[0] == arr[2]).all():
         return arr[:1]
     return arr
+
+
+def _open_checked(path: Path) -> Image.Image:
+    """``Image.open`` with Pillow's decompression-bomb guard in plain words: above its limit a warning naming
+    the file, above twice the limit a ValueError (the file is refused)."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # (idempotent; replaced below)
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ValueError(f"image '{path}' has more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, "
+                         f"refused as a possible decompression bomb") from None
+    pixels = img.width * img.height
+    if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:
+        log.warning("image '%s' is %dx%d px (%s pixels, above Pillow's decompression-bomb limit of %s); decoded "
+                    "anyway, which needs about %d MB", path, img.width, img.height, f"{pixels:,}",
+                    f"{Image.MAX_IMAGE_PIXELS:,}", pixels * len(img.getbands()) // 2**20)
+    return img
 
 
 def _try_read(path: Path, size: int | None, channels: int | None) -> np.ndarray | None:

@@ -119,8 +119,12 @@ def split_indices(labels: torch.Tensor, ratios: tuple[float, float, float], seed
             raise UserError(f"too few images ({len(labels)}) or groups for split ratios {tuple(ratios)}: "
                             f"the {name} split is empty.")
         missing = sorted(set(range(len(classes))) - set(labels[index].tolist()))
-        if share > 0 and missing:
-            log.warning("the %s split has no images of class %s", name, ", ".join(classes[m] for m in missing))
+        if share > 0 and missing:  # a class absent from a split: its AUC is undefined (0.5 for every trial)
+            have = int((labels == missing[0]).sum())
+            raise UserError(f"class '{classes[missing[0]]}' has {have} image(s), "
+                            f"too few to appear in the {name} split at split ratios {tuple(ratios)}: every class "
+                            f"needs at least one image in each split with a share (add images or change "
+                            f"--split-ratios).")
     return parts
 
 

@@ -21,6 +21,7 @@ import torch
 from ..errors import UserError
 from . import cache
 from .types import Dataset, Split, Task
+from .validate import images_to_uint8, labels_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +141,21 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def to_split(images: np.ndarray, labels: np.ndarray, task: Task) -> Split:
-    """(N, H, W) or (N, H, W, 3) images and (N,), (N, 1) or (N, L) labels -> a Split."""
+def to_split(images: np.ndarray, labels: np.ndarray, task: Task, num_classes: int | None = None,
+             where: str = "MedMNIST", notes: list[str] | None = None) -> Split:
+    """(N, H, W) or (N, H, W, C) images and (N,), (N, 1) or (N, L) labels -> a Split, checked by
+    ``validate`` (float images in [0, 1] are rescaled to 0..255; labels out of range are refused)."""
     if images.ndim == 3:
         images = images[:, None]
     elif images.ndim == 4 and images.shape[-1] in (1, 3):
         images = images.transpose(0, 3, 1, 2)
     else:
-        raise UserError(f"unexpected MedMNIST image array shape {images.shape}.")
-    images = np.ascontiguousarray(images).astype(np.uint8, copy=False)
-    if task == "multilabel":
-        target = torch.from_numpy(labels.reshape(len(labels), -1).astype(np.float32))
-    else:
-        target = torch.from_numpy(labels.reshape(len(labels)).astype(np.int64))
+        raise UserError(f"{where}_images: unexpected image array shape {images.shape} (expected (N, H, W) or "
+                        f"(N, H, W, 1 or 3)).")
+    images = np.ascontiguousarray(images_to_uint8(images, f"{where}_images", notes))
+    if num_classes is None:
+        num_classes = labels.reshape(len(labels), -1).shape[1] if task == "multilabel" else int(labels.max()) + 1
+    target = labels_to_tensor(labels, len(images), task, num_classes, f"{where}_labels")
     return Split(torch.from_numpy(images), target)
 
 
@@ -175,8 +178,12 @@ def load(name: str, *, size: int | None = None, data_root: str | Path | None = N
     path, file_size = found
     log.info("reading %s", path)
     arrays = read_npz(path)
-    splits = {s: to_split(arrays[f"{s}_images"], arrays[f"{s}_labels"], task) for s in SPLITS}
     classes = [entry["label"][k] for k in sorted(entry["label"], key=int)]
+    notes: list[str] = []
+    splits = {s: to_split(arrays[f"{s}_images"], arrays[f"{s}_labels"], task, len(classes), f"'{path}' {s}",
+                          notes) for s in SPLITS}
+    for note in notes:
+        log.warning("%s", note)
     return Dataset(name, task, classes, **splits,
                    info={"source": str(path), "file_size": file_size, "licence": entry.get("license", ""),
                          "medmnist_task": entry["task"]})

@@ -5,7 +5,6 @@ Every model input is normalised float (B, C, H, W): ``(uint8 / 255 - mean) / std
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +14,7 @@ from torch import nn
 
 from ..arch import ArchSpec, build
 from ..errors import UserError
+from .checks import check_folder, read_json
 
 __all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images", "read_preprocessing",
            "read_spec"]
@@ -56,18 +56,14 @@ def load(path: str | Path) -> nn.Module:
 
 
 def read_spec(path: str | Path) -> ArchSpec:
-    """The ``spec.json`` of an exported folder."""
-    folder = _folder(path, ("spec.json",))
-    return ArchSpec.from_json((folder / "spec.json").read_text(encoding="utf-8"))
+    """The ``spec.json`` of an exported folder, checked against its preprocessing and weights (``checks``)."""
+    return check_folder(_folder(path, ("spec.json",)))
 
 
 def read_preprocessing(path: str | Path) -> dict:
     """The ``preprocessing.json`` of an exported folder."""
     folder = _folder(path, ("preprocessing.json",))
-    try:
-        return json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"'{folder / 'preprocessing.json'}' is not valid JSON: {exc}") from None
+    return read_json(folder / "preprocessing.json")  # size and depth bounded
 
 
 def normalise(images: torch.Tensor, pre: dict) -> torch.Tensor:

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..retrain import TestReport
 from ..search.records import json_safe
 from .card import model_card
+from .checks import clean_stale_partials, partial_prefix
 from .load import ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
 
 __all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
@@ -156,7 +157,8 @@ def make_temp(out: Path) -> tuple[Path, list[Path]]:
         probe = probe.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent)), created
+        clean_stale_partials(out)  # left by killed exports
+        return Path(tempfile.mkdtemp(prefix=partial_prefix(out), dir=parent)), created
     except OSError as exc:
         remove_empty(created)
         raise UserError(f"cannot write --out '{out}': {exc.strerror or exc}.") from None

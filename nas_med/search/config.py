@@ -81,8 +81,9 @@ class SearchConfig:
         fraction = f"-f{self.fraction:g}" if self.fraction != 1 else ""
         return f"{dataset}{size}{fraction}"
 
-    def resolved(self, space_dict: dict, dataset_info: dict) -> dict:
-        """The configuration stored on the study: identity settings, the full space and the versions."""
+    def resolved(self, space_dict: dict, dataset_info: dict, data_fingerprint: dict | None = None) -> dict:
+        """The configuration stored on the study: identity settings, the full space, the data's fingerprint
+        (``data.fingerprint``) and the versions."""
         import optuna
         import torch
 
@@ -92,6 +93,8 @@ class SearchConfig:
         data["baselines"] = list(self.baselines)
         data.update(space_definition=space_dict, dataset_info=dataset_info,
                     versions={"nas_med": __version__, "optuna": optuna.__version__, "torch": torch.__version__})
+        if data_fingerprint is not None:
+            data["data_fingerprint"] = data_fingerprint
         return data
 
     @classmethod
@@ -111,4 +114,8 @@ def differences(stored: dict, new: dict) -> list[str]:
             out.append(f"{key}: stored {stored.get(key)!r}, given {new.get(key)!r}")
     if stored.get("space_definition") != new.get("space_definition"):
         out.append("space: the search-space definition differs from the stored one")
+    # a study made before fingerprints were stored has none: it resumes as before
+    from ..data.fingerprint import fingerprint_differences
+
+    out.extend(fingerprint_differences(stored.get("data_fingerprint"), new.get("data_fingerprint")))
     return out

@@ -11,6 +11,7 @@ import optuna
 import torch
 
 from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check, count_params
+from ..arch.memory import MemoryTooLarge, check_fits
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
 from ..space import Space, sample, sample_training
@@ -56,16 +57,20 @@ class TrialObjective:
             check(spec)
         except InvalidSpec as exc:
             return self._stop(trial, attrs, f"invalid architecture: {exc}", pruned=True)
+        except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as exc:  # e.g. widths past int64
+            reason = f"cannot be built: {_first_line(exc)}"
+            self._stop(trial, attrs, reason, pruned=False)
+            raise TrainingFailed(reason) from None
         if spec.input_size != self.data.size:
             return self._stop(trial, attrs, f"input size {spec.input_size} differs from the data's "
                                             f"{self.data.size} px", pruned=True)
         cfg = TrainConfig(epochs=self.config.epochs, lr=settings["lr"], batch_size=int(settings["batch_size"]),
                           weight_decay=settings["weight_decay"], class_weighting=self.config.class_weighting,
                           device=self.config.device, seed=self.config.seed + trial.number)
-        torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
-        model = build(spec)
+        cost = _cost(spec, trial.number)
+        model = self._build(trial, spec, cfg, cost, attrs)
         attrs.update({records.TRAIN_CONFIG: cfg.to_dict(), records.PARAMS: count_params(model),
-                      **_cost(spec, trial.number)})
+                      **{k: cost[k] for k in (records.FLOPS, records.ACTIVATION_BYTES) if k in cost}})
         pruning = ShadowPruning(shadow, trial, cost=attrs) if shadow is not None else None
         if pruning is not None:
             attrs[records.SHADOW_TRIAL] = pruning.number
@@ -95,6 +100,25 @@ class TrialObjective:
         if pruning is not None:
             pruning.finish(values[0])
         return values
+
+    def _build(self, trial: optuna.Trial, spec: ArchSpec, cfg: TrainConfig, cost: dict, attrs: dict):
+        """``build(spec)`` once its estimated memory fits the device; a candidate too large for it (estimated,
+        or refused by the allocator) fails with the reason (TrainingFailed), as training's out of memory does."""
+        device = pick_device(self.config.device)
+        try:
+            if records.PARAMS in cost:
+                attrs[records.MEMORY_ESTIMATE] = check_fits(cost, cfg.batch_size, device)
+            torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
+            return build(spec)
+        except MemoryTooLarge as exc:
+            reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a checked spec that cannot be built is a candidate that cannot run
+            text = _first_line(exc)
+            memory = isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or _allocation_failure(text)
+            reason = f"out of memory while building the model: {text}" if memory else f"cannot be built: {text}"
+        self._release()
+        self._stop(trial, {**attrs, records.TRAIN_CONFIG: cfg.to_dict()}, reason, pruned=False)
+        raise TrainingFailed(reason)
 
     def _score(self, trial: optuna.Trial, spec: ArchSpec, result) -> tuple[float, float, float, float]:
         device = pick_device(self.config.device)
@@ -142,15 +166,27 @@ class TrialObjective:
 
 
 def _cost(spec: ArchSpec, number: int) -> dict:
-    """FLOPs and activation bytes of ``spec`` (empty when they cannot be counted: that never stops a trial)."""
+    """Parameters, FLOPs and activation bytes of ``spec``, counted on the meta device (empty when they cannot be
+    counted: that never stops a trial by itself)."""
     try:
         from ..arch.cost import spec_cost
 
         cost = spec_cost(spec)
-        return {records.FLOPS: int(cost["flops"]), records.ACTIVATION_BYTES: int(cost.get("activation_bytes", 0))}
+        return {records.PARAMS: int(cost["params"]), records.FLOPS: int(cost["flops"]),
+                records.ACTIVATION_BYTES: int(cost.get("activation_bytes", 0))}
     except Exception as exc:
         log.debug("cost of trial %d not counted: %s", number, exc)
         return {}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
+
+
+def _allocation_failure(text: str) -> bool:
+    """Whether a RuntimeError's text is the allocator refusing memory (CPU: "can't allocate memory")."""
+    low = text.lower()
+    return any(k in low for k in ("allocate", "out of memory", "not enough memory", "bad_alloc", "overflow"))
 
 
 def _finite(value) -> float | None:

@@ -32,6 +32,7 @@ TRAIN_CONFIG = "train_config"          # TrainConfig.to_dict()
 PARAMS = "params"
 FLOPS = "flops"
 ACTIVATION_BYTES = "activation_bytes"
+MEMORY_ESTIMATE = "memory_estimate"      # bytes a candidate was estimated to need before it was built
 SHADOW_TRIAL = "shadow_trial"          # number of the trial in the ``<study>:pruning`` shadow study
 SHADOW_OF = "trial_number"             # on a shadow trial: the real trial's number
 HISTORY = "history"                    # one dict per epoch
@@ -133,6 +134,9 @@ def load_study_data(study: optuna.Study) -> Dataset:
         if key in info and info[key] != have:
             raise UserError(f"the data of study '{study.study_name}' changed since the search: {key} was "
                             f"{info[key]!r}, now {have!r}.")
+    from ..data.fingerprint import require_same_data
+
+    require_same_data(stored, data, f"the data of study '{study.study_name}' changed since the search")
     return data
 
 

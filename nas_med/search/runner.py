@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from ..arch import ArchSpec
 from ..data import load_dataset
+from ..data.fingerprint import data_fingerprint, require_same_data
 from ..data.types import Dataset
 from ..errors import UserError
 from ..space import Space, load_space
@@ -94,7 +95,8 @@ def prepare(config: SearchConfig) -> Session:
     storage = open_storage(config.storage)
     resolved = config.resolved(space.to_dict(), {"task": data.task, "classes": data.classes,
                                                  "counts": {k: len(v) for k, v in data.splits.items()},
-                                                 "size": data.size, "channels": data.in_channels})
+                                                 "size": data.size, "channels": data.in_channels},
+                               data_fingerprint(data))
     study = create_or_resume(config, resolved, storage)
     return _session(config, study, data, space)
 
@@ -108,7 +110,9 @@ def attach(study_name: str, storage_url: str | None, device: str | None = None) 
     config.storage = storage_url
     if device:
         config.device = device
-    return _session(config, study, _load_data(config), load_space_from(stored_config(study)))
+    data = _load_data(config)
+    require_same_data(stored_config(study), data, f"study '{study_name}' cannot run on this worker's data")
+    return _session(config, study, data, load_space_from(stored_config(study)))
 
 
 def load_space_from(resolved: dict) -> Space:

@@ -121,6 +121,74 @@ def _driver_hint(missing: str) -> str:
     return "install the driver the URL names."
 
 
+# (fragment of the driver's message, lower case) -> the cause in words
+STORAGE_CAUSES = (
+    ("readonly database", "it is read-only (the database file or its folder cannot be written)"),
+    ("read-only file system", "it is on a read-only file system"),
+    ("database is locked", "it is locked by another process (a long write, or a crashed writer on a network "
+                           "file system)"),
+    ("database table is locked", "it is locked by another process"),
+    ("disk is full", "its disk is full"),
+    ("no space left", "its disk is full"),
+    ("disk quota exceeded", "its disk quota is exceeded"),
+    ("disk i/o error", "the disk reported an I/O error"),
+    ("file is not a database", "the file is not an SQLite database"),
+    ("database disk image is malformed", "the database file is corrupt"),
+    ("no such table", "its tables are not Optuna's (wrong schema)"),
+    ("has no column named", "its schema is not the one this Optuna version expects (wrong schema version)"),
+    ("no such column", "its schema is not the one this Optuna version expects (wrong schema version)"),
+    ("compatible with the table schema", "its schema version does not match this Optuna version"),
+    ("alembic", "its schema version is unknown to this Optuna version"),
+)
+_OPENED: list[str] = []  # the URLs opened by this process, newest last (for storage_failure)
+
+
+def storage_failure(exc: BaseException, url: str | None = None) -> UserError | None:
+    """A storage error raised after (or while) opening the storage, as one UserError naming the storage (password
+    masked) and the cause; None when ``exc`` (or what caused it) is not a storage error this knows."""
+    seen: list[BaseException] = []
+    while exc is not None and len(seen) < 8 and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    found = [f for f in (_one_failure(e, url) for e in seen) if f is not None]
+    named = [f for f in found if "refused the operation" not in str(f)]
+    return (named or found or [None])[0]
+
+
+def _one_failure(exc: BaseException, url: str | None) -> UserError | None:
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, StorageInternalError) and exc.__cause__ is None and exc.__context__ is None:
+        exc = RuntimeError(str(exc))  # (its cause carries the detail when present)
+    elif isinstance(exc, StorageInternalError):
+        return None
+
+    if isinstance(exc, OSError):  # only a write to the storage's own file (a journal) is a storage failure
+        opened = url or (_OPENED[-1] if _OPENED else "")
+        path = opened[len("sqlite:///"):] if opened.startswith("sqlite:///") else opened
+        if not path or not exc.filename or Path(str(exc.filename)).name != Path(path).name:
+            return None
+    known = isinstance(exc, (SQLAlchemyError, OSError)) or (
+        isinstance(exc, RuntimeError) and "table schema" in str(exc))
+    if not known:
+        import sqlite3
+
+        known = isinstance(exc, sqlite3.Error)
+    if not known:
+        return None
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    low = text.lower()
+    cause = next((c for fragment, c in STORAGE_CAUSES if fragment in low), None)
+    if cause is None:
+        if isinstance(exc, OSError):
+            return None  # not a storage failure this can name (the caller's own message applies)
+        cause = "the database refused the operation"
+    where = mask_url(url or (_OPENED[-1] if _OPENED else DEFAULT_STORAGE))
+    return UserError(f"cannot use storage '{where}': {cause} ({mask_url(first)[:300]}).")
+
+
 def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = True) -> optuna.storages.BaseStorage:
     """Open the storage at ``url`` (a missing sqlite or journal file is created only when ``create``). Bad URLs
     raise UserError with the masked URL."""
@@ -147,6 +215,8 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
             raise UserError(f"cannot create the folder of storage '{url}': {exc.strerror}.") from None
         if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
             raise UserError(f"the folder of storage '{url}' is not writable.")
+        if create and path.is_file() and not os.access(path, os.W_OK):
+            raise UserError(f"cannot use storage '{url}': it is read-only (the file {path} is not writable).")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
     elif url.startswith("postgres"):
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
@@ -161,10 +231,14 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
         raise UserError(f"storage '{mask_url(url)}' needs a database driver that is not installed ({missing}); "
                         f"{_driver_hint(missing)}") from None
     except Exception as exc:  # SQLAlchemy/driver errors: bad URL, refused connection, bad password
+        known = storage_failure(exc, url)
+        if known is not None and "refused the operation" not in str(known):
+            raise known from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot open storage '{mask_url(url)}': {mask_url(first)}") from None
     if url.startswith("sqlite:///"):
         _use_wal(storage)
+    _OPENED.append(url)
     return storage
 
 

@@ -1,0 +1,291 @@
+"""An exported model folder checked as a whole before anything is allocated from it.
+
+``check_folder(folder)`` reads ``spec.json`` and ``preprocessing.json`` (size and nesting depth bounded, so a
+hostile file never reaches a RecursionError or a huge allocation), builds the spec on the meta device (no
+memory), bounds its parameter count, reads only the header of ``model.safetensors`` and checks that the three
+agree: channels, input size and classes of spec and preprocessing; every weight tensor's name, dtype and shape
+against the spec's; the header's offsets against the file's size. Every problem is one UserError naming the
+file and the value.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_PARAMS", "check_folder", "check_preprocessing",
+           "check_weights", "read_json", "spec_shapes"]
+
+MAX_JSON_BYTES = 1 << 20  # spec.json and preprocessing.json are a few kilobytes
+MAX_JSON_DEPTH = 32  # a spec nests 4 levels deep
+MAX_PARAMS = 2_000_000_000  # 8 GB of float32 weights: far above any model nas-med exports
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                "BOOL": 1}
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON ``text`` (outside strings)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def read_json(path: Path, what: str | None = None) -> Any:
+    """The JSON document at ``path``, with its size and depth bounded; UserError naming the file otherwise."""
+    what = what or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise UserError(f"'{what}' is {size} bytes; at most {MAX_JSON_BYTES} are allowed for an export's JSON.")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read '{what}': {getattr(exc, 'strerror', None) or exc}.") from None
+    deepest = _depth(text)
+    if deepest > MAX_JSON_DEPTH:
+        raise UserError(f"'{what}' is nested {deepest} levels deep; at most {MAX_JSON_DEPTH} are allowed.")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"'{what}' is not valid JSON: {exc}") from None
+    except RecursionError:  # (the depth bound makes this unreachable; kept as a last guard)
+        raise UserError(f"'{what}' is nested too deeply.") from None
+
+
+def read_spec(folder: Path):
+    """The ArchSpec of ``folder/spec.json``."""
+    from ..arch.spec import ArchSpec
+
+    data = read_json(folder / "spec.json")
+    try:
+        spec = ArchSpec.from_dict(data)
+    except UserError as exc:
+        raise UserError(f"'{folder / 'spec.json'}': {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise UserError(f"'{folder / 'spec.json'}' is not a valid nas-med spec: {exc}") from None
+    _bound_spec(spec, str(folder / "spec.json"))
+    return spec
+
+
+MAX_SPEC = {"input_size": 4096, "in_channels": 64, "num_classes": 100_000, "stages": 64, "blocks": 1024,
+            "width": 1 << 24}
+
+
+def _bound_spec(spec, where: str) -> None:
+    """Sizes a spec may state before even the meta-device build is tried (which takes time per module)."""
+    stages = list(spec.stages or ())
+    values = {"input_size": spec.input_size, "in_channels": spec.in_channels, "num_classes": spec.num_classes,
+              "stages": len(stages), "blocks": sum(max(0, int(s.depth)) for s in stages),
+              "width": max([int(s.width) for s in stages]
+                           + [int(spec.stem.width) if spec.stem is not None else 0]
+                           + [int(getattr(spec.head, "hidden", 0) or 0)])}
+    for key, value in values.items():
+        if value > MAX_SPEC[key]:
+            what = {"blocks": "blocks in all (sum of the stage depths)", "width": "channels in a layer"}.get(key, key)
+            raise UserError(f"'{where}' states {value:,} {what}; at most {MAX_SPEC[key]:,} are allowed.")
+
+
+def spec_shapes(spec, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{name: (shape, dtype)}`` of the state dict ``build(spec)`` has, built on the meta device; UserError when
+    the spec cannot be built or has more than MAX_PARAMS parameters."""
+    import torch
+
+    from ..arch import InvalidSpec, build
+
+    try:
+        with torch.device("meta"):
+            model = build(spec)
+    except (InvalidSpec, UserError) as exc:
+        raise UserError(f"'{where}' describes a network that cannot be built: {exc}") from None
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise UserError(f"'{where}' describes a network that cannot be built: {text[:300]}") from None
+    params = sum(p.numel() for p in model.parameters())
+    if params > MAX_PARAMS:
+        raise UserError(f"'{where}' describes a network of {params:,} parameters; at most {MAX_PARAMS:,} are "
+                        f"allowed (nothing was allocated).")
+    names = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+             torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+    return {k: (tuple(v.shape), names.get(v.dtype, str(v.dtype))) for k, v in model.state_dict().items()}
+
+
+def _number_list(value: Any, n: int, key: str, where: str, positive: bool = False) -> None:
+    ok = (isinstance(value, list) and len(value) == n
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+    if ok and positive:
+        ok = all(v > 0 for v in value)
+    if not ok:
+        need = f"{n} finite{' positive' if positive else ''} numbers (one per channel)"
+        raise UserError(f"'{where}': '{key}' must be {need}, got {str(value)[:120]}.")
+
+
+def check_preprocessing(pre: Any, spec, where: str) -> dict:
+    """``preprocessing.json`` against the spec: input size, channels, per-channel mean/std, class names, task."""
+    from ..data.types import TASKS
+
+    if not isinstance(pre, dict):
+        raise UserError(f"'{where}' must be a JSON object, got {type(pre).__name__}.")
+    for key, want in (("input_size", spec.input_size), ("channels", spec.in_channels)):
+        value = pre.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"'{where}': '{key}' must be an integer, got {str(value)[:80]}.")
+        if value != want:
+            raise UserError(f"'{where}' says {key} {value} but spec.json says {want}; the files do not belong "
+                            f"together.")
+    _number_list(pre.get("mean"), spec.in_channels, "mean", where)
+    _number_list(pre.get("std"), spec.in_channels, "std", where, positive=True)
+    names = pre.get("class_names")
+    if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+        raise UserError(f"'{where}': 'class_names' must be a list of names, got {str(names)[:80]}.")
+    if len(names) != spec.num_classes:
+        raise UserError(f"'{where}' names {len(names)} classes but spec.json's network has {spec.num_classes} "
+                        f"outputs; the files do not belong together.")
+    if pre.get("task") not in TASKS:
+        raise UserError(f"'{where}': 'task' must be one of {', '.join(TASKS)}, got {str(pre.get('task'))[:80]}.")
+    return pre
+
+
+def check_weights(path: Path, expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
+    """The header of a safetensors file against ``expected`` (``spec_shapes``): same tensor names, dtypes and
+    shapes, offsets inside the file. Only the header is read."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise UserError(f"cannot read the weights '{path}': not a safetensors file ({size} bytes).")
+            (n,) = struct.unpack("<Q", head)
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise UserError(f"cannot read the weights '{path}': not a safetensors file (header length {n} "
+                                f"for a file of {size} bytes).")
+            raw = fh.read(n)
+    except OSError as exc:
+        raise UserError(f"cannot read the weights '{path}': {exc.strerror or exc}.") from None
+    if _depth(raw.decode("utf-8", "replace")) > MAX_JSON_DEPTH:
+        raise UserError(f"cannot read the weights '{path}': its header is nested too deeply.")
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the weights '{path}': not a safetensors file (its header is not JSON: "
+                        f"{exc}).") from None
+    if not isinstance(header, dict):
+        raise UserError(f"cannot read the weights '{path}': not a safetensors file (its header is not a JSON "
+                        f"object).")
+    header.pop("__metadata__", None)
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    if missing or unexpected:
+        raise UserError(f"the weights '{path}' do not fit spec.json (missing: {missing[:3]}, unexpected: "
+                        f"{unexpected[:3]}).")
+    data_bytes = size - 8 - n
+    for name, (shape, dtype) in expected.items():
+        entry = header[name]
+        if not isinstance(entry, dict):
+            raise UserError(f"the weights '{path}': tensor '{name}' has no valid header entry.")
+        got_shape, got_dtype, offsets = entry.get("shape"), entry.get("dtype"), entry.get("data_offsets")
+        if not isinstance(got_shape, list) or tuple(got_shape) != shape:
+            raise UserError(f"the weights '{path}' do not fit spec.json: '{name}' has shape "
+                            f"{str(got_shape)[:80]}, the spec needs {list(shape)}.")
+        if got_dtype != dtype:
+            raise UserError(f"the weights '{path}' do not fit spec.json: '{name}' is {str(got_dtype)[:20]}, "
+                            f"the spec needs {dtype}.")
+        count = math.prod(shape)
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_bytes
+                or offsets[1] - offsets[0] != count * _DTYPE_BYTES.get(dtype, 0)):
+            raise UserError(f"the weights '{path}' are truncated or corrupt: '{name}' has data offsets "
+                            f"{str(offsets)[:60]} in a data section of {data_bytes} bytes.")
+
+
+def check_folder(folder: Path):
+    """The ArchSpec of an exported ``folder`` once spec.json, model.safetensors and (when present)
+    preprocessing.json have been checked against each other; UserError naming the first disagreement."""
+    spec = read_spec(folder)
+    expected = spec_shapes(spec, str(folder / "spec.json"))
+    if (folder / "preprocessing.json").is_file():
+        check_preprocessing(read_json(folder / "preprocessing.json"), spec, str(folder / "preprocessing.json"))
+    if (folder / "model.safetensors").is_file():
+        check_weights(folder / "model.safetensors", expected)
+    return spec
+
+
+# ---- stale temporary folders of killed exports ---------------------------------------------------------------
+
+STALE_HOURS = 24.0  # a temporary export folder older than this is stale whoever made it
+
+
+def partial_prefix(out: Path) -> str:
+    """The name prefix of ``out``'s temporary folder: ``.<name>.partial-<host>-<pid>-`` (who is writing it)."""
+    import os
+    import socket
+
+    host = "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname()) or "host"
+    return f".{out.name}.partial-{host}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_partials(out: Path, hours: float = STALE_HOURS) -> list[Path]:
+    """Remove the temporary folders that killed exports to ``out`` left beside it (``.<name>.partial-*``):
+    those made on this host by a process that is gone, and any older than ``hours``; returns what was removed.
+    A failure to remove one is ignored (the export itself goes on)."""
+    import logging
+    import re
+    import shutil
+    import socket
+    import time
+
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        return []
+    host = "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname()) or "host"
+    pattern = re.compile(re.escape(f".{out.name}.") + r"(?:partial-(?:(?P<host>[\w.]+)-(?P<pid>\d+)-)?|old-)")
+    removed = []
+    try:
+        candidates = [p for p in parent.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    for path in candidates:
+        match = pattern.match(path.name)
+        try:
+            age_h = (time.time() - path.stat().st_mtime) / 3600
+        except OSError:
+            continue
+        dead = match["pid"] is not None and match["host"] == host and not _alive(int(match["pid"]))
+        if dead or age_h > hours:
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+    if removed:
+        logging.getLogger(__name__).warning("removed %d stale temporary export folder(s) of killed exports "
+                                            "(first: '%s')", len(removed), removed[0])
+    return removed
