@@ -313,7 +313,7 @@ def test_resuming_a_study_with_other_data_is_refused_saying_what_differs(tmp_pat
 
 
 def test_a_study_stored_without_a_fingerprint_still_resumes(tmp_path):
-    from nas_med.search.study import CONFIG_ATTR
+    from nas_med.search.records import CONFIG as CONFIG_ATTR
 
     root = _npz(tmp_path / "a")
     assert _queue(tmp_path, root).exit_code == 0
