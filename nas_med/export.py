@@ -29,7 +29,7 @@ import optuna
 import torch
 from torch import nn
 
-from .arch import ArchSpec, build
+from .arch import ArchSpec, build, cam_target_layer
 from .data.types import Dataset
 from .errors import UserError
 from .retrain import TestReport, json_safe, load_study_data, retrain_and_test, seed_list, trial_name, trial_recipe
@@ -125,6 +125,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     Returns one dict per image: image, probabilities {class: p}, prediction, cam (path or None)."""
     pre = read_preprocessing(path)
     model = load(path)
+    spec = ArchSpec.from_json((_folder(path, ("spec.json",)) / "spec.json").read_text(encoding="utf-8"))
     if not images:
         raise UserError("give at least one image file.")
     paths = [Path(p) for p in images]
@@ -137,7 +138,8 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     classes = pre["class_names"]
     cams: list[str | None] = [None] * len(paths)
     if cam_out is not None:
-        cams = _write_cams(model, x, pixels, probs.argmax(1).tolist(), paths, Path(cam_out), cam_method)
+        cams = _write_cams(model, x, pixels, probs.argmax(1).tolist(), paths, Path(cam_out), cam_method,
+                           cam_target_layer(model, spec))
     out = []
     for i, p in enumerate(paths):
         row = probs[i].tolist()
@@ -147,7 +149,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
 
 
 def _write_cams(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor, targets: list[int], paths: list[Path],
-                out: Path, method: str) -> list[str]:
+                out: Path, method: str, layer: nn.Module | None) -> list[str]:
     from PIL import Image
 
     from .objectives.cam import compute_cams
@@ -157,7 +159,7 @@ def _write_cams(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor, targets
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create --cam-out '{out}': {exc.strerror or exc}.") from None
-    cams = compute_cams(model, x, targets, method)
+    cams = compute_cams(model, x, targets, method, layer=layer)
     written, used = [], set()
     for i, (p, cam) in enumerate(zip(paths, cams)):
         name = f"{p.stem}.cam.png" if p.stem not in used else f"{p.stem}-{i}.cam.png"
@@ -215,8 +217,10 @@ def check_parity(folder: Path, model: nn.Module | None = None, batch: int = 3, s
     return diffs
 
 
-def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str, n: int, path: Path) -> float:
-    """Save the CAM grid of ``n`` seeded test images; returns their CAM quality (ROAD)."""
+def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str, n: int, path: Path,
+              layer: nn.Module | None = None) -> tuple[float, float]:
+    """Save the CAM grid of ``n`` seeded test images; returns their (CAM quality, mask energy: NaN without
+    masks). ``layer``: ``arch.cam_target_layer``, as in the search."""
     from .objectives.cam import evaluate_cams
     from .search.artifacts import cam_grid
 
@@ -224,9 +228,9 @@ def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str,
     index = index.sort().values
     images = data.test.images[index]
     masks = None if data.test.masks is None else data.test.masks[index]
-    result = evaluate_cams(model, _normalise(images, normalization), masks, method)
+    result = evaluate_cams(model, _normalise(images, normalization), masks, method, layer)
     cam_grid(images.numpy(), result.cams).save(path)
-    return result.cam_quality
+    return result.cam_quality, result.mask_energy
 
 
 def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
@@ -261,12 +265,14 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     parity = check_parity(folder, model)
     pre = _preprocessing(spec, data, report.normalization)
     (folder / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
-    cam_quality = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png")
+    cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png",
+                                    cam_target_layer(model, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
+               "test_mask_energy": None if energy != energy else energy,
                "exported_seed": report.seeds[0], **({"study": card} if card else {})}
     (folder / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {}),
-                                      encoding="utf-8")
+    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {},
+                                                 mask_energy=energy), encoding="utf-8")
     return parity, cam_quality
 
 
@@ -289,9 +295,10 @@ def _num(v) -> str:
 
 
 def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
-               card: dict) -> str:
+               card: dict, mask_energy: float | None = None) -> str:
     """The README.md of an exported folder (markdown)."""
     from . import __version__
+    from .objectives.cam import CAM_QUALITY_NOTE
 
     spec, first = report.spec, report.per_seed[0]
     classes = ", ".join(data.classes)
@@ -344,7 +351,10 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
         lines.append("")
     lines += ["## Explanations", "", "![Grad-CAM overlays on test images](cam_grid.png)", "",
               f"Top rows: test images; bottom rows: {cam_method} overlays for the predicted class. CAM quality "
-              f"(ROADCombined, higher is better, ~0 for a random map) on these images: {cam_quality:+.3f}.", "",
+              f"(ROADCombined, higher is better, ~0 for a random map) on these images: {cam_quality:+.3f}"
+              + ("" if mask_energy is None or mask_energy != mask_energy else
+                 f"; mask energy (share of the CAM inside the ground-truth lesion masks): {mask_energy:.3f}")
+              + ".", "", CAM_QUALITY_NOTE, "",
               "## Files", "",
               "| file | content |", "|---|---|",
               "| spec.json | the architecture (nas-med ArchSpec) |",
@@ -443,6 +453,8 @@ def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
                   f"epoch seconds ({t.user_attrs.get('device', '?')})": f"{value(t, 'epoch_seconds'):.3f}",
                   f"CAM quality ({cfg.get('cam_method', 'gradcam')}, ROAD, {cfg.get('cam_images')} val images)":
                       f"{value(t, 'cam_quality'):+.3f}"}
+    if t.user_attrs.get("mask_energy") is not None:  # search.objective.MASK_ENERGY_KEY (datasets with masks)
+        objectives["mask energy (share of the CAM inside the lesion masks)"] = f"{t.user_attrs['mask_energy']:.3f}"
     baselines = [{"name": b.user_attrs.get("baseline"), "trial": b.number, "auc": value(b, "auc"),
                   "params": int(value(b, "params")), "epoch_seconds": value(b, "epoch_seconds"),
                   "cam_quality": value(b, "cam_quality")}

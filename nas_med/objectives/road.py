@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["impute", "road_combined", "road_masks", "solve_imputation"]
+__all__ = ["impute", "road_combined", "road_drops", "road_masks", "solve_imputation"]
 
 # 8-neighbour offsets (dy, dx) and weights, as in the reference NoisyLinearImputer.
 _OFFSETS: tuple[tuple[int, int], ...] = (
@@ -238,7 +238,7 @@ def solve_imputation(images: Tensor, remove: Tensor, tol: float = 1e-5,
         z = mg.vcycle(r)
         p = z.clone()
         rz = (r * z).sum((2, 3), keepdim=True)
-        for it in range(1, max_iter + 1):
+        for it in range(1, max_iter + 1):  # noqa: B007 (returned: the iterations used)
             ap = fine.apply(p)
             pap = (p * ap).sum((2, 3), keepdim=True)
             alpha = torch.where(pap > 0, rz / pap.clamp_min(1e-30), torch.zeros_like(pap))
@@ -302,15 +302,14 @@ def road_masks(cams: Tensor | np.ndarray, percentiles: Sequence[float] = (20, 40
     ``1 - cam >= np.percentile(1 - cam, p)`` (comparisons in the CAM's dtype).
     """
     cams_np = _as_numpy(cams)
-    morf = torch.empty((cams_np.shape[0], len(percentiles), *cams_np.shape[1:]), dtype=torch.bool)
-    lerf = torch.empty_like(morf)
-    for i in range(cams_np.shape[0]):
-        m = torch.from_numpy(cams_np[i])
-        inv = 1 - m
-        for j, p in enumerate(percentiles):
-            morf[i, j] = ~(m < np.percentile(m.numpy(), p))
-            lerf[i, j] = ~(inv < np.percentile(inv.numpy(), p))
-    return morf, lerf
+    inv = 1 - cams_np
+    q = np.asarray(percentiles, dtype=np.float64)
+    # (P, B) thresholds, per image as np.percentile(cam_i, p), cast to the CAM's dtype as the reference compares
+    t_m = np.percentile(cams_np, q, axis=(1, 2)).astype(cams_np.dtype)
+    t_l = np.percentile(inv, q, axis=(1, 2)).astype(cams_np.dtype)
+    morf = ~(cams_np[:, None] < t_m.T[:, :, None, None])
+    lerf = ~(inv[:, None] < t_l.T[:, :, None, None])
+    return torch.from_numpy(morf), torch.from_numpy(lerf)
 
 
 def _as_numpy(cams: Tensor | np.ndarray) -> np.ndarray:
@@ -383,9 +382,38 @@ def road_combined(model: nn.Module, images: Tensor, cams: Tensor | np.ndarray,
 def _road_fast(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tensor | None,
                percentiles: Sequence[float], batch_size: int,
                generator: torch.Generator | None) -> Tensor:
+    diff = _drops(model, images, cams_np, tgt, percentiles, batch_size, generator).mean(dim=2)
+    return (diff[:, 1] - diff[:, 0]) / 2
+
+
+def road_drops(model: nn.Module, images: Tensor, cams: Tensor | np.ndarray, targets: Sequence[int] | None = None,
+               percentiles: Sequence[float] = (20, 40, 60, 80), batch_size: int = 64,
+               generator: torch.Generator | None = None) -> Tensor:
+    """Per-image, per-percentile changes of the target's softmax probability under the fast imputer.
+
+    Returns a ``(B, 2, P)`` float32 CPU tensor: ``[:, 0]`` MoRF (most relevant pixels removed), ``[:, 1]``
+    LeRF, for each of ``percentiles`` (grad-cam's thresholds: ``p`` removes about ``100 - p`` % of the pixels).
+    :func:`road_combined` is ``(mean_p LeRF - mean_p MoRF) / 2`` of these.
+    """
+    cams_np = _as_numpy(cams)
+    if cams_np.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(f"cams shape {cams_np.shape} does not match images {tuple(images.shape)}")
+    tgt = None if targets is None else torch.as_tensor(list(targets), dtype=torch.long)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            return _drops(model, images, cams_np, tgt, percentiles, batch_size, generator)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _drops(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tensor | None,
+           percentiles: Sequence[float], batch_size: int, generator: torch.Generator | None) -> Tensor:
     n, _, h, w = images.shape
     n_p = len(percentiles)
-    scores = torch.empty(n, dtype=torch.float32)
+    out = torch.empty(n, 2, n_p, dtype=torch.float32)
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
         x = images[s:e]
@@ -397,9 +425,8 @@ def _road_fast(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tenso
         reps = x.repeat_interleave(2 * n_p, dim=0)              # image-major order
         pert = impute(reps, remove, generator=generator)
         after = _softmax_at(_logits(model, pert, batch_size), t.repeat_interleave(2 * n_p))
-        diff = (after.reshape(e - s, 2, n_p) - before[:, None, None]).mean(dim=2)
-        scores[s:e] = (diff[:, 1] - diff[:, 0]) / 2
-    return scores
+        out[s:e] = after.reshape(e - s, 2, n_p) - before[:, None, None]
+    return out
 
 
 def _road_reference(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tensor,

@@ -23,6 +23,9 @@ from .storage import set_user_attrs
 
 log = logging.getLogger(__name__)
 
+# user attr: share of the CAM's energy inside the ground-truth lesion masks (datasets with masks; else None)
+MASK_ENERGY_KEY = "mask_energy"
+
 
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -113,7 +116,7 @@ class TrialObjective:
         values = (float(result.val["auc"]), float(trial.user_attrs["params"]), float(result.epoch_seconds),
                   float(cam.cam_quality))
         attrs.update(history=result.history, best_epoch=result.best_epoch, device=result.device,
-                     normalization=self.normalize.to_dict(), mask_energy=_finite(cam.mask_energy),
+                     normalization=self.normalize.to_dict(), **{MASK_ENERGY_KEY: _finite(cam.mask_energy)},
                      road_per_image=[round(float(v), 5) for v in cam.road_per_image],
                      **{f"val_{key}": _finite(result.val.get(key))
                         for key in ("accuracy", "sensitivity", "specificity", "loss")})
