@@ -52,13 +52,20 @@ class Scorer:
     min_side: int
     images: int
     percentiles: tuple[float, ...]
+    road: str
 
 
 def scorers() -> list[Scorer]:
-    from nas_med.objectives.cam import CAM_IMAGES, CAM_METHOD, CAM_MIN_SIDE, CAM_PERCENTILES
+    from nas_med.objectives.cam import (
+        CAM_IMAGES,
+        CAM_METHOD,
+        CAM_MIN_SIDE,
+        CAM_PERCENTILES,
+        CAM_ROAD,
+    )
 
-    return [Scorer("previous", "gradcam", 2, 16, (20, 40, 60, 80)),
-            Scorer("new", CAM_METHOD, CAM_MIN_SIDE, CAM_IMAGES, tuple(CAM_PERCENTILES))]
+    return [Scorer("previous", "gradcam", 2, 16, (20, 40, 60, 80), "combined"),
+            Scorer("new", CAM_METHOD, CAM_MIN_SIDE, CAM_IMAGES, tuple(CAM_PERCENTILES), CAM_ROAD)]
 
 
 def train_models(seed: int, count: int, size: int, epochs: int, space: str, cache: Path) -> list[dict]:
@@ -124,7 +131,7 @@ def score(model, spec, data, normalize, scorer: Scorer, subset_seed: int, noise_
     start = time.perf_counter()
     layer = cam_target_layer(model, spec, min_side=scorer.min_side)
     result = evaluate_cams(model, normalize(data.val.images[index]), None, scorer.method, layer,
-                           percentiles=scorer.percentiles, noise_seed=noise_seed)
+                           percentiles=scorer.percentiles, road=scorer.road, noise_seed=noise_seed)
     return result.cam_quality, time.perf_counter() - start
 
 
@@ -139,7 +146,8 @@ def mask_score(model, spec, data, normalize, scorer: Scorer) -> float:
     with torch.no_grad():
         targets = model.eval()(x).argmax(1).tolist()
     cams = compute_cams(model, x, targets, scorer.method, layer=cam_target_layer(model, spec, min_side=scorer.min_side))
-    return mask_energy(cams, data.val.masks.numpy())
+    energy = mask_energy(cams, data.val.masks.numpy())
+    return 0.0 if energy != energy else energy  # an all-zero CAM has no energy on the lesion
 
 
 def rho(x, y) -> float:
@@ -152,7 +160,6 @@ def quantus_reference(models, datas, limit: int = 4) -> None:
     except ImportError:
         print("Quantus reference: skipped (quantus is not installed; pip install quantus to run it)")
         return
-    import torch
 
     from nas_med.arch import ArchSpec, build, cam_target_layer
     from nas_med.objectives.cam import CAM_METHOD, compute_cams
@@ -242,7 +249,7 @@ def run(args, cache: Path, started: float) -> None:
     print()
     for scorer in scorers():
         print(f"{scorer.name}: {scorer.method}, layer map >= {scorer.min_side}x{scorer.min_side}, "
-              f"{scorer.images} images, ROAD percentiles {list(scorer.percentiles)}")
+              f"{scorer.images} images, ROAD {scorer.road} at percentiles {list(scorer.percentiles)}")
     print(f"\n{'figure (goal)':<44} {'previous':>10} {'new':>10}")
     for i, seed in enumerate(args.seeds):
         print(f"{f'Spearman with mask score, seed {seed} (>= 0.6)':<44} {figures['previous']['rho'][i]:>+10.3f} "

@@ -388,11 +388,12 @@ def _road_fast(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tenso
 
 def road_drops(model: nn.Module, images: Tensor, cams: Tensor | np.ndarray, targets: Sequence[int] | None = None,
                percentiles: Sequence[float] = (20, 40, 60, 80), batch_size: int = 64,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, lerf: bool = True) -> Tensor:
     """Per-image, per-percentile changes of the target's softmax probability under the fast imputer.
 
     Returns a ``(B, 2, P)`` float32 CPU tensor: ``[:, 0]`` MoRF (most relevant pixels removed), ``[:, 1]``
-    LeRF, for each of ``percentiles`` (grad-cam's thresholds: ``p`` removes about ``100 - p`` % of the pixels).
+    LeRF, for each of ``percentiles`` (grad-cam's thresholds: ``p`` removes about ``100 - p`` % of the pixels);
+    ``(B, 1, P)``, MoRF only, with ``lerf=False`` (half the cost).
     :func:`road_combined` is ``(mean_p LeRF - mean_p MoRF) / 2`` of these.
     """
     cams_np = _as_numpy(cams)
@@ -403,29 +404,30 @@ def road_drops(model: nn.Module, images: Tensor, cams: Tensor | np.ndarray, targ
     model.eval()
     try:
         with torch.no_grad():
-            return _drops(model, images, cams_np, tgt, percentiles, batch_size, generator)
+            return _drops(model, images, cams_np, tgt, percentiles, batch_size, generator, lerf)
     finally:
         for m, mode in modes:
             m.training = mode
 
 
 def _drops(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tensor | None,
-           percentiles: Sequence[float], batch_size: int, generator: torch.Generator | None) -> Tensor:
+           percentiles: Sequence[float], batch_size: int, generator: torch.Generator | None,
+           lerf: bool = True) -> Tensor:
     n, _, h, w = images.shape
-    n_p = len(percentiles)
-    out = torch.empty(n, 2, n_p, dtype=torch.float32)
+    n_p, kinds = len(percentiles), 2 if lerf else 1
+    out = torch.empty(n, kinds, n_p, dtype=torch.float32)
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
         x = images[s:e]
         logits = _logits(model, x, batch_size)
         t = logits.argmax(-1).cpu() if tgt is None else tgt[s:e]
         before = _softmax_at(logits, t)
-        morf, lerf = road_masks(cams_np[s:e], percentiles)      # (b, P, H, W)
-        remove = torch.cat([morf, lerf], dim=1).reshape(-1, h, w).to(images.device)
-        reps = x.repeat_interleave(2 * n_p, dim=0)              # image-major order
+        masks = road_masks(cams_np[s:e], percentiles)[:kinds]   # MoRF[, LeRF]: (b, P, H, W) each
+        remove = torch.cat(masks, dim=1).reshape(-1, h, w).to(images.device)
+        reps = x.repeat_interleave(kinds * n_p, dim=0)          # image-major order
         pert = impute(reps, remove, generator=generator)
-        after = _softmax_at(_logits(model, pert, batch_size), t.repeat_interleave(2 * n_p))
-        out[s:e] = after.reshape(e - s, 2, n_p) - before[:, None, None]
+        after = _softmax_at(_logits(model, pert, batch_size), t.repeat_interleave(kinds * n_p))
+        out[s:e] = after.reshape(e - s, kinds, n_p) - before[:, None, None]
     return out
 
 

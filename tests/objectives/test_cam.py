@@ -7,10 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from nas_med.arch import build
+from nas_med.arch import build, cam_target_layer
 from nas_med.arch.spec import ArchSpec, HeadSpec, StageSpec
 from nas_med.errors import UserError
-from nas_med.arch import cam_target_layer
 from nas_med.objectives.cam import CAM_METHODS, compute_cams, evaluate_cams, mask_energy
 from nas_med.objectives.road import road_combined
 
@@ -19,7 +18,7 @@ HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backw
 
 
 def _spec(widths, downsample, size, norm="batch") -> ArchSpec:
-    stages = tuple(StageSpec("simple", w, 1, 3, norm, "relu", d) for w, d in zip(widths, downsample))
+    stages = tuple(StageSpec("simple", w, 1, 3, norm, "relu", d) for w, d in zip(widths, downsample, strict=True))
     return ArchSpec(1, 4, size, stages, None, HeadSpec("gap_linear"))
 
 
@@ -153,3 +152,57 @@ def test_unknown_method_is_a_user_error() -> None:
     model = build(_spec((4,), (True,), 8))
     with pytest.raises(UserError, match="Did you mean 'gradcam'"):
         compute_cams(model, torch.randn(1, 1, 8, 8), [0], "gradcma", layer=model.stages[0])
+
+
+# ---- cam_quality's parts (issue 15): the benchmark's checks, in small ----------------------------------------
+
+def _quality(model, images, layer, cams=None, **kwargs) -> float:
+    """cam_quality of ``model`` on ``images``: evaluate_cams, or the same score of the given ``cams``."""
+    from nas_med.objectives.cam import CAM_PERCENTILES
+    from nas_med.objectives.road import road_drops
+
+    if cams is None:
+        return evaluate_cams(model, images, layer=layer, **kwargs).cam_quality
+    with torch.no_grad():
+        targets = model(images).argmax(1).tolist()
+    drops = road_drops(model, images, cams, targets, CAM_PERCENTILES, generator=torch.Generator().manual_seed(0),
+                       lerf=False)
+    return float(-drops.mean())
+
+
+def _soft(masks: np.ndarray) -> np.ndarray:
+    """Ground-truth lesion masks as a graded map (blurred; a binary map ties at the ROAD thresholds)."""
+    x = torch.from_numpy(masks.astype(np.float32))[:, None]
+    blur = torch.nn.functional.avg_pool2d(x, 5, 1, 2)
+    ramp = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) * 1e-3
+    return (x + blur + ramp)[:, 0].numpy() / 2.001
+
+
+def test_a_perfect_cam_scores_above_an_inverted_one(trained) -> None:
+    model, images, masks, _, layer = trained
+    perfect = _soft(masks)
+    assert _quality(model, images, layer, perfect) > _quality(model, images, layer, 1 - perfect) + 0.05
+
+
+def test_the_grad_cam_scores_above_a_random_map(trained) -> None:
+    model, images, _, targets, layer = trained
+    cams = compute_cams(model, images, targets, layer=layer)
+    rand = np.random.default_rng(0).random(cams.shape, dtype=np.float32)
+    assert _quality(model, images, layer, cams) > _quality(model, images, layer, rand) + 0.02
+
+
+def test_a_randomised_weights_copy_scores_lower(trained) -> None:
+    """Adebayo et al.'s model-randomisation check: the same architecture with fresh weights scores lower."""
+    model, images, _, _, layer = trained
+    spec = _spec((16, 32, 64), (True, True, False), 32)
+    torch.manual_seed(1)
+    random = build(spec).eval()
+    assert _quality(model, images, layer) > _quality(random, images, cam_target_layer(random, spec)) + 0.02
+
+
+def test_the_score_repeats(trained) -> None:
+    model, images, _, _, layer = trained
+    first = _quality(model, images, layer)
+    assert _quality(model, images, layer) == first                            # seeded: bit-identical
+    other = _quality(model, images, layer, noise_seed=1)                       # other imputation noise
+    assert other == pytest.approx(first, abs=0.03)
