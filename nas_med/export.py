@@ -32,8 +32,24 @@ from torch import nn
 from .arch import ArchSpec, build, cam_target_layer
 from .data.types import Dataset
 from .errors import UserError
-from .retrain import TestReport, json_safe, load_study_data, retrain_and_test, seed_list, trial_name, trial_recipe
-from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, is_baseline, value
+from .retrain import (
+    TestReport,
+    json_safe,
+    load_study_data,
+    retrain_and_test,
+    seed_list,
+    trial_name,
+    trial_recipe,
+)
+from .select import (
+    DEFAULT_AUC_TOLERANCE,
+    DEFAULT_CAM_FLOOR,
+    Choice,
+    choose,
+    completed,
+    is_baseline,
+    value,
+)
 
 __all__ = ["ExportResult", "FILES", "PARITY_TOLERANCE", "export_study", "load", "predict_images",
            "read_preprocessing", "write_export"]
@@ -143,8 +159,8 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     out = []
     for i, p in enumerate(paths):
         row = probs[i].tolist()
-        pred = [c for c, v in zip(classes, row) if v >= 0.5] if multilabel else classes[int(np.argmax(row))]
-        out.append({"image": str(p), "probabilities": dict(zip(classes, row)), "prediction": pred, "cam": cams[i]})
+        pred = [c for c, v in zip(classes, row, strict=True) if v >= 0.5] if multilabel else classes[int(np.argmax(row))]
+        out.append({"image": str(p), "probabilities": dict(zip(classes, row, strict=True)), "prediction": pred, "cam": cams[i]})
     return out
 
 
@@ -161,7 +177,7 @@ def _write_cams(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor, targets
         raise UserError(f"cannot create --cam-out '{out}': {exc.strerror or exc}.") from None
     cams = compute_cams(model, x, targets, method, layer=layer)
     written, used = [], set()
-    for i, (p, cam) in enumerate(zip(paths, cams)):
+    for i, (p, cam) in enumerate(zip(paths, cams, strict=True)):
         name = f"{p.stem}.cam.png" if p.stem not in used else f"{p.stem}-{i}.cam.png"
         used.add(p.stem)
         img = Image.fromarray(cam_overlay(pixels[i].numpy(), cam))
@@ -351,7 +367,7 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
         lines.append("")
     lines += ["## Explanations", "", "![Grad-CAM overlays on test images](cam_grid.png)", "",
               f"Top rows: test images; bottom rows: {cam_method} overlays for the predicted class. CAM quality "
-              f"(ROADCombined, higher is better, ~0 for a random map) on these images: {cam_quality:+.3f}"
+              f"(ROAD, higher is better, ~0 for an uninformative map) on these images: {cam_quality:+.3f}"
               + ("" if mask_energy is None or mask_energy != mask_energy else
                  f"; mask energy (share of the CAM inside the ground-truth lesion masks): {mask_energy:.3f}")
               + ".", "", CAM_QUALITY_NOTE, "",

@@ -1,5 +1,5 @@
-"""Grad-CAM of a trained candidate and its quality: ROADCombined (fast imputer) and, where the dataset has
-lesion masks, the share of CAM energy inside the mask."""
+"""Grad-CAM of a trained candidate and its quality: ROAD's MoRF term at lesion scale (fast imputer) and, where
+the dataset has lesion masks, the share of CAM energy inside the mask."""
 from __future__ import annotations
 
 import contextlib
@@ -18,27 +18,30 @@ from ..arch.cam_target import CAM_MIN_SIDE
 from ..errors import look_up
 from .road import road_drops
 
-__all__ = ["CAM_IMAGES", "CAM_METHOD", "CAM_METHODS", "CAM_MIN_SIDE", "CAM_PERCENTILES", "CAM_QUALITY_NOTE", "CAM_ROAD", "CamResult", "compute_cams", "evaluate_cams", "mask_energy", "preserved_state"]
+__all__ = ["CAM_IMAGES", "CAM_METHOD", "CAM_METHODS", "CAM_MIN_SIDE", "CAM_PERCENTILES", "CAM_QUALITY_NOTE",
+           "CAM_ROAD", "CamResult", "compute_cams", "evaluate_cams", "mask_energy", "preserved_state"]
 
 log = logging.getLogger(__name__)
 
 # cam_quality's ingredients, chosen by measurement (benchmarks/cam_agreement.py; benchmarks/README.md has the
-# comparison): Grad-CAM of the predicted class at the deepest map of at least 2x2, on 32 validation images,
+# comparison): Grad-CAM of the predicted class at the deepest map of at least 2x2, on 64 validation images,
 # scored by ROAD's MoRF term at lesion scale: the drop of the class probability when the CAM's top 5 % and 2 %
 # of pixels are imputed away (grad-cam percentiles 95 and 98). ROADCombined at 20-80 % (removing 80-20 % of the
 # image) ranked models almost at random against the lesion masks; the LeRF term added noise and cost.
 CAM_METHOD = "gradcam"
-CAM_IMAGES = 32
+CAM_IMAGES = 64
 CAM_PERCENTILES = (95, 98)
 CAM_ROAD = "morf"  # or "combined": ROADCombined, (mean LeRF - mean MoRF) / 2, the score before issue 15
 
-# one sentence for the model card: what cam_quality measures and how far it can be trusted (the benchmark's figures)
+# the model card's sentence: what cam_quality measures and how far it can be trusted (benchmarks/cam_agreement.py,
+# full run 2026-12-01; update with the figures when the score changes)
 CAM_QUALITY_NOTE = (
-    "CAM quality measures faithfulness without ground truth: how much the predicted class's probability drops "
-    "when the 2-5 % of pixels the Grad-CAM marks most are imputed away (ROAD MoRF, higher is better, ~0 for an "
-    "uninformative map); on nas-med's synthetic data with known lesions it ranked 28 trained candidates by "
-    "lesion localisation with Spearman rho {rho} per study, repeated on other images with rho {retest}, and "
-    "scored {passed} of the models above a copy with randomised weights (benchmarks/cam_agreement.py).")
+    "CAM quality measures, without ground truth, how much the predicted class's probability drops when the 2-5 % "
+    "of pixels the Grad-CAM marks most are imputed away (ROAD MoRF, higher is better, ~0 for an uninformative "
+    "map); on nas-med's synthetic data with known lesions it ranked 28 trained candidates of two studies like "
+    "the lesion-mask score with Spearman rho 0.69 and 0.65, repeated on other images with rho 0.97, and put 24 "
+    "of the 28 above a copy with randomised weights (benchmarks/cam_agreement.py), so read it as a ranking "
+    "between candidates, not as proof that an explanation is right.")
 
 CAM_METHODS = {"gradcam": GradCAM, "ablationcam": AblationCAM, "gradcam++": GradCAMPlusPlus,
                "hirescam": HiResCAM, "layercam": LayerCAM}

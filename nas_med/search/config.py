@@ -35,7 +35,7 @@ class SearchConfig:
     device: str = "auto"
     epochs: int = 8
     baselines: tuple[str, ...] = ()
-    cam_images: int = 32  # objectives.cam.CAM_IMAGES (not imported here: grad-cam is slow to import)
+    cam_images: int = 64  # objectives.cam.CAM_IMAGES (not imported here: grad-cam is slow to import)
     cam_method: str = "gradcam"
     class_weighting: bool = False
     workers: int = 1

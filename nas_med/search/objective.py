@@ -127,7 +127,7 @@ class TrialObjective:
                 log.warning("could not store the CAM grid of trial %d: %s", trial.number, exc)
         set_user_attrs(trial, attrs)
         save_trial_note(trial, trial_note(trial.user_attrs["summary"], dict(zip(
-            ("auc", "params", "epoch_seconds", "cam_quality"), values)), cam_artifact=attrs.get("cam_artifact")))
+            ("auc", "params", "epoch_seconds", "cam_quality"), values, strict=True)), cam_artifact=attrs.get("cam_artifact")))
         del result
         self._release()
         return values
