@@ -266,7 +266,7 @@ def run(args, cache: Path, started: float) -> None:
     _common.result({"rho_min": min(new["rho"]), "retest": new["retest"], "randomisation": new["pass"],
                     "cost": new["cost_median"], "previous_rho_min": min(prev["rho"]),
                     "previous_retest": prev["retest"]},
-                   "rho_min >= 0.6, retest >= 0.8, randomisation >= 0.9, cost <= 0.10", started)
+                   "goal rho_min >= 0.6, retest >= 0.8, randomisation >= 0.9, cost <= 0.10", started)
 
 
 if __name__ == "__main__":
