@@ -1,155 +1,272 @@
-"""Benchmark: do the two CAM scores agree? ROAD (the ``cam_quality`` objective) vs the lesion-mask score.
+"""Benchmark: can the ``cam_quality`` objective be trusted? Agreement with the lesion masks, repeatability,
+the model-randomisation check and cost, for today's score and the previous one side by side.
 
-nas-med judges every trial's Grad-CAMs by ROADCombined (``cam_quality``: how much the prediction drops when the
-CAM's most relevant pixels are imputed away, minus the drop for its least relevant ones; faithfulness, needs no
-ground truth). On a dataset with lesion masks (the embedded ``synthetic`` one) each trial also records
-``mask_energy``: the share of CAM energy inside the ground-truth lesion (localization; a flat map scores the
-lesion's area share, ~0.02 here). This script measures, over the completed trials of one study, how well the
-two rank the trials alike: the Spearman rank correlation rho(cam_quality, mask_energy), printed with n and its
-p-value (``scipy.stats.spearmanr``). As context it prints the correlation of each score with the validation AUC
-(both could merely follow accuracy) and the trials sorted by ``cam_quality``.
+``cam_quality`` needs no ground truth (it is a ROAD faithfulness score: how much the prediction drops when the
+CAM's most relevant pixels are imputed away, see ``nas_med.objectives.cam``). On the embedded ``synthetic`` data
+the lesion masks are known, so the script trains ``--models`` candidates per study seed (``--seeds``; sampled at
+random from the default space, trained as a search trial trains them: 8 epochs at 32 px) and, for every model and
+both scores, measures:
 
-Both scores come from the same fixed, seeded subset of validation images (``--cam-images``), CAMs of the
-predicted class; ROAD counts every image, the mask score only images with a lesion.
+- **agreement**: Spearman rho, per seed, of the score with the mask score ``mask_energy`` (share of the CAM's
+  energy inside the lesion) of the score's own CAMs over *all* validation images with a lesion;
+- **test-retest**: the model scored twice, on two other seeded image subsets with other imputation noise; the
+  Spearman rho of the two scores over all models (the score must rank models, not draws);
+- **randomisation** (Adebayo et al. 2018): the share of models whose copy with re-initialised weights (same
+  architecture) scores lower than the trained model;
+- **cost**: the scoring seconds as a share of the trial's wall time (training + scoring), median over models.
 
-By default it runs a fresh search on ``synthetic`` (20 trials, 32 px, default space, 4 epochs, no pruning so
-every trial gets both scores) in a temporary folder; ``--quick`` runs 10 trials at 16 px in the tiny space
-with 2 epochs. ``--study NAME --storage URL`` reads an existing study instead (it must have ``mask_energy``).
+"previous" is the score before issue 15 (Grad-CAM at the deepest map of at least 2x2, ROADCombined at removal
+percentiles 20/40/60/80, 16 images); "new" is ``nas_med.objectives.cam.evaluate_cams`` with its defaults.
+Trained models are cached in ``--cache`` (default: a temporary folder), so re-runs only score.
+With Quantus installed (optional, not a dependency) it also prints Quantus' FaithfulnessCorrelation and
+ModelParameterRandomisation for a few models as an outside reference; without it that part is reported skipped.
 
-As the ROAD benchmark does, it sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it (OpenMP's
-spin-waiting slows torch many times over on a small CPU shared with other processes).
+``--quick``: 2 seeds x 3 models at 16 px, tiny space, 2 epochs (CI smoke test; figures are not meaningful).
 
-Run:  .venv/bin/python benchmarks/cam_agreement.py [--quick] [--study NAME --storage URL]
+Run:  .venv/bin/python benchmarks/cam_agreement.py [--quick] [--models 14] [--cache /tmp/cam15]
 """
 from __future__ import annotations
 
-import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import optuna  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+import _common  # noqa: E402  (sets OMP_WAIT_POLICY before torch loads)
+import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-
-def run_search(args: argparse.Namespace, folder: Path) -> optuna.Study:
-    from nas_med.search import SearchConfig, search
-
-    config = SearchConfig(dataset="synthetic", size=args.size, space=args.space, trials=args.trials,
-                          epochs=args.epochs, study="cam-agreement", storage=f"sqlite:///{folder}/nas-med.db",
-                          cam_images=args.cam_images, cam_method=args.cam_method, pruner="none", seed=args.seed,
-                          quiet=True, artifacts=False)
-    return search(config)
+# the bar of issue 15
+GOALS = {"rho_mask": 0.6, "retest": 0.8, "randomisation": 0.9, "cost": 0.10}
 
 
-def scored(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials with a finite ROAD score and a finite mask score."""
-    out = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        road, mask = t.values[3], t.user_attrs.get("mask_energy")
-        if mask is not None and math.isfinite(road) and math.isfinite(mask):
-            out.append(t)
-    return out
+@dataclass
+class Scorer:
+    """One way to compute cam_quality: CAM method, layer rule, images, ROAD percentiles."""
+
+    name: str
+    method: str
+    min_side: int
+    images: int
+    percentiles: tuple[float, ...]
+    road: str
 
 
-def cam_map_size(trial: FrozenTrial) -> int:
-    """Side of the feature map Grad-CAM reads (the deepest stage output of at least 2x2), 0 if unknown."""
-    from nas_med.arch import ArchSpec, stage_shapes
+def scorers() -> list[Scorer]:
+    from nas_med.objectives.cam import (
+        CAM_IMAGES,
+        CAM_METHOD,
+        CAM_MIN_SIDE,
+        CAM_PERCENTILES,
+        CAM_ROAD,
+    )
 
+    return [Scorer("previous", "gradcam", 2, 16, (20, 40, 60, 80), "combined"),
+            Scorer("new", CAM_METHOD, CAM_MIN_SIDE, CAM_IMAGES, tuple(CAM_PERCENTILES), CAM_ROAD)]
+
+
+def train_models(seed: int, count: int, size: int, epochs: int, space: str, cache: Path) -> list[dict]:
+    """``count`` candidates sampled at random from ``space`` and trained on synthetic(``seed``), cached on disk."""
+    import optuna
+    import torch
+
+    from nas_med.arch import InvalidSpec, build, check
+    from nas_med.data import synthetic
+    from nas_med.space import load_space, sample, sample_training
+    from nas_med.train import TrainConfig, train
+
+    folder = cache / f"s{seed}_{size}px_{space}_{epochs}ep"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = synthetic.load(size=size, seed=seed)
+    sp = load_space(space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    models, k = [], 0
+    while k < count:
+        trial = study.ask()
+        spec = sample(trial, sp, in_channels=1, num_classes=4, input_size=size)
+        settings = sample_training(trial, sp)
+        study.tell(trial, 0.0)
+        try:
+            check(spec)
+        except InvalidSpec:
+            continue
+        path = folder / f"m{k:02d}.pt"
+        if not path.exists() or torch.load(path, weights_only=False)["spec"] != spec.to_dict():
+            cfg = TrainConfig(epochs=epochs, lr=settings["lr"], batch_size=int(settings["batch_size"]),
+                              weight_decay=settings["weight_decay"], device="cpu", seed=seed * 100 + k)
+            torch.manual_seed(cfg.seed)
+            start = time.perf_counter()
+            res = train(build(spec), data, cfg)
+            torch.save({"spec": spec.to_dict(), "state": res.model.state_dict(),
+                        "train_s": time.perf_counter() - start, "val_auc": float(res.val["auc"])}, path)
+        models.append({**torch.load(path, weights_only=False), "seed": seed, "name": f"s{seed}/m{k:02d}",
+                       "batch_size": int(settings["batch_size"])})
+        k += 1
+    return models
+
+
+def epoch_seconds(m: dict, data) -> float:
+    """Wall time of one training epoch (with its validation pass) of the model's architecture and settings."""
+    import torch
+
+    from nas_med.arch import ArchSpec, build
+    from nas_med.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    train(build(ArchSpec.from_dict(m["spec"])), data, TrainConfig(epochs=1, batch_size=m["batch_size"], device="cpu"))
+    return time.perf_counter() - start
+
+
+def score(model, spec, data, normalize, scorer: Scorer, subset_seed: int, noise_seed: int) -> tuple[float, float]:
+    """(cam_quality, seconds) of ``model`` on a seeded validation subset."""
+    from nas_med.arch import cam_target_layer
+    from nas_med.objectives.cam import evaluate_cams
+    from nas_med.search.objective import cam_subset
+
+    index = cam_subset(data, scorer.images, subset_seed)
+    start = time.perf_counter()
+    layer = cam_target_layer(model, spec, min_side=scorer.min_side)
+    result = evaluate_cams(model, normalize(data.val.images[index]), None, scorer.method, layer,
+                           percentiles=scorer.percentiles, road=scorer.road, noise_seed=noise_seed)
+    return result.cam_quality, time.perf_counter() - start
+
+
+def mask_score(model, spec, data, normalize, scorer: Scorer) -> float:
+    """mask_energy of the scorer's CAMs (predicted class) over every validation image with a lesion."""
+    import torch
+
+    from nas_med.arch import cam_target_layer
+    from nas_med.objectives.cam import compute_cams, mask_energy
+
+    x = normalize(data.val.images)
+    with torch.no_grad():
+        targets = model.eval()(x).argmax(1).tolist()
+    cams = compute_cams(model, x, targets, scorer.method, layer=cam_target_layer(model, spec, min_side=scorer.min_side))
+    energy = mask_energy(cams, data.val.masks.numpy())
+    return 0.0 if energy != energy else energy  # an all-zero CAM has no energy on the lesion
+
+
+def rho(x, y) -> float:
+    return float(spearmanr(x, y)[0]) if len(x) > 2 else float("nan")
+
+
+def quantus_reference(models, datas, limit: int = 4) -> None:
     try:
-        shapes = stage_shapes(ArchSpec.from_dict(trial.user_attrs["spec"]))
-    except Exception:
-        return 0
-    sides = [min(h, w) for _, _, h, w in shapes if min(h, w) >= 2]
-    return sides[-1] if sides else 0
+        import quantus  # noqa: F401
+    except ImportError:
+        print("Quantus reference: skipped (quantus is not installed; pip install quantus to run it)")
+        return
 
+    from nas_med.arch import ArchSpec, build, cam_target_layer
+    from nas_med.objectives.cam import CAM_METHOD, compute_cams
 
-def rho_line(name: str, x: list[float], y: list[float]) -> str:
-    rho, p = spearmanr(x, y)
-    return f"{name:<36} rho = {rho:+.3f}   p = {p:.3g}   n = {len(x)}"
-
-
-def report(trials: list[FrozenTrial]) -> float:
-    road = [t.values[3] for t in trials]
-    mask = [t.user_attrs["mask_energy"] for t in trials]
-    auc = [t.values[0] for t in trials]
-    side = [cam_map_size(t) for t in trials]
-    print(f"\n{'trial':>5} {'AUC':>7} {'params':>9} {'CAM map':>8} {'cam_quality':>12} {'mask_energy':>12}  "
-          "architecture")
-    for t, s in sorted(zip(trials, side), key=lambda ts: -ts[0].values[3]):
-        name = t.user_attrs.get("baseline") or t.user_attrs.get("summary", "")
-        print(f"{t.number:>5} {t.values[0]:>7.4f} {int(t.values[1]):>9,} {f'{s}x{s}':>8} {t.values[3]:>+12.4f} "
-              f"{t.user_attrs['mask_energy']:>12.4f}  {name}")
-    print()
-    print(rho_line("Spearman(cam_quality, mask_energy)", road, mask))
-    print(rho_line("Spearman(cam_quality, AUC)", road, auc))
-    print(rho_line("Spearman(mask_energy, AUC)", mask, auc))
-    if len(set(side)) > 1:
-        print(rho_line("Spearman(cam_quality, CAM map side)", road, side))
-        print(rho_line("Spearman(mask_energy, CAM map side)", mask, side))
-    rho, _ = spearmanr(road, mask)
-    return float(rho)
+    print(f"Quantus {quantus.__version__} reference on {limit} models (FaithfulnessCorrelation, higher is better):")
+    for m in models[:limit]:
+        data, normalize = datas[m["seed"]]
+        spec = ArchSpec.from_dict(m["spec"])
+        model = build(spec)
+        model.load_state_dict(m["state"])
+        model.eval()
+        x = normalize(data.val.images[:32])
+        y = model(x).argmax(1).detach().numpy()
+        a = compute_cams(model, x, y.tolist(), CAM_METHOD, layer=cam_target_layer(model, spec))[:, None]
+        metric = quantus.FaithfulnessCorrelation(nr_runs=20, subset_size=32, disable_warnings=True)
+        value = metric(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu")
+        print(f"  {m['name']}: {float(np.nanmean(value)):+.3f}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 trials, 16 px, tiny space, 2 epochs")
-    parser.add_argument("--study", help="read this existing study instead of running a search")
-    parser.add_argument("--storage", help="storage URL of --study")
-    parser.add_argument("--trials", type=int)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--size", type=int)
-    parser.add_argument("--space")
-    parser.add_argument("--cam-images", type=int, default=32)
-    parser.add_argument("--cam-method", default="gradcam")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", help="keep the study's sqlite storage in this folder (default: a temporary one)")
-    args = parser.parse_args()
-    quick = {"trials": 10, "epochs": 2, "size": 16, "space": "tiny"}
-    full = {"trials": 20, "epochs": 4, "size": 32, "space": "default"}
-    for key, value in (quick if args.quick else full).items():
+    ap = _common.parser(__doc__)
+    ap.add_argument("--models", type=int, help="models per seed (default 14; quick 3)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="study seeds (default 0 1)")
+    ap.add_argument("--size", type=int, help="image size (default 32; quick 16)")
+    ap.add_argument("--epochs", type=int, help="training epochs per model (default 8, the search's; quick 2)")
+    ap.add_argument("--space", help="search space to sample from (default default; quick tiny)")
+    ap.add_argument("--cache", help="folder for the trained models (default: a temporary one)")
+    ap.add_argument("--quantus", type=int, default=4, help="models for the Quantus reference (0: none)")
+    args = ap.parse_args()
+    defaults = ({"models": 3, "size": 16, "epochs": 2, "space": "tiny"} if args.quick
+                else {"models": 14, "size": 32, "epochs": 8, "space": "default"})
+    for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    _common.setup(args)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cam-agreement-") as tmp:
+        run(args, Path(args.cache or tmp), started)
 
+
+def run(args, cache: Path, started: float) -> None:
     import torch
 
-    torch.set_num_threads(args.threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", module="optuna")
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    start = time.perf_counter()
-    if args.study:
-        if not args.storage:
-            parser.error("--study needs --storage")
-        study = optuna.load_study(study_name=args.study, storage=args.storage)
-        print(f"study {args.study}: {len(study.trials)} trials")
-        trials = scored(study)
-    else:
-        print(f"search: synthetic {args.size} px, space {args.space}, {args.trials} trials x {args.epochs} epochs, "
-              f"{args.cam_images} CAM images ({args.cam_method}), seed {args.seed}, no pruning")
-        with tempfile.TemporaryDirectory(prefix="cam-agreement-") as tmp:
-            folder = Path(args.out or tmp)
-            folder.mkdir(parents=True, exist_ok=True)
-            study = run_search(args, folder)
-            trials = scored(study)
-        if args.out:
-            print(f"study cam-agreement kept in sqlite:///{folder.resolve()}/nas-med.db")
-        print(f"search took {time.perf_counter() - start:.0f} s")
-    if len(trials) < 3:
-        sys.exit(f"need at least 3 trials with both scores, found {len(trials)}")
-    rho = report(trials)
-    print(f"RESULT spearman_road_vs_mask={rho:+.3f} n={len(trials)} (goal none: reported only)")
+    from nas_med.arch import ArchSpec, build
+    from nas_med.data import synthetic
+    from nas_med.train import Normalizer
+
+    models, datas = [], {}
+    for seed in args.seeds:
+        data = synthetic.load(size=args.size, seed=seed)
+        datas[seed] = (data, Normalizer(data.train.images))
+        models += train_models(seed, args.models, args.size, args.epochs, args.space, cache)
+    print(f"{len(models)} models ({args.models} per seed, seeds {args.seeds}), synthetic {args.size} px, space "
+          f"{args.space}, {args.epochs} epochs; trained in {time.perf_counter() - started:.0f} s", flush=True)
+    for m in models:  # the trial's training time, re-measured now (one epoch) so that load drifts cancel out
+        m["trial_train_s"] = args.epochs * epoch_seconds(m, datas[m["seed"]][0])
+    figures: dict[str, dict] = {}
+    rows = []
+    for scorer in scorers():
+        out = {"a": [], "b": [], "rand": [], "mask": [], "cost": [], "seed": []}
+        for m in models:
+            data, normalize = datas[m["seed"]]
+            spec = ArchSpec.from_dict(m["spec"])
+            model = build(spec)
+            model.load_state_dict(m["state"])
+            model.eval()
+            a, sec = score(model, spec, data, normalize, scorer, 0, 0)
+            b, _ = score(model, spec, data, normalize, scorer, 1, 1)
+            torch.manual_seed(10_000 + len(out["a"]))
+            rand, _ = score(build(spec).eval(), spec, data, normalize, scorer, 0, 0)
+            for key, v in (("a", a), ("b", b), ("rand", rand), ("seed", m["seed"]),
+                           ("mask", mask_score(model, spec, data, normalize, scorer)),
+                           ("cost", sec / (m["trial_train_s"] + sec))):
+                out[key].append(v)
+            rows.append((scorer.name, m["name"], m["val_auc"], a, b, rand, out["mask"][-1], sec))
+        seeds = np.array(out["seed"])
+        a, mask = np.array(out["a"]), np.array(out["mask"])
+        out["rho"] = [rho(a[seeds == s], mask[seeds == s]) for s in args.seeds]
+        out["retest"] = rho(out["a"], out["b"])
+        out["pass"] = float(np.mean(a > np.array(out["rand"])))
+        out["cost_median"] = float(np.median(out["cost"]))
+        figures[scorer.name] = out
+    print(f"\n{'score':<9} {'model':<7} {'val AUC':>7} {'quality':>8} {'retest':>8} {'random':>8} {'mask':>6} "
+          f"{'secs':>5}")
+    for name, model_name, auc, a, b, rand, mask, sec in rows:
+        print(f"{name:<9} {model_name:<7} {auc:>7.3f} {a:>+8.3f} {b:>+8.3f} {rand:>+8.3f} {mask:>6.3f} {sec:>5.2f}")
+    print()
+    for scorer in scorers():
+        print(f"{scorer.name}: {scorer.method}, layer map >= {scorer.min_side}x{scorer.min_side}, "
+              f"{scorer.images} images, ROAD {scorer.road} at percentiles {list(scorer.percentiles)}")
+    print(f"\n{'figure (goal)':<44} {'previous':>10} {'new':>10}")
+    for i, seed in enumerate(args.seeds):
+        print(f"{f'Spearman with mask score, seed {seed} (>= 0.6)':<44} {figures['previous']['rho'][i]:>+10.3f} "
+              f"{figures['new']['rho'][i]:>+10.3f}")
+    print(f"{'test-retest Spearman (>= 0.8)':<44} {figures['previous']['retest']:>+10.3f} "
+          f"{figures['new']['retest']:>+10.3f}")
+    print(f"{'randomisation check passed (>= 90 %)':<44} {figures['previous']['pass']:>10.0%} "
+          f"{figures['new']['pass']:>10.0%}")
+    print(f"{'cost, median share of trial time (<= 10 %)':<44} {figures['previous']['cost_median']:>10.1%} "
+          f"{figures['new']['cost_median']:>10.1%}")
+    if args.quantus:
+        quantus_reference(models, datas, args.quantus)
+    new, prev = figures["new"], figures["previous"]
+    _common.result({"rho_min": min(new["rho"]), "retest": new["retest"], "randomisation": new["pass"],
+                    "cost": new["cost_median"], "previous_rho_min": min(prev["rho"]),
+                    "previous_retest": prev["retest"]},
+                   "goal rho_min >= 0.6, retest >= 0.8, randomisation >= 0.9, cost <= 0.10", started)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,11 @@ def test_model_card_states_data_objectives_metrics_and_licence(exported):
     assert "| minicnn |" in card and "![Grad-CAM overlays on test images](cam_grid.png)" in card
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["per_seed"][0]["auc"] == pytest.approx(auc["auc"])
+    # synthetic data has lesion masks: mask energy beside CAM quality, and what CAM quality is worth
+    from nas_med.objectives.cam import CAM_QUALITY_NOTE
+
+    assert CAM_QUALITY_NOTE in card and "mask energy" in card
+    assert metrics["test_mask_energy"] is None or 0 <= metrics["test_mask_energy"] <= 1
 
 
 def test_reloaded_model_reproduces_the_reported_test_metrics(exported, small_data):

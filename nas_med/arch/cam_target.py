@@ -11,19 +11,34 @@ from torch import nn
 from .build import Net, stage_shapes
 from .spec import ArchSpec
 
-__all__ = ["cam_target_layer"]
+__all__ = ["CAM_MIN_SIDE", "cam_target_layer"]
+
+# smallest map side Grad-CAM should read when the network has one (benchmarks/cam_agreement.py chose it)
+CAM_MIN_SIDE = 2
 
 
-def cam_target_layer(model: nn.Module, spec: ArchSpec) -> nn.Module | None:
-    """The module of ``model`` (built from ``spec``) whose output Grad-CAM should use, or None if there is none."""
+def cam_target_layer(model: nn.Module, spec: ArchSpec, min_side: int = CAM_MIN_SIDE) -> nn.Module | None:
+    """The module of ``model`` (built from ``spec``) whose output Grad-CAM should use, or None if there is none.
+
+    The deepest stage output whose map is at least ``min_side`` x ``min_side``; when no map is that large, the
+    deepest of at least 2x2. The one place that picks the layer: the search, the export and predict all call it.
+    """
+    for side in dict.fromkeys((max(2, min_side), 2)):
+        layer = _deepest(model, spec, side)
+        if layer is not None:
+            return layer
+    return None
+
+
+def _deepest(model: nn.Module, spec: ArchSpec, side: int) -> nn.Module | None:
     if spec.torchvision:
         from .torchvision_nets import cam_stage
 
-        path = cam_stage(spec)
+        path = cam_stage(spec, side)
         return None if path is None else model.get_submodule(path)
     assert isinstance(model, Net), f"expected the Net built from the spec, got {type(model).__name__}"
     modules = {"stem": model.stem, **{f"stage{i}": m for i, m in enumerate(model.stages)}}
     for name, _, h, w in reversed(stage_shapes(spec)):
-        if min(h, w) >= 2 and not isinstance(modules[name], nn.Identity):
+        if min(h, w) >= side and not isinstance(modules[name], nn.Identity):
             return modules[name]
     return None

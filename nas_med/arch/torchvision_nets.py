@@ -128,15 +128,15 @@ def feature_shape(spec: ArchSpec) -> tuple[int, int, int]:
     return c, h, w
 
 
-def cam_stage(spec: ArchSpec) -> str | None:
-    """Module path of the last stage whose map is at least 2x2; None for token models (ViT, Swin).
+def cam_stage(spec: ArchSpec, min_side: int = 2) -> str | None:
+    """Module path of the last stage whose map is at least ``min_side`` (2) squared; None for token models.
 
     ViT and Swin need a reshape transform for Grad-CAM (tokens -> map), which nas-med does not provide.
     """
     _, family = _family(spec)
     if family.features is None or family.channels_last:
         return None
-    shapes = [s for s in torchvision_stage_shapes(spec) if min(s[2], s[3]) >= 2]
+    shapes = [s for s in torchvision_stage_shapes(spec) if min(s[2], s[3]) >= min_side]
     return shapes[-1][0] if shapes else None
 
 

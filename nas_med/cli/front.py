@@ -80,7 +80,10 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
     if cands or trial_number is not None:
         choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} of {len(cands)} completed candidates)")
-    for col in ("", "trial", "AUC", "params", "FLOPs", "epoch s", "CAM quality", "architecture"):
+
+    masks = any(t.user_attrs.get(records.MASK_ENERGY) is not None for t in front + baselines)
+    for col in ("", "trial", "AUC", "params", "FLOPs", "epoch s", "CAM quality", *(("mask energy",) if masks else ()),
+                "architecture"):
         if col == "architecture":
             table.add_column(col, overflow="fold")
         else:
@@ -101,6 +104,7 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
         table.add_row(mark, str(t.number), auc, f"{int(value(t, 'params')):,}",
                       "-" if flops is None else f"{flops / 1e6:.2f} M", f"{value(t, 'epoch_seconds'):.3f}",
                       f"{value(t, 'cam_quality'):+.3f}",
+                      *((_energy(t.user_attrs.get(records.MASK_ENERGY)),) if masks else ()),
                       records.baseline_name(t) or records.summary(t))
     if choice is None:
         reason = "no completed candidate yet"
@@ -108,6 +112,10 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
         what = "minimalist choice" if trial_number is None else "chosen"
         reason = f"★ {what}: {choice.reason}"
     return table, reason
+
+
+def _energy(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 def print_front(study: optuna.Study, console: Console | None = None, **rule) -> None:

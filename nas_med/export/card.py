@@ -59,9 +59,10 @@ def _metric_rows(report: TestReport) -> str:
 
 
 def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
-               card: dict) -> str:
+               card: dict, mask_energy: float | None = None) -> str:
     """The README.md of an exported folder (markdown); ``card`` holds the study context (may be empty)."""
     from .._version import __version__
+    from ..objectives.cam import CAM_QUALITY_NOTE
 
     spec = report.spec
     objectives = card.get("objectives") or {}
@@ -85,7 +86,9 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
              "| baseline | trial | AUC | params | epoch s | CAM quality |", "|---|---|---|---|---|---|",
              *(f"| {b['name']} | {b['trial']} | {b['auc']:.4f} | {b['params']:,} | {b['epoch_seconds']:.3f} | "
                f"{b['cam_quality']:+.3f} |" for b in baselines)] if baselines else []),
-        "cam_method": cam_method, "cam_quality": f"{cam_quality:+.3f}", "onnx_opset": ONNX_OPSET,
+        "cam_method": cam_method, "cam_quality": f"{cam_quality:+.3f}", "cam_quality_note": CAM_QUALITY_NOTE,
+        "mask_energy_clause": "" if mask_energy is None or mask_energy != mask_energy else
+        f"; mask energy (share of the CAM inside the ground-truth lesion masks): {mask_energy:.3f}", "onnx_opset": ONNX_OPSET,
         "parity_tolerance": f"{PARITY_TOLERANCE:g}", "parity": ", ".join(f"{k} {v:.1e}" for k, v in parity.items()),
         "input_size": spec.input_size,
         "probs_call": "sigmoid(model(x))" if pre["activation"] == "sigmoid" else "softmax(model(x), 1)",

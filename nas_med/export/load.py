@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..arch import ArchSpec, build
+from ..arch import ArchSpec, build, cam_target_layer
 from ..errors import UserError
 from .checks import check_folder, read_json
 
@@ -91,6 +91,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     Returns one dict per image: image, probabilities {class: p}, prediction, cam (path or None)."""
     pre = read_preprocessing(path)
     model = load(path)
+    spec = read_spec(path)
     if not images:
         raise UserError("give at least one image file.")
     paths = [Path(p) for p in images]
@@ -103,7 +104,8 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     classes = pre["class_names"]
     cams: list[str | None] = [None] * len(paths)
     if cam_out is not None:
-        cams = _write_cams(model, x, pixels, probs.argmax(1).tolist(), paths, Path(cam_out), cam_method)
+        cams = _write_cams(model, x, pixels, probs.argmax(1).tolist(), paths, Path(cam_out), cam_method,
+                           cam_target_layer(model, spec))
     out = []
     for i, p in enumerate(paths):
         row = probs[i].tolist()
@@ -113,7 +115,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
 
 
 def _write_cams(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor, targets: list[int], paths: list[Path],
-                out: Path, method: str) -> list[str]:
+                out: Path, method: str, layer: nn.Module | None) -> list[str]:
     from PIL import Image
 
     from ..objectives.cam import compute_cams
@@ -123,7 +125,7 @@ def _write_cams(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor, targets
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create --cam-out '{out}': {exc.strerror or exc}.") from None
-    cams = compute_cams(model, x, targets, method)
+    cams = compute_cams(model, x, targets, method, layer=layer)
     written, used = [], set()
     for i, (p, cam) in enumerate(zip(paths, cams)):
         name = f"{p.stem}.cam.png" if p.stem not in used else f"{p.stem}-{i}.cam.png"

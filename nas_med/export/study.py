@@ -41,6 +41,8 @@ def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
                   f"epoch seconds ({t.user_attrs.get(records.DEVICE, '?')})": f"{value(t, 'epoch_seconds'):.3f}",
                   f"CAM quality ({cfg.get('cam_method', 'gradcam')}, ROAD, {cfg.get('cam_images')} val images)":
                       f"{value(t, 'cam_quality'):+.3f}"}
+    if t.user_attrs.get(records.MASK_ENERGY) is not None:  # datasets with lesion masks
+        objectives["mask energy (share of the CAM inside the lesion masks)"] = f"{t.user_attrs[records.MASK_ENERGY]:.3f}"
     baselines = [{"name": records.baseline_name(b), "trial": b.number, "auc": value(b, "auc"),
                   "params": int(value(b, "params")), "epoch_seconds": value(b, "epoch_seconds"),
                   "cam_quality": value(b, "cam_quality")}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..arch import ArchSpec
+from ..arch import ArchSpec, cam_target_layer
 from ..data.types import Dataset
 from ..errors import UserError
 from ..retrain import TestReport
@@ -70,8 +70,10 @@ def check_parity(folder: Path, model: nn.Module | None = None, batch: int = 3, s
     return diffs
 
 
-def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str, n: int, path: Path) -> float:
-    """Save the CAM grid of ``n`` seeded test images; returns their CAM quality (ROAD)."""
+def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str, n: int, path: Path,
+              layer: nn.Module | None = None) -> tuple[float, float]:
+    """Save the CAM grid of ``n`` seeded test images; returns their (CAM quality, mask energy: NaN without
+    masks). ``layer``: ``arch.cam_target_layer``, as in the search."""
     from ..objectives.cam import evaluate_cams
     from ..objectives.overlay import cam_grid
 
@@ -79,9 +81,9 @@ def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str,
     index = index.sort().values
     images = data.test.images[index]
     masks = None if data.test.masks is None else data.test.masks[index]
-    result = evaluate_cams(model, normalise(images, normalization), masks, method)
+    result = evaluate_cams(model, normalise(images, normalization), masks, method, layer)
     cam_grid(images.numpy(), result.cams).save(path)
-    return result.cam_quality
+    return result.cam_quality, result.mask_energy
 
 
 def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
@@ -116,12 +118,14 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     parity = check_parity(folder, model)
     pre = _preprocessing(spec, data, report.normalization)
     (folder / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
-    cam_quality = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png")
+    cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png",
+                                    cam_target_layer(model, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
+               "test_mask_energy": None if energy != energy else energy,
                "exported_seed": report.seeds[0], **({"study": card} if card else {})}
     (folder / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {}),
-                                      encoding="utf-8")
+    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {},
+                                                 mask_energy=energy), encoding="utf-8")
     return parity, cam_quality
 
 

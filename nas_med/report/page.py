@@ -103,8 +103,10 @@ def _cams(data: ReportData) -> str:
 
 
 def _table(data: ReportData) -> str:
-    head = ("", "trial", "kind", "AUC", "params", "FLOPs", "epoch s", "CAM quality", "val acc", "best epoch",
-            "architecture")
+
+    masks = any(t.user_attrs.get(records.MASK_ENERGY) is not None for t in data.trials)
+    head = ("", "trial", "kind", "AUC", "params", "FLOPs", "epoch s", "CAM quality",
+            *(("mask energy",) if masks else ()), "val acc", "best epoch", "architecture")
     text_cols = {"", "kind", "architecture"}
     out = ["<table><thead><tr>" + "".join(f'<th class="{"text" if h in text_cols else ""}">{_e(h)}</th>'
                                           for h in head) + "</tr></thead><tbody>"]
@@ -117,6 +119,7 @@ def _table(data: ReportData) -> str:
                  (_num(int(value(t, "params")), ","), False),
                  ("-" if flops is None else f"{flops / 1e6:.2f} M", False),
                  (_num(value(t, "epoch_seconds"), ".3f"), False), (_num(value(t, "cam_quality"), "+.3f"), False),
+                 *(((_num(t.user_attrs.get(records.MASK_ENERGY), ".3f"), False),) if masks else ()),
                  (_num(t.user_attrs.get(records.val_key("accuracy")), ".3f"), False),
                  (_num(t.user_attrs.get(records.BEST_EPOCH), "d"), False),
                  (records.summary(t), True)]

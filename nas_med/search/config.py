@@ -11,6 +11,10 @@ SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "gp")
 PRUNERS = ("median", "pareto", "hyperband", "sha", "percentile", "none")
 OBJECTIVES = ("auc", "params", "epoch_seconds", "cam_quality")
 DIRECTIONS = ("maximize", "minimize", "minimize", "maximize")
+# how cam_quality is scored (objectives.cam: Grad-CAM, ROAD MoRF drop at percentiles 95/98); a study scored
+# another way (before this key existed: ROADCombined at 30-70 %) cannot be resumed, its values would not compare
+CAM_SCORE = "road-morf-95-98"
+OLD_CAM_SCORE = "road-combined-30-70"
 # settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change
 IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",
                  "class_weighting")
@@ -36,7 +40,7 @@ class SearchConfig:
     device: str = "auto"
     epochs: int = 8
     baselines: tuple[str, ...] = ()
-    cam_images: int = 16
+    cam_images: int = 64  # objectives.cam.CAM_IMAGES (not imported here: grad-cam is slow to import)
     cam_method: str = "gradcam"
     class_weighting: bool = False
     workers: int = 1
@@ -91,7 +95,7 @@ class SearchConfig:
 
         data = {k: v for k, v in asdict(self).items() if k not in ("quiet", "workers", "extra")}
         data["baselines"] = list(self.baselines)
-        data.update(space_definition=space_dict, dataset_info=dataset_info,
+        data.update(cam_score=CAM_SCORE, space_definition=space_dict, dataset_info=dataset_info,
                     versions={"nas_med": __version__, "optuna": optuna.__version__, "torch": torch.__version__})
         if data_fingerprint is not None:
             data["data_fingerprint"] = data_fingerprint
@@ -112,6 +116,9 @@ def differences(stored: dict, new: dict) -> list[str]:
     for key in IDENTITY_KEYS:
         if stored.get(key) != new.get(key):
             out.append(f"{key}: stored {stored.get(key)!r}, given {new.get(key)!r}")
+    if stored.get("cam_score", OLD_CAM_SCORE) != new.get("cam_score", CAM_SCORE):
+        out.append(f"cam_quality: the study scored it as {stored.get('cam_score', OLD_CAM_SCORE)}, this nas-med "
+                   f"scores {new.get('cam_score', CAM_SCORE)}")
     if stored.get("space_definition") != new.get("space_definition"):
         out.append("space: the search-space definition differs from the stored one")
     # a study made before fingerprints were stored has none: it resumes as before

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from nas_med.arch import build
+from nas_med.arch import build, cam_target_layer
 from nas_med.arch.spec import ArchSpec, HeadSpec, StageSpec
 from nas_med.errors import UserError
-from nas_med.objectives.cam import CAM_METHODS, compute_cams, evaluate_cams, mask_energy, target_layer
+from nas_med.objectives.cam import CAM_METHODS, compute_cams, evaluate_cams, mask_energy
 from nas_med.objectives.road import road_combined
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
@@ -18,7 +18,7 @@ HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backw
 
 
 def _spec(widths, downsample, size, norm="batch") -> ArchSpec:
-    stages = tuple(StageSpec("simple", w, 1, 3, norm, "relu", d) for w, d in zip(widths, downsample))
+    stages = tuple(StageSpec("simple", w, 1, 3, norm, "relu", d) for w, d in zip(widths, downsample, strict=True))
     return ArchSpec(1, 4, size, stages, None, HeadSpec("gap_linear"))
 
 
@@ -36,7 +36,8 @@ def trained():
 
     data = load_dataset("synthetic", size=32, seed=0)
     torch.manual_seed(0)                                          # the initial weights, whatever ran before
-    model = build(_spec((16, 32, 64), (True, True, False), 32))  # last map 8x8: a usable CAM resolution
+    spec = _spec((16, 32, 64), (True, True, False), 32)          # last map 8x8: a usable CAM resolution
+    model = build(spec)
     result = train(model, data, TrainConfig(epochs=4, lr=3e-3, batch_size=32, amp=False, device="cpu", seed=0))
     model = result.model.float().eval()
     images = Normalizer(data.train.images)(data.val.images)
@@ -44,12 +45,12 @@ def trained():
         pred = model(images).argmax(1)
     right = torch.nonzero((data.val.labels != 0) & (pred == data.val.labels)).flatten()[:16]
     assert len(right) >= 12, f"the model learnt too little to test CAMs (val AUC {result.val['auc']:.3f})"
-    return model, images[right], data.val.masks[right].numpy(), pred[right].tolist()
+    return model, images[right], data.val.masks[right].numpy(), pred[right].tolist(), cam_target_layer(model, spec)
 
 
 def test_road_ranks_real_cam_above_random_above_inverted(trained) -> None:
-    model, images, _, targets = trained
-    cams = compute_cams(model, images, targets)
+    model, images, _, targets, layer = trained
+    cams = compute_cams(model, images, targets, layer=layer)
     rand = np.random.default_rng(0).random(cams.shape, dtype=np.float32)
 
     def road(maps: np.ndarray) -> float:
@@ -61,8 +62,8 @@ def test_road_ranks_real_cam_above_random_above_inverted(trained) -> None:
 
 
 def test_mask_energy_of_real_cam_beats_random(trained) -> None:
-    model, images, masks, targets = trained
-    cams = compute_cams(model, images, targets)
+    model, images, masks, targets, layer = trained
+    cams = compute_cams(model, images, targets, layer=layer)
     rand = np.random.default_rng(0).random(cams.shape, dtype=np.float32)
     real, random = mask_energy(cams, masks), mask_energy(rand, masks)
     assert random == pytest.approx(masks.mean(axis=(1, 2)).mean(), abs=0.01)  # a flat map scores the mask's area
@@ -70,15 +71,15 @@ def test_mask_energy_of_real_cam_beats_random(trained) -> None:
 
 
 def test_evaluate_cams_on_trained_model(trained) -> None:
-    model, images, masks, targets = trained
-    result = evaluate_cams(model, images, torch.from_numpy(masks))
+    model, images, masks, targets, layer = trained
+    result = evaluate_cams(model, images, torch.from_numpy(masks), layer=layer)
     assert result.targets == targets  # the predicted class
     assert result.cams.shape == (len(images), 32, 32)
     assert 0 <= result.cams.min() and result.cams.max() <= 1
     assert result.cam_quality == pytest.approx(float(np.mean(result.road_per_image)))
     assert result.cam_quality > 0.04
     assert 0 < result.mask_energy <= 1
-    again = evaluate_cams(model, images)                            # no masks: no localization score
+    again = evaluate_cams(model, images, layer=layer)   # no masks: no localization score
     assert np.isnan(again.mask_energy)
     assert again.cam_quality == result.cam_quality                 # the same imputation noise every time
 
@@ -106,26 +107,20 @@ def test_mask_energy_on_hand_made_maps() -> None:
         mask_energy(flat, masks[:, :2])
 
 
-def test_target_layer_is_deepest_map_of_at_least_2x2() -> None:
-    # 16 px, four halving stages: maps 8, 4, 2, 1 -> the 2x2 one
-    model = build(_spec((4, 8, 8, 8), (True,) * 4, 16))
-    layer = target_layer(model, 1, 16)
-    shapes = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 1, 16, 16))
-    handle.remove()
-    assert shapes == [(1, 8, 2, 2)]
+def test_cams_of_the_arch_target_layer_vary_over_the_image() -> None:
+    # 16 px, four halving stages: maps 8, 4, 2, 1 -> the layer comes from arch.cam_target_layer (the search's)
+    spec = _spec((4, 8, 8, 8), (True,) * 4, 16)
+    model = build(spec)
+    layer = cam_target_layer(model, spec)
+    assert layer is model.stages[1] or layer is model.stages[2]
+    cams = compute_cams(model, torch.randn(2, 1, 16, 16), [0, 1], layer=layer)
+    assert cams.shape == (2, 16, 16) and cams.std() > 0   # a 1x1 map would give a constant, all-zero CAM
     assert not _hooks(model)
-    # the CAM of that layer varies over the image (a 1x1 map would give a constant, all-zero CAM)
-    cams = compute_cams(model, torch.randn(2, 1, 16, 16), [0, 1])
-    assert cams.shape == (2, 16, 16) and cams.std() > 0
 
 
-def test_no_map_of_2x2_gives_no_layer_and_zero_cams() -> None:
+def test_no_layer_gives_zero_cams() -> None:
     model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
-    assert target_layer(model, 1, 2) is None
-    assert not compute_cams(model, torch.randn(2, 1, 2, 2), [0, 1]).any()
+    assert not compute_cams(model, torch.randn(2, 1, 2, 2), [0, 1], layer=None).any()
 
 
 @pytest.mark.parametrize("method", sorted(CAM_METHODS))
@@ -143,7 +138,7 @@ def test_model_state_restored(method: str, training: bool) -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for p in model.parameters():
         p.grad = torch.ones_like(p)              # stale gradients are cleared too
-    cams = compute_cams(model, torch.randn(3, 1, 16, 16), [0, 1, 2], method)
+    cams = compute_cams(model, torch.randn(3, 1, 16, 16), [0, 1, 2], method, layer=model.stages[1])
     assert cams.shape == (3, 16, 16) and np.isfinite(cams).all() and cams.max() <= 1 + 1e-6
     assert [m.training for m in model.modules()] == modes
     assert [p.requires_grad for p in model.parameters()] == flags
@@ -156,4 +151,58 @@ def test_model_state_restored(method: str, training: bool) -> None:
 def test_unknown_method_is_a_user_error() -> None:
     model = build(_spec((4,), (True,), 8))
     with pytest.raises(UserError, match="Did you mean 'gradcam'"):
-        compute_cams(model, torch.randn(1, 1, 8, 8), [0], "gradcma")
+        compute_cams(model, torch.randn(1, 1, 8, 8), [0], "gradcma", layer=model.stages[0])
+
+
+# ---- cam_quality's parts (issue 15): the benchmark's checks, in small ----------------------------------------
+
+def _quality(model, images, layer, cams=None, **kwargs) -> float:
+    """cam_quality of ``model`` on ``images``: evaluate_cams, or the same score of the given ``cams``."""
+    from nas_med.objectives.cam import CAM_PERCENTILES
+    from nas_med.objectives.road import road_drops
+
+    if cams is None:
+        return evaluate_cams(model, images, layer=layer, **kwargs).cam_quality
+    with torch.no_grad():
+        targets = model(images).argmax(1).tolist()
+    drops = road_drops(model, images, cams, targets, CAM_PERCENTILES, generator=torch.Generator().manual_seed(0),
+                       lerf=False)
+    return float(-drops.mean())
+
+
+def _soft(masks: np.ndarray) -> np.ndarray:
+    """Ground-truth lesion masks as a graded map (blurred; a binary map ties at the ROAD thresholds)."""
+    x = torch.from_numpy(masks.astype(np.float32))[:, None]
+    blur = torch.nn.functional.avg_pool2d(x, 5, 1, 2)
+    ramp = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) * 1e-3
+    return (x + blur + ramp)[:, 0].numpy() / 2.001
+
+
+def test_a_perfect_cam_scores_above_an_inverted_one(trained) -> None:
+    model, images, masks, _, layer = trained
+    perfect = _soft(masks)
+    assert _quality(model, images, layer, perfect) > _quality(model, images, layer, 1 - perfect) + 0.05
+
+
+def test_the_grad_cam_scores_above_a_random_map(trained) -> None:
+    model, images, _, targets, layer = trained
+    cams = compute_cams(model, images, targets, layer=layer)
+    rand = np.random.default_rng(0).random(cams.shape, dtype=np.float32)
+    assert _quality(model, images, layer, cams) > _quality(model, images, layer, rand) + 0.02
+
+
+def test_a_randomised_weights_copy_scores_lower(trained) -> None:
+    """Adebayo et al.'s model-randomisation check: the same architecture with fresh weights scores lower."""
+    model, images, _, _, layer = trained
+    spec = _spec((16, 32, 64), (True, True, False), 32)
+    torch.manual_seed(1)
+    random = build(spec).eval()
+    assert _quality(model, images, layer) > _quality(random, images, cam_target_layer(random, spec)) + 0.02
+
+
+def test_the_score_repeats(trained) -> None:
+    model, images, _, _, layer = trained
+    first = _quality(model, images, layer)
+    assert _quality(model, images, layer) == first                            # seeded: bit-identical
+    other = _quality(model, images, layer, noise_seed=1)                       # other imputation noise
+    assert other == pytest.approx(first, abs=0.03)
