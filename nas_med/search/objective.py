@@ -13,6 +13,7 @@ import torch
 from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
+from ..precision import resolve_precision
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 from . import interrupts
@@ -22,6 +23,9 @@ from .pruning import ShadowPruning
 from .storage import set_user_attrs
 
 log = logging.getLogger(__name__)
+PRECISION_KEY = "precision"  # user attr: the precision the trial trained in (fp32, bf16, fp16), resolved
+CHANNELS_LAST_KEY = "channels_last"  # user attr: whether it trained in channels-last memory format
+EPOCH_SECONDS_RAW_KEY = "epoch_seconds_raw"  # user attr: median wall time of the training epochs (machine load in)
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -65,10 +69,12 @@ class TrialObjective:
                                             f"{self.data.size} px", pruned=True)
         cfg = TrainConfig(epochs=self.config.epochs, lr=settings["lr"], batch_size=int(settings["batch_size"]),
                           weight_decay=settings["weight_decay"], class_weighting=self.config.class_weighting,
-                          device=self.config.device, seed=self.config.seed + trial.number)
+                          device=self.config.device, precision=self.config.precision,
+                          seed=self.config.seed + trial.number)
         torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
         model = build(spec)
         attrs.update(train_config=cfg.to_dict(), params=count_params(model), **_cost(spec, trial.number))
+        attrs[PRECISION_KEY] = resolve_precision(cfg.precision, pick_device(cfg.device)).name
         pruning = ShadowPruning(shadow, trial, cost=attrs) if shadow is not None else None
         if pruning is not None:
             attrs["shadow_trial"] = pruning.number
@@ -112,6 +118,8 @@ class TrialObjective:
             cam = evaluate_cams(result.model, self.normalize(images.to(device)), masks, self.config.cam_method, layer)
         values = (float(result.val["auc"]), float(trial.user_attrs["params"]), float(result.epoch_seconds),
                   float(cam.cam_quality))
+        attrs.update({PRECISION_KEY: result.precision, CHANNELS_LAST_KEY: result.channels_last,
+                      EPOCH_SECONDS_RAW_KEY: _finite(result.epoch_seconds_raw)})
         attrs.update(history=result.history, best_epoch=result.best_epoch, device=result.device,
                      normalization=self.normalize.to_dict(), mask_energy=_finite(cam.mask_energy),
                      road_per_image=[round(float(v), 5) for v in cam.road_per_image],
