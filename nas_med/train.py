@@ -247,24 +247,31 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
             order = torch.randperm(n, generator=gen).to(device)
             total = torch.zeros((), device=device)
             seen = steps = 0
-            for i in range(0, n - bs + 1 if n >= 2 * bs else n, bs):  # drop a last batch of 1 (BatchNorm)
-                idx = order[i:i + bs]
-                if len(idx) < 2:
-                    continue
-                clock.mark()
-                x = normalize(train_split.images[idx])
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = train_split.labels[idx]
-                with precision.context():
-                    loss = loss_fn(model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += loss.detach() * len(idx)  # on the device: no sync here
-                seen += len(idx)
-                steps += 1
+            try:
+                for i in range(0, n - bs + 1 if n >= 2 * bs else n, bs):  # drop a last batch of 1 (BatchNorm)
+                    idx = order[i:i + bs]
+                    if len(idx) < 2:
+                        continue
+                    clock.mark()
+                    x = normalize(train_split.images[idx])
+                    if channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    y = train_split.labels[idx]
+                    with precision.context():
+                        loss = loss_fn(model(x), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    total += loss.detach() * len(idx)  # on the device: no sync here
+                    seen += len(idx)
+                    steps += 1
+            except RuntimeError:
+                # weights gone NaN/inf make the optimiser itself fail ("cannot be converted ... without
+                # overflow"): report the non-finite loss that started it, as the per-epoch check would
+                if steps and not math.isfinite(total.item()):
+                    raise TrainingFailed(f"non-finite training loss ({total.item()}) at epoch {epoch}") from None
+                raise
             clock.mark()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
