@@ -1,10 +1,11 @@
 """One training run of one network on one prepared dataset: Adam, the best epoch by validation loss kept.
 
 The per-batch loop never waits for the device: losses are summed on the device and read (and checked for NaN/inf)
-once per epoch, and step times are taken without synchronising (CPU work is synchronous; on CUDA, events read at
-the epoch's end). ``epoch_seconds`` is ``steps per epoch x a low quantile of the step times`` (see
-``STEP_QUANTILE``): other processes on the machine lengthen some steps, not all, so a low quantile measures the
-network on this device; the epochs' median wall time is kept beside it as ``epoch_seconds_raw``."""
+once per epoch, and step times are taken without synchronising. ``epoch_seconds`` is ``steps per epoch x a low
+quantile of the step times`` (``STEP_QUANTILE``), where a step's time is, on CPU, the CPU time the process spent
+on it divided by torch's threads (time the machine gives to other processes is not counted) and, on CUDA, the
+device time between two events. It measures the network on this device, not the machine's load; the epochs'
+median wall time is kept beside it as ``epoch_seconds_raw``."""
 from __future__ import annotations
 
 import copy
@@ -178,15 +179,17 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
     return metrics
 
 
-STEP_QUANTILE = 0.1  # epoch_seconds = training steps per epoch x this quantile of all step times
+STEP_QUANTILE = 0.25  # epoch_seconds = training steps per epoch x this quantile of all step times
 
 
 class _StepClock:
-    """Step times without a host sync: wall clock on CPU (its work is synchronous), CUDA events on a GPU (read
-    at the epoch's end, after the epoch's one synchronisation)."""
+    """Step times without a host sync. On CPU: the process's CPU time per step divided by torch's threads, so
+    time the scheduler gives to other processes is not counted (CPU work is synchronous: no sync needed). On
+    CUDA: the device time between events, read at the epoch's end after its one synchronisation."""
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
+        self.threads = max(1, torch.get_num_threads())
         self.times: list[float] = []
         self._marks: list = []
 
@@ -197,13 +200,13 @@ class _StepClock:
             event.record()
             self._marks.append(event)
         else:
-            self._marks.append(time.perf_counter())
+            self._marks.append(time.process_time())
 
     def end_epoch(self) -> None:
         """Turn the epoch's marks into step times (the device has been synchronised)."""
         marks, self._marks = self._marks, []
         for a, b in zip(marks, marks[1:], strict=False):
-            self.times.append(a.elapsed_time(b) / 1000 if self.cuda else b - a)
+            self.times.append(a.elapsed_time(b) / 1000 if self.cuda else (b - a) / self.threads)
 
 
 def epoch_estimate(step_times: list[float], steps_per_epoch: int) -> float:
