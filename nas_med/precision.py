@@ -10,12 +10,14 @@
 
 Autocast changes the dtype of activations only: parameters, optimiser state and the exported weights stay fp32.
 
-Channels-last memory format is used where it is safe and pays: on CUDA, and on CPU under bf16 for models with
-no strided 1x1 convolution. torch 2.14.1's oneDNN backward of a channels-last 1x1 stride-2 convolution corrupts
-the heap on CPU, in fp32 and under bf16 autocast alike (benchmarks/README.md, "oneDNN channels-last crash").
+Channels-last memory format is used where it is safe and pays: on CUDA, and on CPU under bf16. torch 2.14.1's
+oneDNN backward of a channels-last 1x1 stride-2 convolution corrupts the heap on CPU, in fp32 and under bf16
+autocast alike (benchmarks/README.md); so on CPU, while training, such a convolution runs as a slice plus a
+stride-1 convolution (``strided_pointwise_as_slices``: the same result), which ran clean.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from dataclasses import dataclass
@@ -25,7 +27,8 @@ import torch
 
 from .errors import look_up
 
-__all__ = ["PRECISIONS", "Precision", "channels_last_safe", "cpu_bf16_flags", "cpu_has_bf16", "resolve_precision"]
+__all__ = ["PRECISIONS", "Precision", "channels_last_safe", "cpu_bf16_flags", "cpu_has_bf16", "resolve_precision",
+           "strided_pointwise_as_slices"]
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +107,39 @@ def resolve_precision(name: str, device: torch.device | str) -> Precision:
     elif kind == "cpu" and name == "bf16" and not cpu_has_bf16():
         log.warning("--precision bf16 on a CPU without AMX-BF16 or AVX-512-BF16: bf16 is emulated and slower "
                     "than fp32")
-    # on CPU only bf16 gains from channels-last, and only models without a strided 1x1 conv may use it
-    # (``channels_last_safe``): torch 2.14.1's oneDNN corrupts the heap in that conv's backward
+    # on CPU only bf16 gains from channels-last; train() rewrites strided 1x1 convs first (``channels_last_safe``)
     channels_last = kind == "cuda" or (kind == "cpu" and name == "bf16")
     return Precision(name, kind, channels_last)
+
+
+def _strided_pointwise(model: torch.nn.Module) -> list[torch.nn.Conv2d]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and tuple(m.kernel_size) == (1, 1)
+            and tuple(m.stride) != (1, 1)]
+
+
+@contextlib.contextmanager
+def strided_pointwise_as_slices(model: torch.nn.Module):
+    """For the duration, every strided 1x1 convolution of ``model`` (padding 0) runs as ``x[:, :, ::s, ::s]`` then
+    the same convolution with stride 1: the same result, without the oneDNN strided 1x1 channels-last backward
+    that corrupts the heap (benchmarks/README.md). Weights and state dict are untouched."""
+    changed = []
+    try:
+        for conv in _strided_pointwise(model):
+            if tuple(conv.padding) != (0, 0) or conv.padding_mode != "zeros":
+                continue
+            stride = tuple(conv.stride)
+
+            def subsample(module, args, s=stride):
+                return (args[0][:, :, ::s[0], ::s[1]], *args[1:])
+
+            handle = conv.register_forward_pre_hook(subsample)
+            conv.stride = (1, 1)
+            changed.append((conv, stride, handle))
+        yield len(changed)
+    finally:
+        for conv, stride, handle in changed:
+            handle.remove()
+            conv.stride = stride
 
 
 def channels_last_safe(model: torch.nn.Module, device: torch.device | str) -> bool:
@@ -116,8 +148,4 @@ def channels_last_safe(model: torch.nn.Module, device: torch.device | str) -> bo
     alike (benchmarks/README.md). Any model is safe on other devices."""
     if torch.device(device).type != "cpu":
         return True
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d) and tuple(module.kernel_size) == (1, 1) \
-                and tuple(module.stride) != (1, 1):
-            return False
-    return True
+    return not _strided_pointwise(model)

@@ -8,6 +8,7 @@ device time between two events. It measures the network on this device, not the 
 median wall time is kept beside it as ``epoch_seconds_raw``."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -24,7 +25,11 @@ from torch import nn
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics
-from .precision import channels_last_safe, resolve_precision
+from .precision import (
+    channels_last_safe,
+    resolve_precision,
+    strided_pointwise_as_slices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +235,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     normalize = Normalizer(data.train.images)
     train_split = DeviceSplit(data.train, device, multilabel)
     val_split = DeviceSplit(data.val, device, multilabel)
-    channels_last = precision.channels_last and channels_last_safe(model, device)
+    channels_last = precision.channels_last
+    rewrites = contextlib.ExitStack()
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = _loss_fn(data, cfg, device)
@@ -242,6 +248,14 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     clock = _StepClock(device)
     steps_per_epoch = 0
     try:
+        if channels_last and not channels_last_safe(model, device):
+            # on CPU a strided 1x1 conv must not run its channels-last backward (oneDNN heap corruption): while
+            # training it runs as a slice + a stride-1 conv (the same result); one that cannot be rewritten
+            # (padding) makes the model train contiguous
+            rewrites.enter_context(strided_pointwise_as_slices(model))
+            if not channels_last_safe(model, device):
+                channels_last = False
+                model = model.to(memory_format=torch.contiguous_format)
         for epoch in range(cfg.epochs):
             model.train()
             if device.type == "cuda":
@@ -297,6 +311,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
                 on_epoch(epoch, record)
     except torch.OutOfMemoryError as exc:
         raise TrainingFailed(f"out of memory: {str(exc).splitlines()[0]}") from None
+    finally:
+        rewrites.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     if channels_last:

@@ -60,6 +60,28 @@ def test_channels_last_only_where_safe():
     assert P.channels_last_safe(shortcut, "cuda")
 
 
+def test_strided_pointwise_convs_run_as_slices_with_the_same_result():
+    conv = torch.nn.Conv2d(4, 6, 1, stride=2)
+    x = torch.randn(2, 4, 9, 9)
+    expected = conv(x)
+    with P.strided_pointwise_as_slices(conv) as changed:
+        assert changed == 1 and P.channels_last_safe(conv, "cpu")
+        torch.testing.assert_close(conv(x), expected)
+    assert conv.stride == (2, 2) and not conv._forward_pre_hooks and not P.channels_last_safe(conv, "cpu")
+
+
+def test_a_residual_model_trains_channels_last_in_bf16_and_comes_back_unchanged():
+    data = load_dataset("synthetic", size=16)
+    spec = ArchSpec(1, 4, 16, (StageSpec("basic", 8, norm="batch"), StageSpec("basic", 16, norm="batch")))
+    model = build(spec)
+    assert not P.channels_last_safe(model, "cpu")  # a projection shortcut: 1x1 stride 2
+    result = train(model, data, TrainConfig(epochs=1, precision="bf16", device="cpu"))
+    assert result.channels_last and result.precision == "bf16"
+    assert not P.channels_last_safe(result.model, "cpu")  # strides restored, hooks gone
+    assert all(not m._forward_pre_hooks for m in result.model.modules())
+    assert all(p.is_contiguous() and p.dtype == torch.float32 for p in result.model.parameters())
+
+
 def test_bf16_and_fp32_training_agree_on_validation_auc():
     data = load_dataset("synthetic", size=16)
     spec = ArchSpec(1, 4, 16, (StageSpec("simple", 8, norm="batch"), StageSpec("simple", 16, norm="batch")),
