@@ -194,12 +194,15 @@ class _StepClock:
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
+        self.enabled = device.type in ("cpu", "cuda")  # elsewhere (MPS): no step times, the wall time is used
         self.threads = max(1, torch.get_num_threads())
         self.times: list[float] = []
         self._marks: list = []
 
     def mark(self) -> None:
         """Called before every step and once after the last."""
+        if not self.enabled:
+            return
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
             event.record()
