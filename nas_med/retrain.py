@@ -21,8 +21,9 @@ from torch import nn
 
 from .arch import ArchSpec, build
 from .data.types import Dataset
-from .errors import UserError
+from .errors import UserError, look_up
 from .metrics import all_metrics
+from .precision import PRECISIONS
 from .search import records
 from .search.records import json_safe, load_study_data, seed_list, trial_name, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose, completed
@@ -152,10 +153,11 @@ def _check_fit(spec: ArchSpec, data: Dataset) -> None:
 def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | dict,
                      seeds: Sequence[int] = (0, 1, 2), n_bootstrap: int = 1000, *, name: str | None = None,
                      keep_model: bool = False, device: str | None = None, confidence: float = 0.95,
-                     bootstrap_seed: int = 0) -> TestReport:
+                     bootstrap_seed: int = 0, precision: str | None = None) -> TestReport:
     """Train ``spec`` on ``data.train`` once per seed (``train_config`` with its seed replaced; the seed also sets
     the initial weights), test each model on ``data.test``, and summarise (see the module docstring).
-    ``keep_model`` keeps the first seed's model in the report."""
+    ``keep_model`` keeps the first seed's model in the report; ``precision`` (auto, fp32, bf16, fp16) replaces the
+    config's."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds must name at least one seed, each once; got {seeds!r}.")
@@ -167,10 +169,11 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
         raise UserError(f"the test split of '{data.name}' has {len(data.test)} image(s); at least 2 are needed.")
     _check_fit(spec, data)
     if isinstance(train_config, dict):
-        known = {f.name for f in fields(TrainConfig)}
-        train_config = TrainConfig(**{k: v for k, v in train_config.items() if k in known})
+        train_config = TrainConfig.from_dict(train_config)
     if device is not None:
         train_config = replace(train_config, device=device)
+    if precision is not None:
+        train_config = replace(train_config, precision=look_up(precision, PRECISIONS, "precision"))
     normalize = Normalizer(data.train.images)
     multilabel = data.task == "multilabel"
     labels = data.test.labels.numpy()
@@ -209,7 +212,7 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
 def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
                   data: Dataset | None = None, n_bootstrap: int = 1000, *, device: str | None = None,
                   keep_model: bool = False, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None) -> TestReport:
+                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None, precision: str | None = None) -> TestReport:
     """Retrain and test trial ``trial_number`` (default: the minimalist choice under the given rule).
 
     ``seeds``: a count K (the trial's own seed and the K-1 that follow it) or an explicit sequence of seeds.
@@ -219,7 +222,7 @@ def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: i
     spec, cfg = trial_recipe(trial)
     report = retrain_and_test(spec, data if data is not None else load_study_data(study), cfg,
                               seed_list(seeds, cfg.seed), n_bootstrap, name=trial_name(trial),
-                              keep_model=keep_model, device=device)
+                              keep_model=keep_model, device=device, precision=precision)
     report.trial, report.kind = trial.number, records.kind(trial)
     return report
 
@@ -227,7 +230,8 @@ def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: i
 def retrain_study(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
                   data: Dataset | None = None, n_bootstrap: int = 1000, *, baselines: bool = True,
                   device: str | None = None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None) -> list[TestReport]:
+                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None,
+                  precision: str | None = None) -> list[TestReport]:
     """The chosen trial's report, then (with ``baselines``) one per completed baseline of the study, all tested on
     the same test images with the same bootstrap resamples."""
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
@@ -236,4 +240,4 @@ def retrain_study(study: optuna.Study, trial_number: int | None = None, seeds: i
     if baselines:
         latest = {records.baseline_name(t): t.number for t in completed(study, baselines=True)}
         numbers += [n for n in latest.values() if n != choice.trial.number]
-    return [retrain_trial(study, n, seeds, data, n_bootstrap, device=device) for n in numbers]
+    return [retrain_trial(study, n, seeds, data, n_bootstrap, device=device, precision=precision) for n in numbers]

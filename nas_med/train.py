@@ -1,11 +1,20 @@
-"""One training run of one network on one prepared dataset: Adam, the best epoch by validation loss kept."""
+"""One training run of one network on one prepared dataset: Adam, the best epoch by validation loss kept.
+
+The per-batch loop never waits for the device: losses are summed on the device and read (and checked for NaN/inf)
+once per epoch, and step times are taken without synchronising. ``epoch_seconds`` is ``steps per epoch x a low
+quantile of the step times`` (``STEP_QUANTILE``), where a step's time is, on CPU, the CPU time the process spent
+on it divided by torch's threads (time the machine gives to other processes is not counted) and, on CUDA, the
+device time between two events. It measures the network on this device, not the machine's load; the epochs'
+median wall time is kept beside it as ``epoch_seconds_raw``."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -16,6 +25,11 @@ from torch import nn
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics
+from .precision import (
+    channels_last_safe,
+    resolve_precision,
+    strided_pointwise_as_slices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +48,21 @@ class TrainConfig:
     weight_decay: float = 0.0
     class_weighting: bool = False
     device: str = "auto"
-    amp: bool = True
+    precision: str = "auto"  # auto, fp32, bf16 or fp16 (nas_med.precision); replaces the old ``amp`` flag
     seed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """A stored config; unknown keys are ignored, and the old ``amp`` flag of studies made before
+        ``precision`` existed maps to ``auto`` (amp on) or ``fp32`` (amp off)."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "precision" not in data and "amp" in data:
+            kwargs["precision"] = "auto" if data["amp"] else "fp32"
+        return cls(**kwargs)
 
 
 @dataclass
@@ -51,6 +75,9 @@ class TrainResult:
     val: dict = field(default_factory=dict)
     epoch_seconds: float = float("nan")
     device: str = "cpu"
+    precision: str = "fp32"  # the resolved precision (fp32, bf16, fp16)
+    channels_last: bool = False
+    epoch_seconds_raw: float = float("nan")  # median wall time of the training epochs
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -79,10 +106,18 @@ class Normalizer:
         x = train_images.float() / 255
         self.mean = x.mean(dim=(0, 2, 3)).tolist()
         self.std = [max(s, 1e-3) for s in x.std(dim=(0, 2, 3)).tolist()]
+        self._on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std on ``device``, copied there once (not a host-to-device copy per batch)."""
+        key = str(device)
+        if key not in self._on:
+            self._on[key] = (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
+                             torch.tensor(self.std, device=device).view(1, -1, 1, 1))
+        return self._on[key]
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        mean, std = self._stats(images.device)
         return (images.float() / 255 - mean) / std
 
     def to_dict(self) -> dict:
@@ -140,71 +175,136 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
             x = normalize(split.images[start:start + batch_size])
             y = split.labels[start:start + batch_size]
             logits = model(x).float()
-            losses.append(loss_fn(logits, y).item() * len(y))
+            losses.append(loss_fn(logits, y) * len(y))  # summed on the device, read once below
             probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
     model.train(was_training)
     p = torch.cat(probs).cpu().numpy()
     metrics = all_metrics(task, split.labels.cpu().numpy(), p)
-    metrics["loss"] = float(sum(losses) / max(1, len(split)))
+    metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics
+
+
+STEP_QUANTILE = 0.25  # epoch_seconds = training steps per epoch x this quantile of all step times
+
+
+class _StepClock:
+    """Step times without a host sync. On CPU: the process's CPU time per step divided by torch's threads, so
+    time the scheduler gives to other processes is not counted (CPU work is synchronous: no sync needed). On
+    CUDA: the device time between events, read at the epoch's end after its one synchronisation."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.enabled = device.type in ("cpu", "cuda")  # elsewhere (MPS): no step times, the wall time is used
+        self.threads = max(1, torch.get_num_threads())
+        self.times: list[float] = []
+        self._marks: list = []
+
+    def mark(self) -> None:
+        """Called before every step and once after the last."""
+        if not self.enabled:
+            return
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self._marks.append(event)
+        else:
+            self._marks.append(time.process_time())
+
+    def end_epoch(self) -> None:
+        """Turn the epoch's marks into step times (the device has been synchronised)."""
+        marks, self._marks = self._marks, []
+        for a, b in zip(marks, marks[1:], strict=False):
+            self.times.append(a.elapsed_time(b) / 1000 if self.cuda else (b - a) / self.threads)
+
+
+def epoch_estimate(step_times: list[float], steps_per_epoch: int) -> float:
+    """``steps_per_epoch`` x the ``STEP_QUANTILE`` quantile of ``step_times`` (nan without steps)."""
+    if not step_times or steps_per_epoch < 1:
+        return float("nan")
+    return float(steps_per_epoch * np.quantile(np.asarray(step_times), STEP_QUANTILE))
 
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
           on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data.train`` for ``cfg.epochs``, keep the weights of the epoch with the lowest
     validation loss. ``on_epoch(epoch, record)`` is called after every epoch (pruning raises from there).
-    Raises TrainingFailed for a NaN/infinite loss or out-of-memory."""
+    Raises TrainingFailed for a NaN/infinite loss (checked once per epoch) or out-of-memory. The returned model
+    is fp32 and contiguous whatever the precision it was trained in."""
     device = pick_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     multilabel = data.task == "multilabel"
     normalize = Normalizer(data.train.images)
     train_split = DeviceSplit(data.train, device, multilabel)
     val_split = DeviceSplit(data.val, device, multilabel)
-    # channels-last only on CUDA: on CPU, torch 2.14.1's oneDNN backward of a channels-last 1x1 stride-2 conv
-    # (a ResNet shortcut) corrupts the heap and kills the process (benchmarks/README.md has the repro)
-    channels_last = device.type == "cuda"
+    channels_last = precision.channels_last
+    rewrites = contextlib.ExitStack()
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = _loss_fn(data, cfg, device)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # loss scaling only for fp16 (its scaler reads a found-inf flag every step: one host sync per step)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler)
     history: list[dict] = []
     best_loss, best_state, best_epoch, best_val = float("inf"), None, -1, {}
     n, bs = len(train_split), cfg.batch_size
+    clock = _StepClock(device)
+    steps_per_epoch = 0
     try:
+        if channels_last and not channels_last_safe(model, device):
+            # on CPU a strided 1x1 conv must not run its channels-last backward (oneDNN heap corruption): while
+            # training it runs as a slice + a stride-1 conv (the same result); one that cannot be rewritten
+            # (padding) makes the model train contiguous
+            rewrites.enter_context(strided_pointwise_as_slices(model))
+            if not channels_last_safe(model, device):
+                channels_last = False
+                model = model.to(memory_format=torch.contiguous_format)
         for epoch in range(cfg.epochs):
             model.train()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             order = torch.randperm(n, generator=gen).to(device)
-            total, seen = 0.0, 0
-            for i in range(0, n - bs + 1 if n >= 2 * bs else n, bs):  # drop a last batch of 1 (BatchNorm)
-                idx = order[i:i + bs]
-                if len(idx) < 2:
-                    continue
-                x = normalize(train_split.images[idx])
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = train_split.labels[idx]
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    loss = loss_fn(model(x), y)
-                if not torch.isfinite(loss):
-                    raise TrainingFailed(f"non-finite training loss ({loss.item()}) at epoch {epoch}")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += loss.item() * len(idx)
-                seen += len(idx)
+            total = torch.zeros((), device=device)
+            seen = steps = 0
+            try:
+                for i in range(0, n - bs + 1 if n >= 2 * bs else n, bs):  # drop a last batch of 1 (BatchNorm)
+                    idx = order[i:i + bs]
+                    if len(idx) < 2:
+                        continue
+                    clock.mark()
+                    x = normalize(train_split.images[idx])
+                    if channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    y = train_split.labels[idx]
+                    with precision.context():
+                        loss = loss_fn(model(x), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    total += loss.detach() * len(idx)  # on the device: no sync here
+                    seen += len(idx)
+                    steps += 1
+            except RuntimeError:
+                # weights gone NaN/inf make the optimiser itself fail ("cannot be converted ... without
+                # overflow"): report the non-finite loss that started it, as the per-epoch check would
+                if steps and not math.isfinite(total.item()):
+                    raise TrainingFailed(f"non-finite training loss ({total.item()}) at epoch {epoch}") from None
+                raise
+            clock.mark()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
+            clock.end_epoch()
+            steps_per_epoch = steps
+            train_loss = total.item() / max(1, seen)  # the epoch's one read of the training loss
+            if not math.isfinite(train_loss):
+                raise TrainingFailed(f"non-finite training loss ({train_loss}) at epoch {epoch}")
             val = evaluate(model, val_split, normalize, data.task, loss_fn)
             if not np.isfinite(val["loss"]):
                 raise TrainingFailed(f"non-finite validation loss at epoch {epoch}")
-            record = {"epoch": epoch, "train_loss": total / max(1, seen), "val_loss": val["loss"],
+            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
                       "val_auc": val["auc"], "val_accuracy": val["accuracy"], "seconds": seconds}
             history.append(record)
             if val["loss"] < best_loss:
@@ -214,8 +314,14 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
                 on_epoch(epoch, record)
     except torch.OutOfMemoryError as exc:
         raise TrainingFailed(f"out of memory: {str(exc).splitlines()[0]}") from None
+    finally:
+        rewrites.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    if channels_last:
+        model = model.to(memory_format=torch.contiguous_format)
     model.eval()
-    return TrainResult(model, history, best_epoch, best_val,
-                       statistics.median(r["seconds"] for r in history) if history else float("nan"), str(device))
+    raw = statistics.median(r["seconds"] for r in history) if history else float("nan")
+    estimate = epoch_estimate(clock.times, steps_per_epoch)
+    return TrainResult(model, history, best_epoch, best_val, estimate if math.isfinite(estimate) else raw,
+                       str(device), precision.name, channels_last, raw)

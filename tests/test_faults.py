@@ -123,6 +123,9 @@ CASES = [
     # options
     Case("sampler-unknown", S + " --sampler tpee", "unknown sampler 'tpee'. Did you mean 'tpe'?"),
     Case("pruner-unknown", S + " --pruner medain", "unknown pruner 'medain'. Did you mean 'median'?"),
+    Case("precision-unknown", S + " --precision bf61", "unknown precision 'bf61'. Did you mean 'bf16'?"),
+    Case("export-precision-unknown", "export --study kept --storage {stored} --out {tmp}/out --precision fp64",
+         "unknown precision 'fp64'"),
     Case("trials-zero", S + " --trials 0", "--trials must be at least 1, got 0"),
     Case("trials-negative", S + " --trials -3", "--trials must be at least 1, got -3"),
     Case("epochs-zero", S + " --epochs 0", "--epochs must be at least 1, got 0"),
@@ -230,6 +233,7 @@ def test_nan_loss_fails_the_trial_with_its_reason_and_the_study_goes_on(tmp_path
     trials, _ = _search(tmp_path, "--space", _space_file(tmp_path, train__lr=[1e308]))
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]  # the second ran after the first
     assert all("non-finite" in t.user_attrs["stop_reason"] for t in trials)
+    assert all(t.user_attrs["precision"] in ("fp32", "bf16", "fp16") for t in trials)  # recorded before training
 
 
 def test_out_of_memory_in_training_fails_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):

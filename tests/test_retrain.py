@@ -25,7 +25,7 @@ from nas_med.train import TrainConfig
 
 SPEC = ArchSpec(1, 4, 16, (StageSpec("simple", 4, norm="batch"), StageSpec("simple", 8, norm="batch")),
                 head=HeadSpec("gap_linear"))
-FAST = TrainConfig(epochs=2, lr=3e-3, batch_size=32, device="cpu", amp=False)
+FAST = TrainConfig(epochs=2, lr=3e-3, batch_size=32, device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")

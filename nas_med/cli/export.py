@@ -25,9 +25,11 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 @click.option("--cam-images", type=int, default=16, show_default=True,
               help="Test images shown (and scored) in the model card's Grad-CAM grid.")
 @click.option("--device", default=None, help="Training device (default: the trial's, usually auto).")
+@click.option("--precision", default=None, help="Training precision: auto, fp32, bf16 or fp16 (default: the "
+                                                "trial's, usually auto). The exported weights are fp32 whatever it is.")
 def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
                    prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
-                   cam_images: int, device: str | None) -> None:
+                   cam_images: int, device: str | None, precision: str | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""
     from ..export import export_study
@@ -37,7 +39,7 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
     console = wide_console()
     result = export_study(study, out, trial_number=trial_number, seeds=seeds, force=force, n_bootstrap=n_bootstrap,
                           device=device, cam_images=cam_images, auc_tolerance=auc_tolerance, cam_floor=cam_floor,
-                          prefer=prefer)
+                          prefer=prefer, precision=precision)
     console.print(f"{'★ minimalist choice' if trial_number is None else 'chosen'}: {result.choice.reason}",
                   soft_wrap=True)
     print_wide(console, retrain_table([result.report]))

@@ -162,9 +162,11 @@ def retrain_table(reports) -> Table:
 @click.option("--bootstrap", "n_bootstrap", type=int, default=1000, show_default=True,
               help="Bootstrap resamples of test images for the 95% intervals.")
 @click.option("--device", default=None, help="Device for --retrain (default: the trial's, usually auto).")
+@click.option("--precision", default=None, help="Precision for --retrain: auto, fp32, bf16, fp16 (default: the "
+                                                "trial's, usually auto).")
 def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor: float, prefer: str | None,
           trial_number: int | None, retrain: bool, seeds: int, baselines: bool, n_bootstrap: int,
-          device: str | None) -> None:
+          device: str | None, precision: str | None) -> None:
     """Show the Pareto front of a study with the minimalist choice marked and why.
 
     The front holds the completed candidates that no other candidate beats on all four objectives (AUC,
@@ -179,7 +181,8 @@ def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor:
         from ..retrain import retrain_study
 
         reports = retrain_study(study, trial_number, seeds, n_bootstrap=n_bootstrap, baselines=baselines,
-                                device=device, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer)
+                                device=device, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
+                                precision=precision)
         print_wide(console, retrain_table(reports))
 
 

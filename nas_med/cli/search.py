@@ -22,6 +22,9 @@ from .options import data_options, storage_option
 @click.option("--sampler", default="tpe", show_default=True, help=f"One of {', '.join(SAMPLERS)}.")
 @click.option("--pruner", default="median", show_default=True, help=f"One of {', '.join(PRUNERS)}.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA, then MPS, then CPU), cpu, cuda:N.")
+@click.option("--precision", default="auto", show_default=True,
+              help="auto (bf16 on CPUs with AMX/AVX-512-BF16 and on bf16 GPUs, fp16 on older GPUs, else fp32), "
+                   "fp32, bf16 or fp16.")
 @click.option("--epochs", type=int, default=SearchConfig.epochs, show_default=True, help="Epochs per candidate.")
 @click.option("--baselines", default="", help="Reference networks to add, e.g. minicnn,resnet18.")
 @click.option("--cam-images", type=int, default=SearchConfig.cam_images, show_default=True,

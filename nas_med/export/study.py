@@ -59,12 +59,17 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  seeds: int | Sequence[int] = 3, force: bool = False, n_bootstrap: int = 1000,
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
                  auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
-                 prefer=None) -> ExportResult:
+                 prefer=None, precision: str | None = None) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
     into a temporary folder beside it and renames it into place, so a failure leaves nothing behind."""
     out = Path(out)
+    if precision is not None:
+        from ..errors import look_up
+        from ..precision import PRECISIONS
+
+        look_up(precision, PRECISIONS, "precision")
     if cam_images < 2:
         raise UserError(f"--cam-images must be at least 2, got {cam_images}.")
     check_target(out, force)
@@ -75,7 +80,7 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     try:
         data = data if data is not None else load_study_data(study)
         report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=trial_name(choice.trial),
-                                  keep_model=True, device=device)
+                                  keep_model=True, device=device, precision=precision)
         report.trial = choice.trial.number
         report.kind = records.kind(choice.trial)
         method = stored_config(study).get("cam_method", "gradcam")

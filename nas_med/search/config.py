@@ -38,6 +38,7 @@ class SearchConfig:
     pruner: str = "median"
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # nas_med.precision: auto, fp32, bf16, fp16 (not an identity key: old studies resume)
     epochs: int = 8
     baselines: tuple[str, ...] = ()
     cam_images: int = 64  # objectives.cam.CAM_IMAGES (not imported here: grad-cam is slow to import)
@@ -64,6 +65,9 @@ class SearchConfig:
             raise UserError(f"--cam-images must be at least 2, got {self.cam_images}.")
         look_up(self.sampler, SAMPLERS, "sampler")
         look_up(self.pruner, PRUNERS, "pruner")
+        from ..precision import PRECISIONS
+
+        look_up(self.precision, PRECISIONS, "precision")
         from ..objectives.cam import CAM_METHODS
 
         look_up(self.cam_method, CAM_METHODS, "CAM method")

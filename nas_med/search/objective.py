@@ -14,6 +14,7 @@ from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check, count_
 from ..arch.memory import MemoryTooLarge, check_fits
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
+from ..precision import resolve_precision
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 from . import interrupts, records
@@ -66,11 +67,13 @@ class TrialObjective:
                                             f"{self.data.size} px", pruned=True)
         cfg = TrainConfig(epochs=self.config.epochs, lr=settings["lr"], batch_size=int(settings["batch_size"]),
                           weight_decay=settings["weight_decay"], class_weighting=self.config.class_weighting,
-                          device=self.config.device, seed=self.config.seed + trial.number)
+                          device=self.config.device, precision=self.config.precision,
+                          seed=self.config.seed + trial.number)
         cost = _cost(spec, trial.number)
         model = self._build(trial, spec, cfg, cost, attrs)
         attrs.update({records.TRAIN_CONFIG: cfg.to_dict(), records.PARAMS: count_params(model),
                       **{k: cost[k] for k in (records.FLOPS, records.ACTIVATION_BYTES) if k in cost}})
+        attrs[records.PRECISION] = resolve_precision(cfg.precision, pick_device(cfg.device)).name
         pruning = ShadowPruning(shadow, trial, cost=attrs) if shadow is not None else None
         if pruning is not None:
             attrs[records.SHADOW_TRIAL] = pruning.number
@@ -133,6 +136,8 @@ class TrialObjective:
             cam = evaluate_cams(result.model, self.normalize(images.to(device)), masks, self.config.cam_method, layer)
         values = (float(result.val["auc"]), float(trial.user_attrs[records.PARAMS]), float(result.epoch_seconds),
                   float(cam.cam_quality))
+        attrs.update({records.PRECISION: result.precision, records.CHANNELS_LAST: result.channels_last,
+                      records.EPOCH_SECONDS_RAW: _finite(result.epoch_seconds_raw)})
         attrs.update({records.HISTORY: result.history, records.BEST_EPOCH: result.best_epoch,
                       records.DEVICE: result.device, records.NORMALIZATION: self.normalize.to_dict(),
                       records.MASK_ENERGY: _finite(cam.mask_energy),

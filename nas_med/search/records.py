@@ -8,7 +8,6 @@ A trial's user attrs hold everything needed to rebuild and retrain it without th
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -39,6 +38,9 @@ HISTORY = "history"                    # one dict per epoch
 LAST_AUC = "last_auc"                  # validation AUC at the epoch a pruned trial stopped
 BEST_EPOCH = "best_epoch"              # 0-based index of the kept epoch
 DEVICE = "device"
+PRECISION = "precision"                # the precision it trained in (fp32, bf16, fp16), resolved
+CHANNELS_LAST = "channels_last"        # whether it trained in channels-last memory format
+EPOCH_SECONDS_RAW = "epoch_seconds_raw"  # median wall time of its training epochs (machine load included)
 NORMALIZATION = "normalization"        # Normalizer.to_dict()
 MASK_ENERGY = "mask_energy"
 ROAD_PER_IMAGE = "road_per_image"
@@ -102,8 +104,7 @@ def trial_recipe(trial: FrozenTrial) -> tuple[ArchSpec, TrainConfig]:
     spec, cfg = trial.user_attrs.get(SPEC), trial.user_attrs.get(TRAIN_CONFIG)
     if spec is None or cfg is None:
         raise UserError(f"trial {trial.number} has no stored spec or training config; it was not run by nas-med.")
-    known = {f.name for f in fields(TrainConfig)}
-    return ArchSpec.from_dict(spec), TrainConfig(**{k: v for k, v in cfg.items() if k in known})
+    return ArchSpec.from_dict(spec), TrainConfig.from_dict(cfg)
 
 
 def trial_name(trial: FrozenTrial) -> str:

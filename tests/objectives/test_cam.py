@@ -38,7 +38,7 @@ def trained():
     torch.manual_seed(0)                                          # the initial weights, whatever ran before
     spec = _spec((16, 32, 64), (True, True, False), 32)          # last map 8x8: a usable CAM resolution
     model = build(spec)
-    result = train(model, data, TrainConfig(epochs=4, lr=3e-3, batch_size=32, amp=False, device="cpu", seed=0))
+    result = train(model, data, TrainConfig(epochs=4, lr=3e-3, batch_size=32, precision="fp32", device="cpu", seed=0))
     model = result.model.float().eval()
     images = Normalizer(data.train.images)(data.val.images)
     with torch.no_grad():
