@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Iterable
 
-__all__ = ["UserError", "look_up"]
+__all__ = ["UserError", "look_up", "read_text_limited"]
 
 
 class UserError(ValueError):
@@ -19,3 +20,15 @@ def look_up(name: str, options: Iterable[str], what: str) -> str:
     close = difflib.get_close_matches(str(name), options, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise UserError(f"unknown {what} '{name}'.{hint} Valid: {', '.join(sorted(options))}.")
+
+
+def read_text_limited(path: Path, limit: int, what: str) -> str:
+    """The text of ``path`` if it holds at most ``limit`` bytes; UserError naming ``what`` (e.g. "search space file
+    'x.yaml'") when it is larger or cannot be read as UTF-8 text."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise UserError(f"{what} is {size} bytes; at most {limit} are allowed.")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {what}: {getattr(exc, 'strerror', None) or exc}.") from None

@@ -21,7 +21,7 @@ from .arch import BLOCKS
 from .arch.heads import HEADS
 from .arch.layers import ACTIVATIONS, KERNELS, NORMS
 from .arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
-from .errors import UserError, look_up
+from .errors import UserError, look_up, read_text_limited
 
 __all__ = ["ARCH_FIELDS", "SPACES_DIR", "TRAIN_FIELDS", "Field", "Space", "load_space", "parse_space", "sample",
            "sample_training", "space_names"]
@@ -231,14 +231,7 @@ def load_space(name_or_path: str | Path = "default") -> Space:
         path = candidate
     if not path.is_file():
         raise UserError(f"search space file '{path}' does not exist.")
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise UserError(f"search space file '{path}' is {size} bytes; at most {MAX_FILE_BYTES} are allowed.")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read search space file '{path}': {getattr(exc, 'strerror', None) or exc}.") \
-            from None
+    text = read_text_limited(path, MAX_FILE_BYTES, f"search space file '{path}'")
     try:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader that refuses aliases
     except yaml.YAMLError as exc:

@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, read_text_limited
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_PARAMS", "check_folder", "check_preprocessing",
            "check_weights", "read_json", "spec_shapes"]
@@ -53,13 +53,7 @@ def _depth(text: str) -> int:
 def read_json(path: Path, what: str | None = None) -> Any:
     """The JSON document at ``path``, with its size and depth bounded; UserError naming the file otherwise."""
     what = what or str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise UserError(f"'{what}' is {size} bytes; at most {MAX_JSON_BYTES} are allowed for an export's JSON.")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read '{what}': {getattr(exc, 'strerror', None) or exc}.") from None
+    text = read_text_limited(path, MAX_JSON_BYTES, f"'{what}'")
     deepest = _depth(text)
     if deepest > MAX_JSON_DEPTH:
         raise UserError(f"'{what}' is nested {deepest} levels deep; at most {MAX_JSON_DEPTH} are allowed.")
