@@ -83,6 +83,8 @@ BAD_ARRAYS = {
                              "the val split has no image of class"),
     "float-images-out-of-range": (dict(train_images=np.full((N, 28, 28), 300.5, np.float32)),
                                   "float values from 300.5 to 300.5"),
+    "float-images-fractional": (dict(train_images=np.linspace(0, 3, N * 28 * 28, dtype=np.float32).reshape(N, 28, 28)),
+                                "fractional float values from 0 to 3"),
     "images-nan": (dict(test_images=np.full((N, 28, 28), np.nan, np.float32)), "non-finite values"),
     "images-16-bit": (dict(train_images=np.full((N, 28, 28), 4095, np.uint16)), "values from 4095 to 4095"),
 }

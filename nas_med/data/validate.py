@@ -5,8 +5,9 @@ Raw arrays (an ``.npz`` of images and labels) are checked and converted by ``ima
 for every source). Each problem raises one UserError that names the bad value and states the rule.
 
 Image values: unsigned/signed integers must lie in 0..255; float images whose values all lie in [0, 1] are
-rescaled to 0..255 (x 255, rounded) with one warning; float images already in 0..255 are rounded; anything
-else (NaN, infinities, negative values, values above 255, booleans) is refused.
+rescaled to 0..255 (x 255, rounded) with one warning; float images of whole values in 0..255 are taken as
+they are; anything else (fractional values above 1, which would train on near-black images, NaN,
+infinities, negative values, values above 255, booleans) is refused.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def images_to_uint8(images: np.ndarray, where: str, notes: list[str] | None = No
     if images.dtype == np.bool_ or not (np.issubdtype(images.dtype, np.integer)
                                         or np.issubdtype(images.dtype, np.floating)):
         raise UserError(f"{where} has dtype {images.dtype}; images must be integers in 0..255 or floats in "
-                        f"[0, 1] or 0..255.")
+                        f"[0, 1] or whole values 0..255.")
     if np.issubdtype(images.dtype, np.floating):
         finite = np.isfinite(images)
         if not finite.all():
@@ -53,10 +54,12 @@ def images_to_uint8(images: np.ndarray, where: str, notes: list[str] | None = No
             elif note not in notes:  # one line per file, once the whole file has passed its checks
                 notes.append(note)
             return np.rint(images * 255).astype(np.uint8)
-        if low >= 0 and high <= 255:
-            return np.rint(images).astype(np.uint8)
-        raise UserError(f"{where} holds float values from {low:g} to {high:g}; float images must lie in [0, 1] "
-                        f"(rescaled to 0..255) or in 0..255.")
+        whole = bool(np.all(images == np.rint(images)))
+        if low >= 0 and high <= 255 and whole:  # 8-bit pixel values saved as floats
+            return images.astype(np.uint8)
+        kind = "fractional " if low >= 0 and high <= 255 else ""
+        raise UserError(f"{where} holds {kind}float values from {low:g} to {high:g}; float images must lie in "
+                        f"[0, 1] (rescaled to 0..255) or hold whole pixel values 0..255 (rescale them first).")
     low, high = _span(images)
     if low < 0 or high > 255:
         raise UserError(f"{where} ({images.dtype}) holds values from {low:g} to {high:g}; integer images must lie "
