@@ -129,7 +129,7 @@ def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
 
 
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: str, loss_fn: Callable,
-             batch_size: int = 256) -> dict:
+             batch_size: int = 256, positive: int | None = None) -> dict:
     """Loss and metrics of ``model`` on ``split``."""
     multilabel = task == "multilabel"
     was_training = model.training
@@ -144,7 +144,7 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
             probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
     model.train(was_training)
     p = torch.cat(probs).cpu().numpy()
-    metrics = all_metrics(task, split.labels.cpu().numpy(), p)
+    metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(sum(losses) / max(1, len(split)))
     return metrics
 
@@ -201,7 +201,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
-            val = evaluate(model, val_split, normalize, data.task, loss_fn)
+            val = evaluate(model, val_split, normalize, data.task, loss_fn, positive=data.info.get("positive"))
             if not np.isfinite(val["loss"]):
                 raise TrainingFailed(f"non-finite validation loss at epoch {epoch}")
             record = {"epoch": epoch, "train_loss": total / max(1, seen), "val_loss": val["loss"],

@@ -89,6 +89,13 @@ def search_command(**kwargs) -> None:
     print_front(study, console)
     console.print(f"study '{study.study_name}': {len(study.trials)} trials stored. "
                   f"Browse with: nas-med dashboard{storage_hint}")
+    from ..confirm import small_validation
+
+    small = small_validation(study)
+    if small:
+        console.print(f"Hint: {small}; one run's validation AUC is noisy. Run `nas-med confirm --study "
+                      f"{study.study_name}{storage_hint}` to choose on cross-validated AUCs before exporting.",
+                      soft_wrap=True, highlight=False, markup=False)
 
 
 def register(cli: click.Group) -> None:

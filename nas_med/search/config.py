@@ -39,6 +39,7 @@ class SearchConfig:
     cam_images: int = 16
     cam_method: str = "gradcam"
     class_weighting: bool = False
+    positive: str | None = None            # binary tasks: the class whose recall is the sensitivity (None: default)
     workers: int = 1
     quiet: bool = False
     artifacts: bool = True
@@ -112,6 +113,9 @@ def differences(stored: dict, new: dict) -> list[str]:
     for key in IDENTITY_KEYS:
         if stored.get(key) != new.get(key):
             out.append(f"{key}: stored {stored.get(key)!r}, given {new.get(key)!r}")
+    # the positive class conflicts only when given again differently (older studies have none stored)
+    if new.get("positive") is not None and stored.get("positive") not in (None, new.get("positive")):
+        out.append(f"positive: stored {stored.get('positive')!r}, given {new.get('positive')!r}")
     if stored.get("space_definition") != new.get("space_definition"):
         out.append("space: the search-space definition differs from the stored one")
     # a study made before fingerprints were stored has none: it resumes as before

@@ -14,6 +14,7 @@ from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check, count_
 from ..arch.memory import MemoryTooLarge, check_fits
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
+from ..progress import emit
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 from . import interrupts, records
@@ -76,9 +77,11 @@ class TrialObjective:
             attrs[records.SHADOW_TRIAL] = pruning.number
         set_user_attrs(trial, attrs)
         history: list[dict] = []
+        emit("trial", 0, cfg.epochs, spec.summary(), trial=trial.number)  # the display's running-trial line
 
         def on_epoch(epoch: int, record: dict) -> None:
             history.append(record)
+            emit("epoch", epoch + 1, cfg.epochs, spec.summary(), trial=trial.number, val_auc=record["val_auc"])
             interrupts.check()
             if pruning is not None and pruning.report(record["val_auc"], epoch):
                 pruning.finish(pruned=True)
