@@ -39,6 +39,9 @@ def confirm_command(study_name: str, storage: str | None, folds: int, max_candid
         click.echo(f"trial {number}: validation AUC {value(by_number[number], 'auc'):.4f}, {folds}-fold "
                    f"cross-validated AUC {cv:.4f}")
     print_front(study, wide_console(), auc_tolerance=auc_tolerance)
+    from ..dashboard import mark_choice
+
+    mark_choice(study, auc_tolerance)
 
 
 def register(cli: click.Group) -> None:

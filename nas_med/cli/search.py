@@ -87,6 +87,9 @@ def search_command(**kwargs) -> None:
                       highlight=False)
         return
     print_front(study, console)
+    from ..dashboard import mark_choice
+
+    mark_choice(study)
     console.print(f"study '{study.study_name}': {len(study.trials)} trials stored. "
                   f"Browse with: nas-med dashboard{storage_hint}")
     from ..confirm import small_validation

@@ -124,13 +124,14 @@ def clinical_fields(op: dict, data: Dataset, report) -> dict[str, str]:
     known = about(data.name) or {}
     pos = op.get("positive_class")
     text, table = _operating(op, data, report)
-    task = (f"binary classifier ({pos} vs {', '.join(c for c in data.classes if c != pos)})" if pos
-            else f"{data.task} classifier ({len(data.classes)} classes: {', '.join(data.classes)})")
+    names = "; ".join(f'"{c}"' for c in data.classes)
+    task = (f"binary classifier (\"{pos}\" vs \"{[c for c in data.classes if c != pos][0]}\")" if pos
+            else f"{data.task} classifier ({len(data.classes)} classes: {names})")
     return {
         "task_line": task, "positive_line": f"Positive class: **{pos}**." if pos else "",
         "intended_use": (f"Research on {known.get('modality', 'medical')} image classification: comparing small "
                          "networks, studying explanations, and as a starting point to be re-validated on local "
-                         f"data. It outputs a probability per class ({', '.join(data.classes)})."),
+                         f"data. It outputs a probability per class ({'; '.join(repr(c) for c in data.classes)})."),
         "out_of_scope": ("Diagnosis or triage of patients; use on other modalities, body parts, devices or image "
                          "sizes than the data below; use without checking the threshold on the target population."),
         "acquisition": known.get("acquisition", "not recorded"),

@@ -85,8 +85,8 @@ def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str,
     captions = None
     if op is not None and op.get("predicted") is not None:
         labels, pred, probs = data.test.labels.numpy(), op["predicted"], op["probs"]
-        captions = [f"true {data.classes[int(labels[i])]}\npred {data.classes[int(pred[i])]} "
-                    f"{probs[i, int(pred[i])]:.2f}" for i in index.tolist()]
+        captions = [f"true: {data.classes[int(labels[i])]}\npred: {data.classes[int(pred[i])]}\n"
+                    f"p = {probs[i, int(pred[i])]:.2f}" for i in index.tolist()]
     cam_grid(images.numpy(), result.cams, captions=captions).save(path)
     return result.cam_quality
 

@@ -26,12 +26,12 @@ def _caption(grid: Image.Image, captions: list[str], columns: int, tile_w: int, 
     """Each caption in a white band above its image column pair (true / predicted class, probability)."""
     from PIL import ImageDraw, ImageFont
 
-    size = max(11, min(18, tile_w // 9))
+    size = max(10, min(16, tile_w // 12))
     try:
         font = ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: the fixed bitmap font
         font = ImageFont.load_default()
-    band = int(size * 2.6)
+    band = int(size * 1.25 * max(t.count("\n") + 1 for t in captions)) + 4
     rows = -(-len(captions) // columns)
     out = Image.new("RGB", (grid.width, grid.height + rows * band), "white")
     draw = ImageDraw.Draw(out)
