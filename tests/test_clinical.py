@@ -231,3 +231,23 @@ def test_the_chosen_trial_is_marked_in_its_note(breast_study):
     note = get_note(optuna.trial.Trial(study, trial_id(study.trials[marked["trial"]])))
     assert "★ Minimalist choice:" in note and marked["reason"] in note
     assert "![learning curves of trial" in note and "/artifacts/" in note
+
+
+# ---- report and catalogue ------------------------------------------------------------------------------------
+
+def test_unstable_learning_curves_are_flagged_with_one_based_epochs():
+    from nas_med.report.page import unstable
+
+    steady = [{"epoch": i, "val_loss": v} for i, v in enumerate([1.0, 0.8, 0.7, 0.9, 0.65])]
+    jumpy = [{"epoch": i, "val_loss": v} for i, v in enumerate([1.0, 0.6, 0.5, 0.55, 0.5, 0.45, 3.5])]
+    assert unstable(steady) is None
+    assert unstable(jumpy) == 7
+
+
+def test_datasets_is_a_catalogue(breastmnist_root):
+    result = CliRunner().invoke(cli, ["datasets", "--data-root", str(breastmnist_root)])
+    assert result.exit_code == 0
+    line = next(x for x in result.output.splitlines() if "breastmnist" in x)
+    assert "binary" in line and "malignant" in line and "28 px, 64 px" in line and "CC BY 4.0" in line
+    names = CliRunner().invoke(cli, ["datasets", "--names"]).output.split()
+    assert "breastmnist" in names and "folder:PATH" in names

@@ -40,8 +40,8 @@ class StageDisplay:
     """A progress listener (``nas_med.progress``): counts the time-taking steps (folds, seeds) to estimate what
     is left; ``plan`` announces how many there will be."""
 
-    def __init__(self, console: Console, tty: bool):
-        self.console, self.tty = console, tty
+    def __init__(self, console: Console, tty: bool, header: str | None = None):
+        self.console, self.tty, self.header = console, tty, header
         self.start = time.monotonic()
         self.done = 0
         self.total: int | None = None
@@ -60,6 +60,9 @@ class StageDisplay:
         return f"elapsed {elapsed:.0f} s, ~{rest:.0f} s left"
 
     def __call__(self, event: Event) -> None:
+        if self.header:  # printed with the first step, so that an input error stays a one-line message
+            self.console.print(self.header, soft_wrap=True, highlight=False, markup=False)
+            self.header = None
         if event.stage == "confirm" and event.k == 1 and self.total is None:
             self.plan(event.n * int(event.info.get("folds", 1)))
         if event.stage in UNITS:
@@ -96,10 +99,11 @@ def stage_progress(study=None, device: str | None = None, console: Console | Non
     """Show the progress events of the block (header first, from the study's stored configuration)."""
     console = console or Console(stderr=True)
     tty = sys.stderr.isatty() if console.file is sys.stderr else console.is_terminal
+    header = None
     if study is not None:
         try:
-            console.print(header_line(study, device), soft_wrap=True, highlight=False, markup=False)
+            header = header_line(study, device)
         except Exception:  # noqa: BLE001 - a header never stops the command
             pass
-    with StageDisplay(console, tty) as display, listening(display):
+    with StageDisplay(console, tty, header) as display, listening(display):
         yield display

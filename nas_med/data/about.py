@@ -2,7 +2,7 @@
 data section and limitations, and the ``nas-med datasets`` catalogue. Unknown names get ``None``."""
 from __future__ import annotations
 
-__all__ = ["ABOUT", "about"]
+__all__ = ["ABOUT", "about", "catalogue"]
 
 ABOUT = {
     "breastmnist": {"modality": "breast ultrasound", "sites": 1,
@@ -18,3 +18,30 @@ ABOUT = {
 
 def about(name: str) -> dict | None:
     return ABOUT.get(name.lower())
+
+
+def catalogue(data_root: str | None = None, cache_dir: str | None = None) -> list[dict]:
+    """One row per dataset name: name, task, classes, sizes, where it is available locally, licence."""
+    from . import medmnist
+    from .cache import cache_root
+    from .synthetic import CLASSES, DEFAULT_SIZE, LICENCE
+
+    rows = [{"name": "synthetic", "task": "multiclass", "classes": ", ".join(CLASSES),
+             "sizes": f"any (default {DEFAULT_SIZE})", "local": "yes (generated)", "licence": LICENCE}]
+    rows.append({"name": "radimagenet-msk", "task": "multiclass", "classes": "5 MR musculoskeletal classes",
+                 "sizes": "any (resized)", "local": "with --data-root", "licence": "RadImageNet terms (by request)"})
+    from pathlib import Path
+
+    folders = ([Path(data_root).expanduser()] if data_root else []) + [cache_root(cache_dir) / "medmnist"]
+    for name in medmnist.names():
+        entry = medmnist.info(name)
+        labels = [entry["label"][k] for k in sorted(entry["label"], key=int)]
+        have = [s for s in medmnist.SIZES if medmnist.find_file(name, [s], folders)]
+        classes = ", ".join(labels) if len(labels) <= 3 else f"{len(labels)}: {', '.join(labels[:2])}, ..."
+        rows.append({"name": name, "task": medmnist.TASKS.get(entry["task"], entry["task"]), "classes": classes,
+                     "sizes": "/".join(str(s) for s in medmnist.SIZES) + " px",
+                     "local": ", ".join(f"{s} px" for s in have) if have else "no (downloaded on first use)",
+                     "licence": entry.get("license", "") or "see source"})
+    rows.append({"name": "folder:PATH", "task": "binary/multiclass", "classes": "one sub-folder per class",
+                 "sizes": "any (resized)", "local": "yes (your folder)", "licence": "yours"})
+    return rows
