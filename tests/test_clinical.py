@@ -251,3 +251,18 @@ def test_datasets_is_a_catalogue(breastmnist_root):
     assert "binary" in line and "malignant" in line and "28 px, 64 px" in line and "CC BY 4.0" in line
     names = CliRunner().invoke(cli, ["datasets", "--names"]).output.split()
     assert "breastmnist" in names and "folder:PATH" in names
+
+
+def test_a_bad_positive_class_is_one_line_and_writes_nothing(breastmnist_root, tmp_path):
+    result = CliRunner().invoke(cli, ["search", "--dataset", "breastmnist", "--data-root", str(breastmnist_root),
+                                      "--positive", "benign", "--storage", f"sqlite:///{tmp_path}/db.sqlite"])
+    assert result.exit_code == 2 and "--positive 'benign' is not a class of 'breastmnist'" in result.output
+    assert not (tmp_path / "db.sqlite").exists()
+
+
+def test_the_positive_class_conflicts_only_when_given_differently():
+    from nas_med.search.config import differences
+
+    assert differences({"positive": None}, {"positive": "malignant"}) == []  # an older study resumes
+    assert differences({"positive": "malignant"}, {"positive": None}) == []
+    assert differences({"positive": "malignant"}, {"positive": "normal, benign"})

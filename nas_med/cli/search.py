@@ -28,6 +28,9 @@ from .options import data_options, storage_option
               help="Validation images on which CAM quality is judged.")
 @click.option("--cam-method", default="gradcam", show_default=True,
               help="gradcam, ablationcam, gradcam++, hirescam or layercam.")
+@click.option("--positive", default=None, metavar="CLASS",
+              help="Binary tasks: the class whose recall is the sensitivity (default: the class meaning disease, "
+                   "e.g. malignant for breastmnist, pneumonia for pneumoniamnist; else class 1). Stored on the study.")
 @click.option("--class-weighting/--no-class-weighting", default=False, help="Weight the loss by class frequency.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (CPU threads are divided between them). 0: only create the study "
