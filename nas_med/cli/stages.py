@@ -95,10 +95,12 @@ class StageDisplay:
 
 
 @contextmanager
-def stage_progress(study=None, device: str | None = None, console: Console | None = None) -> Iterator[StageDisplay]:
-    """Show the progress events of the block (header first, from the study's stored configuration)."""
+def stage_progress(study=None, device: str | None = None, console: Console | None = None,
+                   lines: bool = False) -> Iterator[StageDisplay]:
+    """Show the progress events of the block (header first, from the study's stored configuration); ``lines``:
+    plain lines even on a terminal (beside another live display, as in a sweep)."""
     console = console or Console(stderr=True)
-    tty = sys.stderr.isatty() if console.file is sys.stderr else console.is_terminal
+    tty = not lines and (sys.stderr.isatty() if console.file is sys.stderr else console.is_terminal)
     header = None
     if study is not None:
         try:
