@@ -24,6 +24,7 @@ from .data.splits import sample_strata, stratified_indices
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import auc
+from .progress import emit
 from .search.records import CONFIRMED, load_study_data, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, check_rule, completed, front_numbers, pareto_front, value
 from .train import Normalizer, pick_device, predict_probs, train
@@ -33,6 +34,31 @@ log = logging.getLogger(__name__)
 DEFAULT_FOLDS = 4
 DEFAULT_MAX_CANDIDATES = 6
 EPOCH_PICK_SHARE = 0.15  # of each fold's training images, to pick the best epoch as the search does
+
+
+SMALL_VAL_IMAGES, SMALL_VAL_RAREST = 200, 30
+
+
+def small_validation(study: optuna.Study) -> str | None:
+    """Why one validation run cannot be trusted to pick the architecture (fewer than ``SMALL_VAL_IMAGES``
+    validation images or fewer than ``SMALL_VAL_RAREST`` of the rarest class), or None."""
+    from .search.records import stored_config
+
+    info = stored_config(study).get("dataset_info") or {}
+    n_val = (info.get("counts") or {}).get("val")
+    per_class = (info.get("class_counts") or {}).get("val") or []
+    rare = min(per_class) if per_class else None
+    if n_val is None:
+        return None
+    if n_val < SMALL_VAL_IMAGES or (rare is not None and rare < SMALL_VAL_RAREST):
+        return (f"the validation split is small ({n_val} images" + ("" if rare is None else
+                f", {rare} of the rarest class") + ")")
+    return None
+
+
+def is_confirmed(study: optuna.Study, trial_number: int) -> bool:
+    """Whether ``confirm`` cross-validated ``trial_number`` (and so the rule compared cross-validated AUCs)."""
+    return str(trial_number) in ((study.user_attrs.get(CONFIRMED) or {}).get("auc") or {})
 
 
 def auc_standard_error(area: float, positives: int, negatives: int) -> float:
@@ -90,6 +116,7 @@ def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: i
     probs = np.zeros((len(pool), data.num_classes), dtype=np.float64)
     dev = pick_device(cfg.device)
     for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed)):
+        emit("fold", k + 1, folds, f"trial {trial.number} fold {k + 1}/{folds}", trial=trial.number)
         rest = np.setdiff1d(np.arange(len(pool)), held)
         fit, out = pool.subset(torch.as_tensor(rest)), pool.subset(torch.as_tensor(held))
         # the best epoch is picked on a slice of the fold's own training part, never on the held-out fold
@@ -113,8 +140,13 @@ def confirm(study: optuna.Study, data: Dataset | None = None, folds: int = DEFAU
         raise UserError(f"study '{study.study_name}' groups images by '{data.info['group_key']}'; confirm's folds "
                         "are drawn per image and would put one patient on both sides, so it is not offered here.")
     aucs = {}
-    for trial in near_best(study, data, auc_tolerance, max_candidates):
+    candidates = near_best(study, data, auc_tolerance, max_candidates)
+    for i, trial in enumerate(candidates):
+        emit("confirm", i + 1, len(candidates), f"trial {trial.number} ({i + 1} of {len(candidates)}), "
+             f"{folds} folds", trial=trial.number, folds=folds)
         aucs[trial.number] = cross_validated_auc(trial, data, folds, device)
+        emit("confirmed", i + 1, len(candidates), f"trial {trial.number}: {folds}-fold cross-validated AUC "
+             f"{aucs[trial.number]:.4f}", trial=trial.number, auc=aucs[trial.number])
         log.info("trial %d: validation AUC %.4f, %d-fold cross-validated AUC %.4f", trial.number,
                  value(trial, "auc"), folds, aucs[trial.number])
     study.set_user_attr(CONFIRMED, {"folds": folds, "front": front_numbers(study),

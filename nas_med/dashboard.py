@@ -21,7 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from .errors import UserError
 from .search.storage import DEFAULT_STORAGE, artifact_dir, is_journal, mask_url, open_storage
 
-__all__ = ["Dashboard", "can_open_browser", "describe", "open_dashboard"]
+__all__ = ["Dashboard", "can_open_browser", "describe", "hide_internal_studies", "mark_choice", "open_dashboard"]
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -110,6 +110,53 @@ def _check_host(host: str) -> None:
             raise UserError(f"--host '{host}' is neither an IP address nor a known host name.") from None
 
 
+def mark_choice(study, auc_tolerance: float | None = None, cam_floor: float | None = None) -> int | None:
+    """Mark the minimalist choice in its trial's dashboard note with the rule's reason (and in the study's note);
+    a trial marked before and no longer chosen gets its plain note back. Returns the chosen trial's number, or
+    None when the study has no choice yet. Best effort: a note never fails a command."""
+    from optuna.trial import Trial
+    from optuna_dashboard import save_note
+
+    from .search import records
+    from .search._optuna_private import trial_id
+    from .search.artifacts import note_of, save_trial_note
+    from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose
+
+    try:
+        choice = choose(study, None, DEFAULT_AUC_TOLERANCE if auc_tolerance is None else auc_tolerance,
+                        DEFAULT_CAM_FLOOR if cam_floor is None else cam_floor)
+    except UserError:
+        return None
+    try:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        old = (study.user_attrs.get(records.MARKED_CHOICE) or {}).get("trial")
+        if old is not None and old != choice.trial.number and old in by_number:
+            live = Trial(study, trial_id(by_number[old]))
+            save_trial_note(live, note_of(live, by_number[old].values))
+        live = Trial(study, trial_id(choice.trial))
+        save_trial_note(live, note_of(live, choice.trial.values, mark=choice.reason))
+        study.set_user_attr(records.MARKED_CHOICE, {"trial": choice.trial.number, "reason": choice.reason})
+        save_note(study, f"**★ Minimalist choice: trial {choice.trial.number}.** {choice.reason}\n")
+    except Exception as exc:  # noqa: BLE001 - the mark is a convenience
+        log.warning("could not mark the choice in the dashboard notes: %s", exc)
+    return choice.trial.number
+
+
+def hide_internal_studies(storage):
+    """``storage`` with ``get_all_studies`` filtered: the ``<study>:pruning`` shadow studies (internal to the
+    pruning of multi-objective trials) are not listed, so the dashboard neither shows nor offers to delete them.
+    optuna-dashboard reads every study list and study page through ``get_all_studies``."""
+    from .search.pruning import SHADOW_SUFFIX
+
+    everything = storage.get_all_studies
+
+    def get_all_studies():
+        return [s for s in everything() if not s.study_name.endswith(SHADOW_SUFFIX)]
+
+    storage.get_all_studies = get_all_studies  # the instance keeps its class: the dashboard checks isinstance
+    return storage
+
+
 def open_dashboard(storage_url: str | None = None, host: str = LOOPBACK, port: int = 8080) -> Dashboard:
     """Open the storage at ``storage_url`` and bind optuna-dashboard to ``host:port`` (port 0: any free one).
 
@@ -125,7 +172,7 @@ def open_dashboard(storage_url: str | None = None, host: str = LOOPBACK, port: i
         raise UserError(f"--port must be in 0..65535, got {port}.")
     _check_host(host)
     _check_exists(url)
-    storage = open_storage(url, heartbeat=False)
+    storage = hide_internal_studies(open_storage(url, heartbeat=False))
     folder = artifact_dir(url)
     if not folder.is_dir():
         log.warning("no artifact folder at %s: trials will show no CAM grids", folder)

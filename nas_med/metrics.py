@@ -1,5 +1,6 @@
 """Classification metrics shared by training, selection and export: AUC (MedMNIST's definition), accuracy,
-sensitivity and specificity."""
+sensitivity and specificity (binary: of the task's *positive* class, the one that means disease; see
+``nas_med.data.positive``), per-class recall and precision and the confusion matrix."""
 from __future__ import annotations
 
 import warnings
@@ -35,16 +36,27 @@ def accuracy(task: str, labels: np.ndarray, probs: np.ndarray) -> float:
     return float((probs.argmax(1) == labels).mean())
 
 
-def sensitivity_specificity(task: str, labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    """Binary: recall of class 1 and of class 0. Otherwise macro averages of one-vs-rest recall and specificity."""
+def binary_decisions(probs: np.ndarray, positive: int = 1, threshold: float | None = None) -> np.ndarray:
+    """Binary: whether each image is called positive: ``probs[:, positive] >= threshold``, or the argmax without
+    a threshold."""
+    if threshold is None:
+        return probs.argmax(1) == positive
+    return probs[:, positive] >= threshold
+
+
+def sensitivity_specificity(task: str, labels: np.ndarray, probs: np.ndarray, positive: int = 1,
+                            threshold: float | None = None) -> tuple[float, float]:
+    """Binary: recall of the ``positive`` class and of the other one (decisions as ``binary_decisions``).
+    Otherwise macro averages of one-vs-rest recall and specificity."""
     if task == "multilabel":
         pred, truth = probs >= 0.5, labels >= 0.5
+    elif task == "binary" or probs.shape[1] == 2:
+        pred = binary_decisions(probs, positive, threshold)[:, None]
+        truth = (np.asarray(labels).astype(int) == positive)[:, None]
     else:
         k = probs.shape[1]
         pred = np.eye(k, dtype=bool)[probs.argmax(1)]
         truth = np.eye(k, dtype=bool)[labels.astype(int)]
-        if task == "binary" or k == 2:
-            pred, truth = pred[:, 1:], truth[:, 1:]
     sens, spec = [], []
     for j in range(truth.shape[1]):
         t, p = truth[:, j], pred[:, j]
@@ -55,7 +67,26 @@ def sensitivity_specificity(task: str, labels: np.ndarray, probs: np.ndarray) ->
     return (float(np.mean(sens)) if sens else float("nan"), float(np.mean(spec)) if spec else float("nan"))
 
 
-def all_metrics(task: str, labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    sens, spec = sensitivity_specificity(task, labels, probs)
+def all_metrics(task: str, labels: np.ndarray, probs: np.ndarray, positive: int = 1) -> dict[str, float]:
+    """AUC, accuracy, sensitivity and specificity (binary: of class ``positive``; otherwise macro averages)."""
+    sens, spec = sensitivity_specificity(task, labels, probs, positive)
     return {"auc": auc(task, labels, probs), "accuracy": accuracy(task, labels, probs),
             "sensitivity": sens, "specificity": spec}
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts: row = true class, column = predicted class."""
+    out = np.zeros((k, k), dtype=np.int64)
+    np.add.at(out, (np.asarray(labels).astype(int), np.asarray(predicted).astype(int)), 1)
+    return out
+
+
+def per_class(matrix: np.ndarray) -> list[dict[str, float]]:
+    """Recall, precision and support of every class from a confusion matrix (NaN where undefined)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    rows = []
+    for j in range(m.shape[0]):
+        truth, called = m[j].sum(), m[:, j].sum()
+        rows.append({"recall": float(m[j, j] / truth) if truth else float("nan"),
+                     "precision": float(m[j, j] / called) if called else float("nan"), "support": int(truth)})
+    return rows

@@ -22,8 +22,9 @@ from torch import nn
 from .arch import ArchSpec, build
 from .data.types import Dataset
 from .errors import UserError, look_up
-from .metrics import all_metrics
+from .metrics import all_metrics, binary_decisions
 from .precision import PRECISIONS
+from .progress import emit
 from .search import records
 from .search.records import json_safe, load_study_data, seed_list, trial_name, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose, completed
@@ -59,6 +60,7 @@ class TestReport:
     confidence: float = 0.95
     train_config: dict = field(default_factory=dict)
     normalization: dict = field(default_factory=dict)
+    positive: str | None = None  # binary tasks: the class whose recall is the sensitivity
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -70,15 +72,18 @@ class TestReport:
 
 # ---- bootstrap -----------------------------------------------------------------------------------------------
 
-def _columns(task: str, labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scores, truth, decisions), each (N, J): the one-vs-rest columns ``nas_med.metrics`` scores."""
+def _columns(task: str, labels: np.ndarray, probs: np.ndarray, positive: int = 1,
+             threshold: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores, truth, decisions), each (N, J): the one-vs-rest columns ``nas_med.metrics`` scores (binary: the
+    ``positive`` class's column, called at ``threshold`` or by argmax)."""
     if task == "multilabel":
         return probs, labels >= 0.5, probs >= 0.5
     k = probs.shape[1]
+    if task == "binary" or k == 2:
+        return (probs[:, positive:positive + 1], (labels.astype(int) == positive)[:, None],
+                binary_decisions(probs, positive, threshold)[:, None])
     truth = np.eye(k, dtype=bool)[labels.astype(int)]
     pred = np.eye(k, dtype=bool)[probs.argmax(1)]
-    if task == "binary" or k == 2:
-        return probs[:, 1:], truth[:, 1:], pred[:, 1:]
     return probs, truth, pred
 
 
@@ -89,15 +94,17 @@ def _nanmean(x: np.ndarray, axis: int, empty: float = float("nan")) -> np.ndarra
     return np.where(np.isnan(out), empty, out)
 
 
-def resample_metrics(task: str, labels: np.ndarray, probs: np.ndarray, index: np.ndarray) -> np.ndarray:
+def resample_metrics(task: str, labels: np.ndarray, probs: np.ndarray, index: np.ndarray, positive: int = 1,
+                     threshold: float | None = None) -> np.ndarray:
     """(B, 4) auc, accuracy, sensitivity, specificity of each row of ``index`` (B, n) of test-image indices,
-    vectorised (AUC by ranks, equal to ``nas_med.metrics`` on the same images)."""
+    vectorised (AUC by ranks, equal to ``nas_med.metrics`` on the same images; binary decisions at
+    ``threshold`` on the ``positive`` class's probability when given)."""
     from scipy.stats import rankdata
 
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
-    scores, truth, pred = _columns(task, labels, probs)
+    scores, truth, pred = _columns(task, labels, probs, positive, threshold)
     n = index.shape[1]
-    if task == "multilabel":
+    if task == "multilabel" or threshold is not None:
         correct = (pred == truth).mean(1)
     else:
         correct = (probs.argmax(1) == labels.astype(int)).astype(np.float64)
@@ -121,14 +128,14 @@ def resample_metrics(task: str, labels: np.ndarray, probs: np.ndarray, index: np
 
 
 def bootstrap_metrics(task: str, labels: np.ndarray, probs_per_seed: Sequence[np.ndarray], n_bootstrap: int = 1000,
-                      seed: int = 0) -> np.ndarray:
+                      seed: int = 0, positive: int = 1, threshold: float | None = None) -> np.ndarray:
     """(S, B, 4) metrics of every seed's probabilities on the same ``n_bootstrap`` seeded resamples of test images."""
     n = len(labels)
     rng = np.random.default_rng(seed)
     index = rng.integers(0, n, size=(n_bootstrap, n))
     columns = max(1, probs_per_seed[0].shape[1])
     chunk = max(1, 4_000_000 // max(1, n * columns))
-    return np.stack([np.concatenate([resample_metrics(task, labels, p, index[i:i + chunk])
+    return np.stack([np.concatenate([resample_metrics(task, labels, p, index[i:i + chunk], positive, threshold)
                                      for i in range(0, n_bootstrap, chunk)]) for p in probs_per_seed])
 
 
@@ -177,22 +184,27 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
     normalize = Normalizer(data.train.images)
     multilabel = data.task == "multilabel"
     labels = data.test.labels.numpy()
+    positive = data.info.get("positive")
+    positive = 1 if positive is None else int(positive)
     per_seed, probs_per_seed, kept = [], [], None
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
+        emit("seed", i + 1, len(seeds), f"{name or spec.summary()}: seed {seed} ({i + 1} of {len(seeds)}), "
+             f"{train_config.epochs} epochs", seed=seed)
         cfg = replace(train_config, seed=seed)
         log.info("retraining %s with seed %d for %d epoch(s)", name or spec.summary(), seed, cfg.epochs)
         torch.manual_seed(seed)  # the initial weights follow the seed too, not only the batch order
         result = train(build(spec), data, cfg)
         dev = pick_device(cfg.device)
         probs = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
-        metrics = all_metrics(data.task, labels, probs)
+        metrics = all_metrics(data.task, labels, probs, positive)
         per_seed.append({"seed": seed, **metrics, "epoch_seconds": result.epoch_seconds,
                          "best_epoch": result.best_epoch, "val_auc": result.val.get("auc"), "device": result.device})
         probs_per_seed.append(probs)
         if keep_model and kept is None:
             kept = result.model
         del result
-    samples = bootstrap_metrics(data.task, labels, probs_per_seed, n_bootstrap, bootstrap_seed)  # (S, B, 4)
+    samples = bootstrap_metrics(data.task, labels, probs_per_seed, n_bootstrap, bootstrap_seed,
+                                positive)  # (S, B, 4)
     for record, seed_samples in zip(per_seed, samples):
         record["ci"] = {m: list(_interval(seed_samples[:, i], confidence)) for i, m in enumerate(METRICS)}
     combined = _nanmean(samples, 0)  # (B, 4): the seed-averaged metric per resample
@@ -206,7 +218,8 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
         summary[m] = entry
     return TestReport(name or spec.summary(), spec, seeds, per_seed, summary, n_test=len(data.test),
                       n_bootstrap=n_bootstrap, confidence=confidence, train_config=train_config.to_dict(),
-                      normalization=normalize.to_dict(), model=kept)
+                      normalization=normalize.to_dict(), model=kept,
+                      positive=None if data.info.get("positive") is None else data.classes[positive])
 
 
 def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,

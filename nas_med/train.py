@@ -164,7 +164,7 @@ def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
 
 
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: str, loss_fn: Callable,
-             batch_size: int = 256) -> dict:
+             batch_size: int = 256, positive: int | None = None) -> dict:
     """Loss and metrics of ``model`` on ``split``."""
     multilabel = task == "multilabel"
     was_training = model.training
@@ -179,7 +179,7 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
             probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
     model.train(was_training)
     p = torch.cat(probs).cpu().numpy()
-    metrics = all_metrics(task, split.labels.cpu().numpy(), p)
+    metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics
 
@@ -301,7 +301,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
             train_loss = total.item() / max(1, seen)  # the epoch's one read of the training loss
             if not math.isfinite(train_loss):
                 raise TrainingFailed(f"non-finite training loss ({train_loss}) at epoch {epoch}")
-            val = evaluate(model, val_split, normalize, data.task, loss_fn)
+            val = evaluate(model, val_split, normalize, data.task, loss_fn, positive=data.info.get("positive"))
             if not np.isfinite(val["loss"]):
                 raise TrainingFailed(f"non-finite validation loss at epoch {epoch}")
             record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],

@@ -102,8 +102,10 @@ def test_completed_trials_serve_their_cam_grid(server, study_json) -> None:
     assert done
     for trial in done[:2]:
         attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
-        (artifact,) = trial["artifacts"]
-        assert artifact["artifact_id"] == attrs["cam_artifact"]
+        by_id = {a["artifact_id"]: a for a in trial["artifacts"]}
+        assert set(by_id) == {attrs["cam_artifact"], attrs["curve_artifact"]}  # CAM grid, learning curves
+        artifact = by_id[attrs["cam_artifact"]]
+        assert artifact["filename"] == f"cam-grid-trial-{trial['number']}.png"
         kind, png = _get(f"{base}/artifacts/{study_json['id']}/{trial['trial_id']}/{artifact['artifact_id']}")
         assert kind == "image/png"
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -128,7 +130,8 @@ def test_page_renders_in_headless_chromium(server, study_json, chromium, tmp_pat
     trial = next(t for t in study_json["trials"] if t["state"] == "Complete")
     page = f"{base}/dashboard/studies/{study_json['id']}/trials?numbers={trial['number']}"
     dom = _chromium(chromium, tmp_path, "--virtual-time-budget=8000", "--dump-dom", page).stdout
-    assert f'src="/artifacts/{study_json["id"]}/{trial["trial_id"]}/{trial["artifacts"][0]["artifact_id"]}"' in dom
+    cam = next(a for a in trial["artifacts"] if a["filename"].startswith("cam-grid"))
+    assert f'src="/artifacts/{study_json["id"]}/{trial["trial_id"]}/{cam["artifact_id"]}"' in dom
     assert "Architecture:" in dom
     shot = tmp_path / "trial.png"
     _chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,900", "--virtual-time-budget=8000",
@@ -137,6 +140,35 @@ def test_page_renders_in_headless_chromium(server, study_json, chromium, tmp_pat
     assert image.size == (1280, 900)
     assert ImageStat.Stat(image.convert("L")).stddev[0] > 10  # not a blank page
     assert len(image.getcolors(1 << 20) or ()) > 100           # rendered text and widgets, not an empty frame
+
+
+@pytest.fixture()
+def storage_with_internal(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path}/internal.db"
+    optuna.create_study(study_name="real", storage=url, directions=["maximize", "minimize"])
+    optuna.create_study(study_name="real:pruning", storage=url, direction="maximize")
+    return url
+
+
+def test_internal_pruning_studies_are_not_listed(storage_with_internal) -> None:
+    board = open_dashboard(storage_with_internal, port=0).start()
+    try:
+        _, body = _get(f"http://127.0.0.1:{board.port}/api/studies")
+        assert [s["study_name"] for s in json.loads(body)["study_summaries"]] == ["real"]
+    finally:
+        board.stop()
+
+
+@pytest.mark.chromium
+def test_the_study_list_in_chromium_has_no_internal_study(storage_with_internal, chromium, tmp_path) -> None:
+    board = open_dashboard(storage_with_internal, port=0).start()
+    try:
+        dom = _chromium(chromium, tmp_path, "--virtual-time-budget=8000", "--dump-dom",
+                        f"http://127.0.0.1:{board.port}/dashboard").stdout
+    finally:
+        board.stop()
+    assert "real" in dom and "/dashboard/studies/1" in dom, dom[-2000:]
+    assert ":pruning" not in dom and "/dashboard/studies/2" not in dom
 
 
 @pytest.fixture()

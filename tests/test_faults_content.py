@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -30,13 +31,17 @@ def _isolated(isolated):
     """Own data cache, one torch thread (tests/conftest.py)."""
 
 
+HEADER = re.compile(r"dataset \S+ \(\w+, \d+ classes.*\): train \d+ / val \d+ / test \d+ images")
+
+
 def invoke(*args, env: dict | None = None):
     return CliRunner().invoke(cli, [str(a) for a in args], env=env)
 
 
 def refused(result, expect: str, *absent: Path) -> None:
-    """Exit 2, one ``Error:`` line holding ``expect``, no traceback, none of ``absent`` exists."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    """Exit 2, one ``Error:`` line holding ``expect``, no traceback, none of ``absent`` exists (a search's
+    pre-flight header line naming the data, printed before a storage failure, is not an error line)."""
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not HEADER.match(line)]
     assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert expect in lines[0], lines[0]

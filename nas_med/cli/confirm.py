@@ -28,14 +28,20 @@ def confirm_command(study_name: str, storage: str | None, folds: int, max_candid
     from ..search.study import load_nas_study
     from ..select import completed, value
     from .front import print_front, wide_console
+    from .stages import stage_progress
 
     study = load_nas_study(study_name, storage)
-    aucs = confirm(study, folds=folds, auc_tolerance=auc_tolerance, max_candidates=max_candidates, device=device)
+    with stage_progress(study, device):
+        aucs = confirm(study, folds=folds, auc_tolerance=auc_tolerance, max_candidates=max_candidates,
+                       device=device)
     by_number = {t.number: t for t in completed(study)}
     for number, cv in aucs.items():
         click.echo(f"trial {number}: validation AUC {value(by_number[number], 'auc'):.4f}, {folds}-fold "
                    f"cross-validated AUC {cv:.4f}")
     print_front(study, wide_console(), auc_tolerance=auc_tolerance)
+    from ..dashboard import mark_choice
+
+    mark_choice(study, auc_tolerance)
 
 
 def register(cli: click.Group) -> None:

@@ -9,14 +9,29 @@ from .options import data_options, source_options
 
 
 @click.group("datasets", invoke_without_command=True)
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Also look for MedMNIST files here when saying what is available locally.")
+@click.option("--names", "names_only", is_flag=True, help="Print the bare names, one a line.")
 @click.pass_context
-def datasets(ctx: click.Context) -> None:
-    """List every dataset name nas-med accepts (or `show NAME`)."""
-    if ctx.invoked_subcommand is None:
+def datasets(ctx: click.Context, data_root: str | None, names_only: bool) -> None:
+    """The catalogue: every dataset nas-med accepts with its task, classes, sizes, whether it is available
+    locally and its licence (or `show NAME` for one dataset's splits)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if names_only:
         from ..data import dataset_names
 
         for name in dataset_names():
             click.echo(name)
+        return
+    from ..data.about import catalogue
+
+    table = Table(title="nas-med datasets")
+    for col in ("name", "task", "classes", "sizes", "available locally", "licence"):
+        table.add_column(col, no_wrap=col == "name", overflow="fold")
+    for r in catalogue(data_root):
+        table.add_row(r["name"], r["task"], r["classes"], r["sizes"], r["local"], r["licence"])
+    Console(width=200).print(table)
 
 
 @datasets.command("show")

@@ -27,27 +27,61 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 @click.option("--device", default=None, help="Training device (default: the trial's, usually auto).")
 @click.option("--precision", default=None, help="Training precision: auto, fp32, bf16 or fp16 (default: the "
                                                 "trial's, usually auto). The exported weights are fp32 whatever it is.")
+@click.option("--target-sensitivity", type=float, default=None,
+              help="Binary tasks: the threshold is the highest with at least this validation sensitivity of the "
+                   "positive class (default: Youden's J).")
 def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
                    prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
-                   cam_images: int, device: str | None, precision: str | None) -> None:
+                   cam_images: int, device: str | None, precision: str | None,
+                   target_sensitivity: float | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""
+    from ..confirm import is_confirmed, small_validation
     from ..export import export_study
     from ..search.study import load_nas_study
+    from ..select import choose
+    from .stages import stage_progress
 
     study = load_nas_study(study_name, storage)
     console = wide_console()
-    result = export_study(study, out, trial_number=trial_number, seeds=seeds, force=force, n_bootstrap=n_bootstrap,
-                          device=device, cam_images=cam_images, auc_tolerance=auc_tolerance, cam_floor=cam_floor,
-                          prefer=prefer, precision=precision)
+    small = small_validation(study)
+    if small and trial_number is None:
+        choice = choose(study, None, auc_tolerance, cam_floor, prefer)
+        if not is_confirmed(study, choice.trial.number):
+            click.echo(f"Warning: exporting trial {choice.trial.number}, an unconfirmed choice: {small}, so one "
+                       f"run's AUC may have picked it by luck. Run `nas-med confirm --study {study_name}` first "
+                       "to choose on cross-validated AUCs.", err=True)
+    with stage_progress(study, device):
+        result = export_study(study, out, trial_number=trial_number, seeds=seeds, force=force,
+                              n_bootstrap=n_bootstrap, device=device, cam_images=cam_images,
+                              auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
+                              target_sensitivity=target_sensitivity, precision=precision)
     console.print(f"{'★ minimalist choice' if trial_number is None else 'chosen'}: {result.choice.reason}",
                   soft_wrap=True)
     print_wide(console, retrain_table([result.report]))
     files = ", ".join(sorted(p.name for p in result.path.iterdir()))
     console.print(f"exported trial {result.choice.trial.number} (seed {result.report.seeds[0]}) to {result.path}: "
                   f"{files}", soft_wrap=True)
+    _print_operating_point(console, result.path)
     console.print("parity with the PyTorch model (max abs diff): "
                   + ", ".join(f"{k} {v:.1e}" for k, v in result.parity.items()), soft_wrap=True)
+
+
+def _print_operating_point(console, folder) -> None:
+    from ..export.load import read_json
+
+    op = read_json(folder / "operating_point.json")
+    test = op.get("test") or {}
+    ece = op.get("ece") or {}
+    calib = "" if not ece else (f"; ECE on test {ece['test_before']:.3f} -> {ece['test_after']:.3f} "
+                                f"(temperature {op['temperature']:.2f})")
+    if op.get("positive_class") is not None:
+        console.print(f"operating point: {op['positive_class']} when p >= {op['threshold']:.4f} ({op['rule']}); "
+                      f"test sensitivity {test['sensitivity']:.4f} ({test['true_positives']} of "
+                      f"{test['positives']}), specificity {test['specificity']:.4f}{calib}", soft_wrap=True,
+                      highlight=False, markup=False)
+    elif calib:
+        console.print(f"calibration{calib}", soft_wrap=True, highlight=False, markup=False)
 
 
 def register(cli: click.Group) -> None:

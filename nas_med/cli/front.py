@@ -139,7 +139,9 @@ def retrain_table(reports) -> Table:
     first = reports[0]
     table = Table(title=f"Test split ({first.n_test} images): mean ± std over seeds "
                         f"[{first.confidence:.0%} bootstrap CI, {first.n_bootstrap} resamples]")
-    for col in ("model", "seeds", "AUC", "accuracy", "sensitivity", "specificity", "epoch s"):
+    pos = getattr(first, "positive", None)
+    sens, spec = (f"sensitivity ({pos})", "specificity") if pos else ("sensitivity (macro)", "specificity (macro)")
+    for col in ("model", "seeds", "AUC", "accuracy", sens, spec, "epoch s"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     for i, r in enumerate(reports):
         epoch = r.summary["epoch_seconds"]["mean"]
@@ -179,10 +181,12 @@ def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor:
                 trial_number=trial_number)
     if retrain:
         from ..retrain import retrain_study
+        from .stages import stage_progress
 
-        reports = retrain_study(study, trial_number, seeds, n_bootstrap=n_bootstrap, baselines=baselines,
-                                device=device, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
-                                precision=precision)
+        with stage_progress(study, device):
+            reports = retrain_study(study, trial_number, seeds, n_bootstrap=n_bootstrap, baselines=baselines,
+                                    device=device, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
+                                    precision=precision)
         print_wide(console, retrain_table(reports))
 
 

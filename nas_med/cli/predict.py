@@ -12,15 +12,20 @@ import click
 @click.option("--cam-out", type=click.Path(file_okay=False), default=None,
               help="Write a Grad-CAM overlay of the predicted class per image into this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list instead of text lines.")
-def predict_command(folder: str, images: tuple[str, ...], cam_out: str | None, as_json: bool) -> None:
+@click.option("--threshold", type=float, default=None,
+              help="Binary models: call the positive class when its probability is at least this (default: the "
+                   "threshold stored in operating_point.json, chosen on validation).")
+def predict_command(folder: str, images: tuple[str, ...], cam_out: str | None, as_json: bool,
+                    threshold: float | None) -> None:
     """Print class probabilities for IMAGES (PNG/JPEG) with the model exported in FOLDER.
 
     Each image is converted to the model's channels and size and normalised as in preprocessing.json.
-    Probabilities are a softmax over classes for single-label tasks (they sum to 1) and per-label sigmoids
-    for multi-label tasks."""
+    Probabilities are a softmax over classes (per-label sigmoids for multi-label tasks) of the logits divided
+    by the temperature fitted on validation (operating_point.json). A binary model calls its positive class
+    when that class's probability is at least the threshold; other models take the most probable class."""
     from ..export import predict_images
 
-    rows = predict_images(folder, images, cam_out)
+    rows = predict_images(folder, images, cam_out, threshold=threshold)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -28,7 +33,10 @@ def predict_command(folder: str, images: tuple[str, ...], cam_out: str | None, a
         probs = "  ".join(f"{c} {p:.4f}" for c, p in row["probabilities"].items())
         pred = row["prediction"] if isinstance(row["prediction"], str) else ",".join(row["prediction"]) or "-"
         cam = f"  (CAM: {row['cam']})" if row["cam"] else ""
-        click.echo(f"{row['image']}: {probs}  -> {pred}{cam}")
+        rule = (f" (p({row['positive_class']}) >= {row['threshold']:.4f})"
+                if row.get("threshold") is not None and pred == row.get("positive_class") else
+                f" (p({row['positive_class']}) < {row['threshold']:.4f})" if row.get("threshold") is not None else "")
+        click.echo(f"{row['image']}: {probs}  -> {pred}{rule}{cam}")
 
 
 def register(cli: click.Group) -> None:

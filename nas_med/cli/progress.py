@@ -1,4 +1,8 @@
-"""The live console display of a running search (rich), or one log line per trial with --quiet."""
+"""The live console display of a running search (rich), or one log line per trial with --quiet.
+
+The live panel is a renderable that rich's Live redraws twice a second (auto refresh), so the clock and the time
+left move while a trial trains; the running trial's architecture, epoch k/E and validation AUC so far come from
+the objective's progress events (``nas_med.progress``). The study's counts are read only when a trial ends."""
 from __future__ import annotations
 
 import time
@@ -9,6 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ..progress import Event, listening
 from ..search import records
 from ..select import completed, minimalist, value
 
@@ -24,6 +29,10 @@ class SearchProgress:
         self.live: Live | None = None
         self.estimate = None  # search.estimate.Estimate, from ``preflight``
         self.trials_start = self.start
+        self.study: optuna.Study | None = None
+        self.running: Event | None = None  # the latest trial/epoch event of the trial in training
+        self._rows: list[tuple] = []  # study rows, recomputed when a trial ends
+        self._listen = None
 
     def preflight(self, lines: list[str], estimate=None) -> None:
         """Print the pre-flight lines (default size, folder summary, time estimate) before the first trial."""
@@ -44,14 +53,45 @@ class SearchProgress:
         return scale * left * est.trial_s
 
     def __enter__(self) -> SearchProgress:
+        self._listen = listening(self.on_event)
+        self._listen.__enter__()
         if not self.quiet:
-            self.live = Live(self._panel(None), console=self.console, refresh_per_second=2, transient=False)
+            self.live = Live(self, console=self.console, refresh_per_second=2, auto_refresh=True, transient=False)
             self.live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.live is not None:
             self.live.__exit__(*exc)
+        if self._listen is not None:
+            self._listen.__exit__(*exc)
+
+    def on_event(self, event: Event) -> None:
+        """A progress event of this process's objective: the trial in training and its epochs."""
+        if event.stage in ("trial", "epoch"):
+            self.running = event
+
+    def __rich__(self) -> Table:  # called by Live on every refresh
+        return self._panel(None)
+
+    def running_line(self) -> str:
+        ev = self.running
+        if ev is None:
+            return "-"
+        auc = ev.info.get("val_auc")
+        epoch = "starting" if ev.k == 0 else f"epoch {ev.k}/{ev.n}" + ("" if auc is None else f", val AUC {auc:.4f}")
+        return f"#{ev.info.get('trial', '?')} {epoch}: {ev.text}"
+
+    def _study_rows(self, study: optuna.Study) -> list[tuple]:
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        cands = completed(study)
+        best = max((value(t, "auc") for t in cands), default=float("nan"))
+        choice = minimalist(cands, cam_floor=None)
+        return [("completed", str(states.count(TrialState.COMPLETE)), "pruned",
+                 str(states.count(TrialState.PRUNED)), "failed", str(states.count(TrialState.FAIL))),
+                ("best AUC", f"{best:.4f}", "smallest within 0.01",
+                 "-" if choice is None else f"#{choice.trial.number} ({int(value(choice.trial, 'params')):,} "
+                 f"params, AUC {value(choice.trial, 'auc'):.4f})", "", "")]
 
     def _panel(self, study: optuna.Study | None) -> Table:
         elapsed = time.monotonic() - self.start
@@ -63,21 +103,19 @@ class SearchProgress:
             table.add_row("estimate at start", f"~{self.estimate.total_s:.0f} s", "per trial",
                           f"~{self.estimate.trial_s:.0f} s", "", "")
         if study is not None:
-            states = [t.state for t in study.get_trials(deepcopy=False)]
-            cands = completed(study)
-            best = max((value(t, "auc") for t in cands), default=float("nan"))
-            choice = minimalist(cands, cam_floor=None)
-            table.add_row("completed", str(states.count(TrialState.COMPLETE)), "pruned",
-                          str(states.count(TrialState.PRUNED)), "failed", str(states.count(TrialState.FAIL)))
-            table.add_row("best AUC", f"{best:.4f}", "smallest within 0.01",
-                          "-" if choice is None else f"#{choice.trial.number} ({int(value(choice.trial, 'params')):,} "
-                          f"params, AUC {value(choice.trial, 'auc'):.4f})", "", "")
+            self._rows = self._study_rows(study)
+        if self.running is not None:
+            table.add_row("training", self.running_line(), "", "", "", "")
+        for row in self._rows:
+            table.add_row(*row)
         return table
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.done += 1
+        self.running = None
         if self.live is not None:
-            self.live.update(self._panel(study))
+            self._rows = self._study_rows(study)
+            self.live.refresh()
         else:
             reason = records.stop_reason(trial)
             values = "" if trial.values is None else " ".join(

@@ -31,6 +31,9 @@ from .options import data_options, storage_option
               help="Validation images on which CAM quality is judged.")
 @click.option("--cam-method", default="gradcam", show_default=True,
               help="gradcam, ablationcam, gradcam++, hirescam or layercam.")
+@click.option("--positive", default=None, metavar="CLASS",
+              help="Binary tasks: the class whose recall is the sensitivity (default: the class meaning disease, "
+                   "e.g. malignant for breastmnist, pneumonia for pneumoniamnist; else class 1). Stored on the study.")
 @click.option("--class-weighting/--no-class-weighting", default=False, help="Weight the loss by class frequency.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (CPU threads are divided between them). 0: only create the study "
@@ -90,8 +93,18 @@ def search_command(**kwargs) -> None:
                       highlight=False)
         return
     print_front(study, console)
+    from ..dashboard import mark_choice
+
+    mark_choice(study)
     console.print(f"study '{study.study_name}': {len(study.trials)} trials stored. "
                   f"Browse with: nas-med dashboard{storage_hint}")
+    from ..confirm import small_validation
+
+    small = small_validation(study)
+    if small:
+        console.print(f"Hint: {small}; one run's validation AUC is noisy. Run `nas-med confirm --study "
+                      f"{study.study_name}{storage_hint}` to choose on cross-validated AUCs before exporting.",
+                      soft_wrap=True, highlight=False, markup=False)
 
 
 def register(cli: click.Group) -> None:

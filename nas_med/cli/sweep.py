@@ -75,7 +75,10 @@ def sweep_command(**kwargs) -> None:
         return SearchProgress(trials, config.quiet, err)
 
     try:
-        result = run_sweep(config, progress=progress, notify=lambda line: err.print(line, highlight=False))
+        from .stages import stage_progress
+
+        with stage_progress(console=err, lines=True):  # retraining seeds of each point's choice
+            result = run_sweep(config, progress=progress, notify=lambda line: err.print(line, highlight=False))
         result.files = write_sweep(result.name, result.rows, result.out_dir)
     except KeyboardInterrupt:
         click.echo("Interrupted: run the same command to resume the sweep.", err=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError, look_up
 from . import synthetic
+from .positive import positive_index
 from .preprocess import check_size_channels, prepare
 from .splits import apply_fraction, check_fraction
 from .types import Dataset
@@ -73,4 +74,6 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
         data = medmnist.load(name, size=size, data_root=data_root, cache_dir=cache_dir, download=download)
     data = data.with_splits(train=apply_fraction(data.train, fraction, seed))
     data.info.update(fraction=fraction)
-    return check_dataset(prepare(data, size, channels))
+    data = check_dataset(prepare(data, size, channels))
+    data.info["positive"] = positive_index(data.task, name, data.classes)  # None unless binary
+    return data

@@ -59,8 +59,12 @@ def _metric_rows(report: TestReport) -> str:
 
 
 def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
-               card: dict, mask_energy: float | None = None) -> str:
-    """The README.md of an exported folder (markdown); ``card`` holds the study context (may be empty)."""
+               card: dict, op: dict | None = None, mask_energy: float | None = None) -> str:
+    """The README.md of an exported folder (markdown); ``card`` holds the study context (may be empty), ``op``
+    the operating point (``operating.operating_point``)."""
+    from .card_sections import clinical_fields
+
+    op = op or {"temperature": 1.0}
     from .._version import __version__
     from ..objectives.cam import CAM_QUALITY_NOTE
 
@@ -69,7 +73,7 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
     baselines = card.get("baselines") or []
     counts = {k: len(v) for k, v in data.splits.items()}
     fields = {
-        "name": report.name, "task": data.task, "classes": ", ".join(data.classes), "version": __version__,
+        "name": report.name, "version": __version__,
         "study_clause": f" (study `{card['study']}`)" if card.get("study") else "", "summary": spec.summary(),
         "why_section": _section(["## Why this architecture", "", card["reason"]] if card.get("reason") else []),
         "dataset": card.get("dataset", data.name), "source": data.info.get("source", data.name),
@@ -88,10 +92,17 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
                f"{b['cam_quality']:+.3f} |" for b in baselines)] if baselines else []),
         "cam_method": cam_method, "cam_quality": f"{cam_quality:+.3f}", "cam_quality_note": CAM_QUALITY_NOTE,
         "mask_energy_clause": "" if mask_energy is None or mask_energy != mask_energy else
-        f"; mask energy (share of the CAM inside the ground-truth lesion masks): {mask_energy:.3f}", "onnx_opset": ONNX_OPSET,
+        f"; mask energy (share of the CAM inside the ground-truth lesion masks): {mask_energy:.3f}",
+        "onnx_opset": ONNX_OPSET,
         "parity_tolerance": f"{PARITY_TOLERANCE:g}", "parity": ", ".join(f"{k} {v:.1e}" for k, v in parity.items()),
         "input_size": spec.input_size,
-        "probs_call": "sigmoid(model(x))" if pre["activation"] == "sigmoid" else "softmax(model(x), 1)",
+        "probs_call": ("sigmoid(model(x) / op['temperature'])" if pre["activation"] == "sigmoid"
+                       else "softmax(model(x) / op['temperature'], 1)[0]"),
+        "pil_mode": "L" if spec.in_channels == 1 else "RGB",
+        "decision_line": (f"prediction = \"{op['positive_class']}\" if probs[{op['positive_index']}] >= "
+                          f"op[\"threshold\"] else \"{data.classes[1 - op['positive_index']]}\""
+                          if op.get("threshold") is not None else "prediction = int(probs.argmax())"),
+        **clinical_fields(op, data, report),
         "mean": [round(v, 4) for v in pre["mean"]], "std": [round(v, 4) for v in pre["std"]],
         "activation": pre["activation"],
     }

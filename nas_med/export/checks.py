@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import UserError, read_text_limited
 
-__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_PARAMS", "check_folder", "check_preprocessing",
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_PARAMS", "check_folder", "check_operating_point", "check_preprocessing",
            "check_weights", "read_json", "spec_shapes"]
 
 MAX_JSON_BYTES = 1 << 20  # spec.json and preprocessing.json are a few kilobytes
@@ -158,6 +158,31 @@ def check_preprocessing(pre: Any, spec, where: str) -> dict:
     return pre
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_operating_point(op: Any, pre: dict, where: str) -> dict:
+    """``operating_point.json`` against the preprocessing: a positive temperature; for a positive class, an index
+    into the class names, the same name, and a threshold in [0, 1]."""
+    if not isinstance(op, dict):
+        raise UserError(f"'{where}' must be a JSON object, got {type(op).__name__}.")
+    if not _finite(op.get("temperature")) or op["temperature"] <= 0:
+        raise UserError(f"'{where}': 'temperature' must be a positive number, got {str(op.get('temperature'))[:80]}.")
+    index, names = op.get("positive_index"), pre.get("class_names") or []
+    if index is not None:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(names) or len(names) != 2:
+            raise UserError(f"'{where}': 'positive_index' must index one of 2 class names, got {str(index)[:80]}.")
+        if op.get("positive_class") != names[index]:
+            raise UserError(f"'{where}' names the positive class {str(op.get('positive_class'))[:80]!r} but "
+                            f"preprocessing.json's class {index} is {names[index]!r}; the files do not belong "
+                            "together.")
+        threshold = op.get("threshold")
+        if threshold is not None and (not _finite(threshold) or not 0 <= threshold <= 1):
+            raise UserError(f"'{where}': 'threshold' must be a number in [0, 1], got {str(threshold)[:80]}.")
+    return op
+
+
 def check_weights(path: Path, expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
     """The header of a safetensors file against ``expected`` (``spec_shapes``): same tensor names, dtypes and
     shapes, offsets inside the file. Only the header is read."""
@@ -219,6 +244,9 @@ def check_folder(folder: Path):
         check_preprocessing(read_json(folder / "preprocessing.json"), spec, str(folder / "preprocessing.json"))
     if (folder / "model.safetensors").is_file():
         check_weights(folder / "model.safetensors", expected)
+    if (folder / "operating_point.json").is_file() and (folder / "preprocessing.json").is_file():
+        check_operating_point(read_json(folder / "operating_point.json"),
+                              read_json(folder / "preprocessing.json"), str(folder / "operating_point.json"))
     return spec
 
 

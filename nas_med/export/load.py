@@ -14,13 +14,13 @@ from torch import nn
 
 from ..arch import ArchSpec, build, cam_target_layer
 from ..errors import UserError
-from .checks import check_folder, read_json
+from .checks import check_folder, check_operating_point, read_json
 
-__all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images", "read_preprocessing",
-           "read_spec"]
+__all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
+           "read_operating_point", "read_preprocessing", "read_spec"]
 
 FILES = ("spec.json", "model.safetensors", "model.torchscript.pt", "model.onnx", "preprocessing.json", "README.md",
-         "cam_grid.png", "metrics.json")
+         "cam_grid.png", "metrics.json", "operating_point.json", "reliability.png")
 PARITY_TOLERANCE = 1e-4
 ONNX_OPSET = 17
 
@@ -83,13 +83,32 @@ def _read(path: Path, size: int, channels: int) -> np.ndarray:
         raise UserError(f"cannot read image '{path}': {exc}") from None
 
 
+def read_operating_point(path: str | Path) -> dict:
+    """``operating_point.json`` (temperature, positive class, threshold) checked against the preprocessing; an
+    export written before operating points existed has none: temperature 1, argmax."""
+    folder = _folder(path, ("preprocessing.json",))
+    if not (folder / "operating_point.json").is_file():
+        return {"temperature": 1.0, "positive_index": None, "threshold": None}
+    return check_operating_point(read_json(folder / "operating_point.json"), read_preprocessing(folder),
+                                 str(folder / "operating_point.json"))
+
+
 def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str | Path | None = None,
-                   cam_method: str = "gradcam") -> list[dict]:
-    """Class probabilities for image files (PNG/JPEG) with the exported model in ``path``: softmax for
-    single-label tasks, sigmoid for multi-label. Each image is converted to the model's channels and size.
-    With ``cam_out``, a CAM overlay of the predicted class is written there per image (``<name>.cam.png``).
-    Returns one dict per image: image, probabilities {class: p}, prediction, cam (path or None)."""
+                   cam_method: str = "gradcam", threshold: float | None = None) -> list[dict]:
+    """Class probabilities for image files (PNG/JPEG) with the exported model in ``path``: softmax (sigmoid for
+    multi-label) of the logits divided by the stored temperature. Binary tasks call the positive class when its
+    probability is at least the stored threshold (``threshold`` overrides it); others take the argmax. Each image
+    is converted to the model's channels and size. With ``cam_out``, a CAM overlay of the predicted class is
+    written there per image (``<name>.cam.png``). Returns one dict per image: image, probabilities {class: p},
+    prediction, cam (path or None), and for binary tasks positive_class and threshold."""
     pre = read_preprocessing(path)
+    op = read_operating_point(path)
+    positive = op.get("positive_index")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise UserError(f"--threshold must be in [0, 1], got {threshold}.")
+    if threshold is not None and positive is None:
+        raise UserError("--threshold applies to binary models with a positive class; this one has none.")
+    threshold = op.get("threshold") if threshold is None else float(threshold)
     model = load(path)
     spec = read_spec(path)
     if not images:
@@ -100,17 +119,25 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     with torch.no_grad():
         logits = model(x).float()
     multilabel = pre["task"] == "multilabel"
-    probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
+    z = logits.double() / float(op.get("temperature") or 1.0)  # the same arithmetic as the export's figures
+    probs = (torch.sigmoid(z) if multilabel else torch.softmax(z, 1)).numpy()
     classes = pre["class_names"]
+    if positive is not None and threshold is not None:
+        chosen = np.where(probs[:, positive] >= threshold, positive, 1 - positive)
+    else:
+        chosen = probs.argmax(1)
     cams: list[str | None] = [None] * len(paths)
     if cam_out is not None:
-        cams = _write_cams(model, x, pixels, probs.argmax(1).tolist(), paths, Path(cam_out), cam_method,
+        cams = _write_cams(model, x, pixels, [int(c) for c in chosen], paths, Path(cam_out), cam_method,
                            cam_target_layer(model, spec))
     out = []
     for i, p in enumerate(paths):
         row = probs[i].tolist()
-        pred = [c for c, v in zip(classes, row) if v >= 0.5] if multilabel else classes[int(np.argmax(row))]
-        out.append({"image": str(p), "probabilities": dict(zip(classes, row)), "prediction": pred, "cam": cams[i]})
+        pred = [c for c, v in zip(classes, row) if v >= 0.5] if multilabel else classes[int(chosen[i])]
+        entry = {"image": str(p), "probabilities": dict(zip(classes, row)), "prediction": pred, "cam": cams[i]}
+        if positive is not None:
+            entry.update(positive_class=classes[positive], threshold=threshold)
+        out.append(entry)
     return out
 
 

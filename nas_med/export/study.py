@@ -11,6 +11,7 @@ import optuna
 
 from ..data.types import Dataset
 from ..errors import UserError
+from ..progress import emit
 from ..retrain import TestReport, retrain_and_test
 from ..search import records
 from ..search.records import load_study_data, seed_list, stored_config, trial_name, trial_recipe
@@ -59,7 +60,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  seeds: int | Sequence[int] = 3, force: bool = False, n_bootstrap: int = 1000,
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
                  auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
-                 prefer=None, precision: str | None = None) -> ExportResult:
+                 prefer=None, precision: str | None = None,
+                 target_sensitivity: float | None = None) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
@@ -72,6 +74,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         look_up(precision, PRECISIONS, "precision")
     if cam_images < 2:
         raise UserError(f"--cam-images must be at least 2, got {cam_images}.")
+    if target_sensitivity is not None and not 0 < target_sensitivity <= 1:
+        raise UserError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}.")
     check_target(out, force)
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     spec, cfg = trial_recipe(choice.trial)
@@ -84,8 +88,11 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         report.trial = choice.trial.number
         report.kind = records.kind(choice.trial)
         method = stored_config(study).get("cam_method", "gradcam")
+        emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature and threshold on "
+             "validation, test figures, CAM grid, model card")
         parity, cam_quality = write_export(tmp, report, data, card=_card_context(study, choice, cfg.seed),
-                                           cam_method=method, cam_images=cam_images)
+                                           cam_method=method, cam_images=cam_images,
+                                           target_sensitivity=target_sensitivity)
         check_target(out, force)  # the target may have changed while training
         publish(tmp, out)
     except BaseException:

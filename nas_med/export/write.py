@@ -71,9 +71,10 @@ def check_parity(folder: Path, model: nn.Module | None = None, batch: int = 3, s
 
 
 def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str, n: int, path: Path,
-              layer: nn.Module | None = None) -> tuple[float, float]:
-    """Save the CAM grid of ``n`` seeded test images; returns their (CAM quality, mask energy: NaN without
-    masks). ``layer``: ``arch.cam_target_layer``, as in the search."""
+              op: dict | None = None, layer: nn.Module | None = None) -> tuple[float, float]:
+    """Save the CAM grid of ``n`` seeded test images, each captioned with its true and predicted class and the
+    predicted class's probability (``op``: the operating point's test arrays); returns their (CAM quality, mask
+    energy: NaN without masks). ``layer``: ``arch.cam_target_layer``, as in the search."""
     from ..objectives.cam import evaluate_cams
     from ..objectives.overlay import cam_grid
 
@@ -82,7 +83,12 @@ def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str,
     images = data.test.images[index]
     masks = None if data.test.masks is None else data.test.masks[index]
     result = evaluate_cams(model, normalise(images, normalization), masks, method, layer)
-    cam_grid(images.numpy(), result.cams).save(path)
+    captions = None
+    if op is not None and op.get("predicted") is not None:
+        labels, pred, probs = data.test.labels.numpy(), op["predicted"], op["probs"]
+        captions = [f"true: {data.classes[int(labels[i])]}\npred: {data.classes[int(pred[i])]}\n"
+                    f"p = {probs[i, int(pred[i])]:.2f}" for i in index.tolist()]
+    cam_grid(images.numpy(), result.cams, captions=captions).save(path)
     return result.cam_quality, result.mask_energy
 
 
@@ -97,7 +103,8 @@ def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
 
 
 def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict | None = None,
-                 cam_method: str = "gradcam", cam_images: int = 16) -> tuple[dict[str, float], float]:
+                 cam_method: str = "gradcam", cam_images: int = 16,
+                 target_sensitivity: float | None = None) -> tuple[dict[str, float], float]:
     """Write every file of an export into the existing, empty ``folder`` from ``report`` (which must hold the
     model); returns (parity, test CAM quality). ``card`` adds study context to the model card."""
     from safetensors.torch import save_file
@@ -118,14 +125,20 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     parity = check_parity(folder, model)
     pre = _preprocessing(spec, data, report.normalization)
     (folder / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
-    cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png",
+    from .operating import OPERATING_FILE, RELIABILITY_FILE, operating_point, reliability_figure
+
+    op, op_arrays = operating_point(model, data, pre, target_sensitivity=target_sensitivity,
+                                    n_bootstrap=max(1, report.n_bootstrap), confidence=report.confidence)
+    (folder / OPERATING_FILE).write_text(json.dumps(json_safe(op), indent=2) + "\n", encoding="utf-8")
+    reliability_figure(op, folder / RELIABILITY_FILE)
+    cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png", op_arrays,
                                     cam_target_layer(model, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
                "test_mask_energy": None if energy != energy else energy,
                "exported_seed": report.seeds[0], **({"study": card} if card else {})}
     (folder / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {},
-                                                 mask_energy=energy), encoding="utf-8")
+                                                 op, mask_energy=energy), encoding="utf-8")
     return parity, cam_quality
 
 

@@ -22,12 +22,35 @@ def grid_factor(size: int, min_tile: int = 128) -> int:
     return max(1, -(-min_tile // max(size, 1)))
 
 
-def cam_grid(images: np.ndarray, cams: np.ndarray, columns: int = 8, min_tile: int = 128) -> Image.Image:
+def _caption(grid: Image.Image, captions: list[str], columns: int, tile_w: int, tile_h: int) -> Image.Image:
+    """Each caption in a white band above its image column pair (true / predicted class, probability)."""
+    from PIL import ImageDraw, ImageFont
+
+    size = max(10, min(16, tile_w // 12))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    band = int(size * 1.25 * max(t.count("\n") + 1 for t in captions)) + 4
+    rows = -(-len(captions) // columns)
+    out = Image.new("RGB", (grid.width, grid.height + rows * band), "white")
+    draw = ImageDraw.Draw(out)
+    for r in range(rows):
+        out.paste(grid.crop((0, 2 * r * tile_h, grid.width, 2 * (r + 1) * tile_h)), (0, r * (2 * tile_h + band) + band))
+    for i, text in enumerate(captions):
+        r, c = divmod(i, columns)
+        draw.multiline_text((c * tile_w + 3, r * (2 * tile_h + band) + 2), text, fill="black", font=font, spacing=1)
+    return out
+
+
+def cam_grid(images: np.ndarray, cams: np.ndarray, columns: int = 8, min_tile: int = 128,
+             captions: list[str] | None = None) -> Image.Image:
     """Rows of up to ``columns`` images, each over the row of their CAM overlays, as one RGB PIL image.
 
     ``images`` uint8 (N, C, H, W), ``cams`` (N, H, W) in [0, 1]; small images are upscaled (nearest) to tiles
     of at least ``min_tile`` pixels. With ``k = min(columns, N)`` and ``f = grid_factor(H, min_tile)`` the result
-    is ``2 * ceil(N / k) * H * f`` pixels high and ``k * W * f`` wide.
+    is ``2 * ceil(N / k) * H * f`` pixels high and ``k * W * f`` wide; ``captions`` (one short text per image,
+    lines split by newlines) add a band above each row of images.
     """
     if images.ndim != 4 or cams.shape != (images.shape[0], *images.shape[2:]):
         raise ValueError(f"need images (N, C, H, W) and cams (N, H, W), got {images.shape} and {cams.shape}")
@@ -43,4 +66,7 @@ def cam_grid(images: np.ndarray, cams: np.ndarray, columns: int = 8, min_tile: i
         rows += [np.concatenate(plain + pad, 1), np.concatenate(over + pad, 1)]
     grid = Image.fromarray(np.concatenate(rows, 0))
     factor = grid_factor(h, min_tile)
-    return grid.resize((grid.width * factor, grid.height * factor), Image.NEAREST)
+    grid = grid.resize((grid.width * factor, grid.height * factor), Image.NEAREST)
+    if captions:
+        grid = _caption(grid, list(captions), columns, w * factor, h * factor)
+    return grid

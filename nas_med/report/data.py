@@ -34,6 +34,7 @@ class ReportData:
     hv_trials: list[int] = field(default_factory=list)
     hv_values: list[float] = field(default_factory=list)
     cam_grids: dict[int, bytes] = field(default_factory=dict)
+    confirmed: dict[int, float] | None = None  # cross-validated AUCs from `nas-med confirm`
 
     @property
     def trials(self) -> list[FrozenTrial]:
@@ -87,6 +88,9 @@ def collect(study: optuna.Study, artifact_dir: Path | None, auc_tolerance: float
     ordered = sorted(candidates, key=lambda t: t.number)
     data = ReportData(study.study_name, stored_config(study), candidates, baselines, front, choice, states, scale,
                       [t.number for t in ordered], hypervolume_curve([t.values for t in ordered], scale))
+    from ..select import confirmed_aucs
+
+    data.confirmed = confirmed_aucs(study)
     if artifact_dir is not None:
         shown = ([choice.trial] if choice else []) + baselines
         for t in shown:

@@ -103,10 +103,15 @@ def pareto_png(data: ReportData) -> bytes:
     ax.set_title(f"{data.study_name}: {len(data.front)} Pareto-optimal of {len(data.candidates)} candidates")
     if mappable is not None:
         fig.colorbar(mappable, ax=ax, label="CAM quality (ROAD, higher is better)")
-    handles = [Line2D([], [], marker="o", ls="", color="#bbbbbb", label="dominated candidate"),
-               Line2D([], [], marker="o", ls="", mfc="#21918c", mec="black", label="Pareto-front candidate"),
-               Line2D([], [], marker="s", ls="", mfc="#21918c", mec="black", label="baseline"),
-               Line2D([], [], marker="*", ls="", mfc="#21918c", mec="red", ms=14, label="minimalist choice"),
+    present = {r["role"] for r in rows}  # no legend entry for what the plot does not show
+    handles = [h for h, r in ((Line2D([], [], marker="o", ls="", color="#bbbbbb", label="dominated candidate"),
+                               "dominated"),
+                              (Line2D([], [], marker="o", ls="", mfc="#21918c", mec="black",
+                                      label="Pareto-front candidate"), "front"),
+                              (Line2D([], [], marker="s", ls="", mfc="#21918c", mec="black", label="baseline"),
+                               "baseline"),
+                              (Line2D([], [], marker="*", ls="", mfc="#21918c", mec="red", ms=14,
+                                      label="minimalist choice"), "choice")) if r in present] + [
                Line2D([], [], marker="o", ls="", mfc="none", mec="black", ms=4, label=f"fastest epoch {lo:.3g} s"),
                Line2D([], [], marker="o", ls="", mfc="none", mec="black", ms=13, label=f"slowest epoch {hi:.3g} s")]
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.85)

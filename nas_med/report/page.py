@@ -102,11 +102,42 @@ def _cams(data: ReportData) -> str:
     return f'<div class="cams">{"".join(parts)}</div>' if parts else "<p>No trial to show.</p>"
 
 
-def _table(data: ReportData) -> str:
+def unstable(history: list[dict], factor: float = 2.0) -> int | None:
+    """The first epoch (1-based) whose validation loss jumps above ``factor`` x its running minimum, or None."""
+    low = float("inf")
+    for r in history or []:
+        loss = r.get("val_loss")
+        if loss is None:
+            continue
+        if loss > factor * low:
+            return int(r["epoch"]) + 1
+        low = min(low, loss)
+    return None
 
+
+def _cv_cells(data: ReportData) -> dict[int, str]:
+    """Cross-validated AUC +- its standard error (Hanley and McNeil, on the pooled train + val images) per
+    confirmed trial."""
+    from ..confirm import auc_standard_error
+
+    aucs = data.confirmed
+    if not aucs:
+        return {}
+    counts = (data.config.get("dataset_info") or {}).get("class_counts") or {}
+    pooled = [a + b for a, b in zip(counts.get("train") or [], counts.get("val") or [])]
+    rare, rest = (min(pooled), sum(pooled) - min(pooled)) if pooled else (0, 0)
+    out = {}
+    for n, a in aucs.items():
+        se = auc_standard_error(a, rare, rest)
+        out[int(n)] = f"{a:.4f}" + ("" if se != se else f" ± {se:.4f}")
+    return out
+
+
+def _table(data: ReportData) -> str:
     masks = any(t.user_attrs.get(records.MASK_ENERGY) is not None for t in data.trials)
-    head = ("", "trial", "kind", "AUC", "params", "FLOPs", "epoch s", "CAM quality",
-            *(("mask energy",) if masks else ()), "val acc", "best epoch", "architecture")
+    head = ("", "trial", "kind", "AUC", "CV AUC ± SE", "params", "FLOPs", "epoch s", "CAM quality",
+            *(("mask energy",) if masks else ()), "val acc", "best epoch (1-based)", "curves", "architecture")
+    cv = _cv_cells(data)
     text_cols = {"", "kind", "architecture"}
     out = ["<table><thead><tr>" + "".join(f'<th class="{"text" if h in text_cols else ""}">{_e(h)}</th>'
                                           for h in head) + "</tr></thead><tbody>"]
@@ -115,13 +146,16 @@ def _table(data: ReportData) -> str:
         mark = {"choice": "★ minimalist", "front": "front", "baseline": "baseline", "dominated": ""}[r]
         kind = f"baseline {records.baseline_name(t)}" if r == "baseline" else "candidate"
         flops = records.flops(t)
+        best = t.user_attrs.get(records.BEST_EPOCH)
+        jump = unstable(t.user_attrs.get(records.HISTORY) or [])
         cells = [(mark, True), (t.number, False), (kind, True), (_num(value(t, "auc"), ".4f"), False),
-                 (_num(int(value(t, "params")), ","), False),
+                 (cv.get(t.number, "-"), False), (_num(int(value(t, "params")), ","), False),
                  ("-" if flops is None else f"{flops / 1e6:.2f} M", False),
                  (_num(value(t, "epoch_seconds"), ".3f"), False), (_num(value(t, "cam_quality"), "+.3f"), False),
                  *(((_num(t.user_attrs.get(records.MASK_ENERGY), ".3f"), False),) if masks else ()),
                  (_num(t.user_attrs.get(records.val_key("accuracy")), ".3f"), False),
-                 (_num(t.user_attrs.get(records.BEST_EPOCH), "d"), False),
+                 (_num(None if best is None else best + 1, "d"), False),
+                 ("-" if jump is None else f"⚠ unstable: validation loss > 2x its minimum at epoch {jump}", True),
                  (records.summary(t), True)]
         tds = "".join(f'<td class="{"text" if is_text else ""}">{_e(v)}</td>' for v, is_text in cells)
         out.append(f'<tr class="{r}">{tds}</tr>')

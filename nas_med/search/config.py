@@ -44,6 +44,7 @@ class SearchConfig:
     cam_images: int = 64  # objectives.cam.CAM_IMAGES (not imported here: grad-cam is slow to import)
     cam_method: str = "gradcam"
     class_weighting: bool = False
+    positive: str | None = None            # binary tasks: the class whose recall is the sensitivity (None: default)
     workers: int = 1
     quiet: bool = False
     artifacts: bool = True
@@ -123,6 +124,9 @@ def differences(stored: dict, new: dict) -> list[str]:
     if stored.get("cam_score", OLD_CAM_SCORE) != new.get("cam_score", CAM_SCORE):
         out.append(f"cam_quality: the study scored it as {stored.get('cam_score', OLD_CAM_SCORE)}, this nas-med "
                    f"scores {new.get('cam_score', CAM_SCORE)}")
+    # the positive class conflicts only when given again differently (older studies have none stored)
+    if new.get("positive") is not None and stored.get("positive") not in (None, new.get("positive")):
+        out.append(f"positive: stored {stored.get('positive')!r}, given {new.get('positive')!r}")
     if stored.get("space_definition") != new.get("space_definition"):
         out.append("space: the search-space definition differs from the stored one")
     # a study made before fingerprints were stored has none: it resumes as before

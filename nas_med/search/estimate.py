@@ -239,6 +239,17 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     return est
 
 
+def data_header(session) -> str:
+    """One line: the dataset, its split sizes, image size, channels, positive class, device and precision."""
+    data, config = session.data, session.config
+    device = pick_device(config.device)
+    positive = data.info.get("positive")
+    pos = "" if positive is None else f", positive class {data.classes[positive]}"
+    return (f"dataset {data.name} ({data.task}, {data.num_classes} classes{pos}): train {len(data.train)} / val "
+            f"{len(data.val)} / test {len(data.test)} images, {data.size} px, {data.in_channels} channel(s); device "
+            f"{device}, precision {'fp16 autocast' if device.type == 'cuda' else 'fp32'}; study {session.study.study_name}")
+
+
 def preflight(session, callbacks=()) -> Estimate | None:
     """The lines printed before the first trial: the default-size line, a folder's summary and the estimate.
 
@@ -248,7 +259,7 @@ def preflight(session, callbacks=()) -> Estimate | None:
     from ..data.summary import folder_root, scan_folder, summarize, summary_lines
 
     config = session.config
-    lines: list[str] = []
+    lines: list[str] = [data_header(session)]
     if config.extra.get("size_reason"):
         lines.append(config.extra["size_reason"])
     root = folder_root(config.dataset)

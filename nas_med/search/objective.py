@@ -15,10 +15,11 @@ from ..arch.memory import MemoryTooLarge, check_fits
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
 from ..precision import resolve_precision
+from ..progress import emit
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 from . import interrupts, records
-from .artifacts import save_trial_note, trial_note, upload_cam_grid
+from .artifacts import note_of, save_trial_note, trial_note, upload_cam_grid, upload_learning_curves
 from .config import SearchConfig
 from .pruning import ShadowPruning
 from .storage import set_user_attrs
@@ -79,9 +80,11 @@ class TrialObjective:
             attrs[records.SHADOW_TRIAL] = pruning.number
         set_user_attrs(trial, attrs)
         history: list[dict] = []
+        emit("trial", 0, cfg.epochs, spec.summary(), trial=trial.number)  # the display's running-trial line
 
         def on_epoch(epoch: int, record: dict) -> None:
             history.append(record)
+            emit("epoch", epoch + 1, cfg.epochs, spec.summary(), trial=trial.number, val_auc=record["val_auc"])
             interrupts.check()
             if pruning is not None and pruning.report(record["val_auc"], epoch):
                 pruning.finish(pruned=True)
@@ -148,9 +151,13 @@ class TrialObjective:
                 attrs[records.CAM_ARTIFACT] = upload_cam_grid(trial, self.artifact_dir, images.numpy(), cam.cams)
             except OSError as exc:
                 log.warning("could not store the CAM grid of trial %d: %s", trial.number, exc)
+            try:
+                attrs[records.CURVE_ARTIFACT] = upload_learning_curves(trial, self.artifact_dir, result.history,
+                                                                       result.best_epoch)
+            except OSError as exc:
+                log.warning("could not store the learning curves of trial %d: %s", trial.number, exc)
         set_user_attrs(trial, attrs)
-        save_trial_note(trial, trial_note(records.summary(trial), dict(zip(
-            ("auc", "params", "epoch_seconds", "cam_quality"), values)), cam_artifact=attrs.get(records.CAM_ARTIFACT)))
+        save_trial_note(trial, note_of(trial, values, attrs))
         del result
         self._release()
         return values

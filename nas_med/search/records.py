@@ -45,6 +45,7 @@ NORMALIZATION = "normalization"        # Normalizer.to_dict()
 MASK_ENERGY = "mask_energy"
 ROAD_PER_IMAGE = "road_per_image"
 CAM_ARTIFACT = "cam_artifact"          # artifact id of the CAM grid PNG
+CURVE_ARTIFACT = "curve_artifact"      # artifact id of the learning-curves PNG
 CAM_UNSUPPORTED = "cam_unsupported"    # why a trial has no CAM
 STOP_REASON = "stop_reason"            # why a trial was pruned or failed
 WORKER = "worker"                      # host:pid of the worker that ran it
@@ -54,6 +55,7 @@ VAL_METRICS = ("accuracy", "sensitivity", "specificity", "loss")
 # ---- keys on a study -------------------------------------------------------------------------------------------
 CONFIG = "nas_med_config"              # the resolved SearchConfig
 CONFIRMED = "nas_med_confirmed"        # {folds, front, auc: {trial: cross-validated AUC}} from `nas-med confirm`
+MARKED_CHOICE = "nas_med_marked_choice"  # {trial, reason}: the trial whose dashboard note carries the choice mark
 SWEEP = "sweep"                        # a sweep's definition and points
 SWEEP_POINT = "sweep_point"            # {sweep, point, fraction, size}
 SWEEP_RESULTS = "sweep_results"        # {architecture: tested entry}
@@ -130,6 +132,10 @@ def load_study_data(study: optuna.Study) -> Dataset:
     cfg = SearchConfig.from_resolved(stored)
     data = load_dataset(cfg.dataset, data_root=cfg.data_root, size=cfg.size, channels=cfg.channels,
                         fraction=cfg.fraction, seed=cfg.seed)
+    if cfg.positive is not None:
+        from ..data.positive import positive_index
+
+        data.info["positive"] = positive_index(data.task, data.name, data.classes, cfg.positive)
     info = stored.get("dataset_info") or {}
     for key, have in (("classes", list(data.classes)), ("size", data.size), ("channels", data.in_channels)):
         if key in info and info[key] != have:

@@ -63,8 +63,12 @@ class Session:
 
 
 def _load_data(config: SearchConfig) -> Dataset:
-    return load_dataset(config.dataset, data_root=config.data_root, size=config.size, channels=config.channels,
+    from ..data.positive import positive_index
+
+    data = load_dataset(config.dataset, data_root=config.data_root, size=config.size, channels=config.channels,
                         fraction=config.fraction, seed=config.seed)
+    data.info["positive"] = positive_index(data.task, data.name, data.classes, config.positive)
+    return data
 
 
 def _session(config: SearchConfig, study: optuna.Study, data: Dataset, space: Space) -> Session:
@@ -95,9 +99,17 @@ def prepare(config: SearchConfig) -> Session:
     storage = open_storage(config.storage)
     resolved = config.resolved(space.to_dict(), {"task": data.task, "classes": data.classes,
                                                  "counts": {k: len(v) for k, v in data.splits.items()},
-                                                 "size": data.size, "channels": data.in_channels},
+                                                 "size": data.size, "channels": data.in_channels,
+                                                 "positive": data.info.get("positive"),
+                                                 "class_counts": data.class_counts()},
                                data_fingerprint(data))
     study = create_or_resume(config, resolved, storage)
+    stored_positive = stored_config(study).get("positive")
+    if config.positive is None and stored_positive is not None:  # resumed without --positive: the stored one
+        from ..data.positive import positive_index
+
+        config.positive = stored_positive
+        data.info["positive"] = positive_index(data.task, data.name, data.classes, stored_positive)
     return _session(config, study, data, space)
 
 

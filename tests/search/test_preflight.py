@@ -51,7 +51,9 @@ def test_piped_search_prints_size_summary_and_estimate_before_the_first_trial(tm
     first_trial = next(i for i, line in enumerate(lines) if line.startswith("trial "))
     head = "\n".join(lines[:first_trial])
     assert re.search(r"^size 48 px \(no --size given\): median shorter image side \d+ px", head, re.M), head
-    assert lines[0].startswith("size 48 px")  # the first line says which size and why
+    assert re.match(r"dataset folder:\S+ \(\w+, \d+ classes.*\): train \d+ / val \d+ / test \d+ images, 48 px, "
+                    r".*device cpu, precision fp32", lines[0]), lines[0]  # the header: data, splits, device
+    assert lines[1].startswith("size 48 px")  # then which size and why
     assert "pre-flight summary of folder:" in head and "training at 1 x 48 x 48" in head
     assert "duplicates by content hash: none" in head and "skipped: none" in head
     assert re.search(r"^time estimate: ~\d+ s for 1 trials x 1 epochs", head, re.M), head

@@ -1,0 +1,141 @@
+"""The clinical sections of the model card, as named template fields: intended use, class balance, the positive
+class and operating point, metrics at that point with intervals, the confusion matrix, per-class figures,
+calibration, and limitations that follow from the data (validation size, rarest class, sites)."""
+from __future__ import annotations
+
+from ..data.about import about
+from ..data.types import Dataset
+
+__all__ = ["SMALL_VAL_IMAGES", "SMALL_VAL_RAREST", "clinical_fields"]
+
+SMALL_VAL_IMAGES, SMALL_VAL_RAREST = 200, 30  # as the search's hint to run `nas-med confirm`
+
+
+def _f(v, digits: int = 4) -> str:
+    return "n/a" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def _band(ci) -> str:
+    return "" if not ci or ci[0] is None or ci[0] != ci[0] else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _balance(data: Dataset) -> str:
+    counts = data.class_counts()
+    head = "| split | " + " | ".join(data.classes) + " | total |"
+    rows = [head, "|---|" + "---|" * (len(data.classes) + 1)]
+    for split, c in counts.items():
+        total = len(data.splits[split])
+        rows.append(f"| {split} | " + " | ".join(f"{n} ({n / max(1, total):.0%})" for n in c) + f" | {total} |")
+    return "\n".join(rows)
+
+
+def _confusion(op: dict, classes: list[str]) -> str:
+    matrix = (op.get("test") or {}).get("confusion")
+    if not matrix:
+        return "No confusion matrix (multi-label task: each label is decided at 0.5)."
+    rows = ["| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    rows += [f"| {classes[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(matrix)]
+    return "\n".join(rows)
+
+
+def _per_class(op: dict, classes: list[str]) -> str:
+    per = (op.get("test") or {}).get("per_class")
+    if not per:
+        return "No per-class figures (multi-label task)."
+    rows = ["| class | recall | precision | test images |", "|---|---|---|---|"]
+    rows += [f"| {c} | {_f(r['recall'])} | {_f(r['precision'])} | {r['support']} |" for c, r in zip(classes, per)]
+    if len(classes) > 2:
+        recalls = [r["recall"] for r in per if r["recall"] == r["recall"]]
+        precisions = [r["precision"] for r in per if r["precision"] == r["precision"]]
+        rows.append(f"| macro (mean over classes) | {_f(sum(recalls) / max(1, len(recalls)))} | "
+                    f"{_f(sum(precisions) / max(1, len(precisions)))} | {sum(r['support'] for r in per)} |")
+    return "\n".join(rows)
+
+
+def _operating(op: dict, data: Dataset, report) -> tuple[str, str]:
+    """(positive-class paragraph, metrics-at-the-operating-point table)."""
+    test = op.get("test") or {}
+    auc = report.per_seed[0].get("auc")
+    auc_ci = report.per_seed[0].get("ci", {}).get("auc")
+    if op.get("positive_class") is None:
+        text = (f"A {data.task} task: no single positive class. Predictions are the class of highest "
+                f"(temperature-scaled) probability; sensitivity and specificity below are macro averages of "
+                "one-vs-rest figures (per-class figures follow).")
+        rows = ["| metric (test) | value [95% CI] |", "|---|---|", f"| AUC (macro one-vs-rest) | {_f(auc)}{_band(auc_ci)} |",
+                f"| accuracy | {_f(test.get('accuracy'))} |"]
+        return text, "\n".join(rows)
+    pos = op["positive_class"]
+    other = [c for c in data.classes if c != pos][0]
+    target = op.get("target_sensitivity")
+    val = op.get("validation") or {}
+    text = (f"**Positive class: {pos}** (class {op['positive_index']}; the other class is \"{other}\"). "
+            f"Sensitivity is the share of {pos} images called {pos}; specificity the share of {other} images "
+            f"called {other}.\n\n"
+            f"**Operating point:** an image is called {pos} when its probability of {pos} is at least "
+            f"**threshold {op['threshold']:.4f}**, chosen on the {len(data.val)} validation images by "
+            f"{op['rule']}{'' if target is None else ''} (validation sensitivity {_f(val.get('sensitivity'))}, "
+            f"specificity {_f(val.get('specificity'))}). `nas-med predict` applies it; `--threshold` sets another.")
+    ci = test.get("ci") or {}
+    rows = ["| metric (test, exported model, at the threshold) | value [95% CI] | counts |", "|---|---|---|",
+            f"| sensitivity ({pos} recall) | {_f(test.get('sensitivity'), 6)}{_band(ci.get('sensitivity'))} | "
+            f"{test.get('true_positives')} of {test.get('positives')} |",
+            f"| specificity ({other} recall) | {_f(test.get('specificity'), 6)}{_band(ci.get('specificity'))} | "
+            f"{test.get('true_negatives')} of {test.get('negatives')} |",
+            f"| accuracy | {_f(test.get('accuracy'))}{_band(ci.get('accuracy'))} | of {test.get('n')} |",
+            f"| AUC (threshold-free) | {_f(auc)}{_band(auc_ci)} | |"]
+    return text, "\n".join(rows)
+
+
+def _calibration(op: dict) -> str:
+    e = op.get("ece")
+    if not e:
+        return "Not measured (multi-label task)."
+    return (f"Temperature scaling fitted on the validation split: T = {op['temperature']:.3f} (probabilities are "
+            f"softmax(logits / T); it never changes the ranking, so the AUC is unchanged). Expected calibration "
+            f"error (ECE, 10 equal-width confidence bins; lower is better): validation {e['val_before']:.4f} "
+            f"before -> {e['val_after']:.4f} after; test {e['test_before']:.4f} before -> {e['test_after']:.4f} "
+            "after.\n\n![Reliability diagram of the test split](reliability.png)")
+
+
+def _limitations(data: Dataset) -> str:
+    val = data.val.labels
+    counts = data.class_counts()["val"]
+    rare = min(counts) if counts else 0
+    known = about(data.name) or {}
+    lines = ["- A research artefact, not a medical device; not validated for clinical decisions."]
+    if len(val) < SMALL_VAL_IMAGES or rare < SMALL_VAL_RAREST:
+        lines.append(f"- The validation split is small ({len(val)} images, {rare} of the rarest class): the "
+                     "architecture choice, the temperature and the threshold were fitted on few images and may "
+                     "not carry over; the test intervals above are wide for the same reason.")
+    if known.get("sites") == 1:
+        lines.append(f"- Single site: {known['acquisition']}. Scanners, protocols and populations elsewhere "
+                     "differ; expect lower figures on other sites until measured there.")
+    elif not known:
+        lines.append("- Acquisition (sites, devices, population) was not recorded; judge transfer to other data "
+                     "with care.")
+    lines.append(f"- Images at {data.size} x {data.size} px: findings smaller than a few pixels at this size "
+                 "cannot be seen by the model.")
+    lines.append("- Validate on your own data, at your own threshold, before any use.")
+    return "\n".join(lines)
+
+
+def clinical_fields(op: dict, data: Dataset, report) -> dict[str, str]:
+    """The template fields of the clinical sections (``model_card.md``)."""
+    known = about(data.name) or {}
+    pos = op.get("positive_class")
+    text, table = _operating(op, data, report)
+    names = "; ".join(f'"{c}"' for c in data.classes)
+    task = (f"binary classifier (\"{pos}\" vs \"{[c for c in data.classes if c != pos][0]}\")" if pos
+            else f"{data.task} classifier ({len(data.classes)} classes: {names})")
+    return {
+        "task_line": task, "positive_line": f"Positive class: **{pos}**." if pos else "",
+        "intended_use": (f"Research on {known.get('modality', 'medical')} image classification: comparing small "
+                         "networks, studying explanations, and as a starting point to be re-validated on local "
+                         f"data. It outputs a probability per class ({'; '.join(repr(c) for c in data.classes)})."),
+        "out_of_scope": ("Diagnosis or triage of patients; use on other modalities, body parts, devices or image "
+                         "sizes than the data below; use without checking the threshold on the target population."),
+        "acquisition": known.get("acquisition", "not recorded"),
+        "balance_table": _balance(data), "operating_text": text, "operating_table": table,
+        "confusion_table": _confusion(op, data.classes), "per_class_table": _per_class(op, data.classes),
+        "calibration_text": _calibration(op), "limitations": _limitations(data),
+    }
