@@ -142,3 +142,11 @@ def test_a_stored_space_definition_parses_back_to_the_same_space(name):
     space = load_space(name)
     stored = json.loads(json.dumps(space.to_dict()))  # as a study keeps it in its user attrs
     assert parse_space(stored, name) == space
+
+
+def test_a_study_scored_with_the_old_cam_quality_is_not_resumed():
+    from nas_med.search.config import CAM_SCORE, differences
+
+    assert differences({"cam_score": CAM_SCORE}, {"cam_score": CAM_SCORE}) == []
+    diff = differences({}, {"cam_score": CAM_SCORE})  # stored before the key existed: the old ROADCombined score
+    assert diff and "cam_quality" in diff[0] and CAM_SCORE in diff[0]

@@ -121,9 +121,9 @@ def differences(stored: dict, new: dict) -> list[str]:
     for key in IDENTITY_KEYS:
         if stored.get(key) != new.get(key):
             out.append(f"{key}: stored {stored.get(key)!r}, given {new.get(key)!r}")
-    if stored.get("cam_score", OLD_CAM_SCORE) != new.get("cam_score", CAM_SCORE):
+    if "cam_score" in new and stored.get("cam_score", OLD_CAM_SCORE) != new["cam_score"]:
         out.append(f"cam_quality: the study scored it as {stored.get('cam_score', OLD_CAM_SCORE)}, this nas-med "
-                   f"scores {new.get('cam_score', CAM_SCORE)}")
+                   f"scores {new['cam_score']}")
     # the positive class conflicts only when given again differently (older studies have none stored)
     if new.get("positive") is not None and stored.get("positive") not in (None, new.get("positive")):
         out.append(f"positive: stored {stored.get('positive')!r}, given {new.get('positive')!r}")
