@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .front import RULE_HELP, print_wide, retrain_table, rule_options, wide_console
-from .options import storage_option
+from .options import parse_folds, recipe_options, storage_option
 
 EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial is retrained --seeds times (its own "
                "seed first, then the following ones), every seed is tested, and the first seed's model is exported "
@@ -27,19 +27,24 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 @click.option("--device", default=None, help="Training device (default: the trial's, usually auto).")
 @click.option("--precision", default=None, help="Training precision: auto, fp32, bf16 or fp16 (default: the "
                                                 "trial's, usually auto). The exported weights are fp32 whatever it is.")
+@recipe_options
 def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
                    prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
-                   cam_images: int, device: str | None, precision: str | None) -> None:
+                   cam_images: int, device: str | None, precision: str | None, recipe: str,
+                   folds: str | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""
     from ..export import export_study
+    from ..recipe import check_recipe_name
     from ..search.study import load_nas_study
 
+    k = parse_folds(folds)  # bad --folds / --recipe: one line, exit 2, before the study is opened
+    check_recipe_name(recipe)
     study = load_nas_study(study_name, storage)
     console = wide_console()
     result = export_study(study, out, trial_number=trial_number, seeds=seeds, force=force, n_bootstrap=n_bootstrap,
                           device=device, cam_images=cam_images, auc_tolerance=auc_tolerance, cam_floor=cam_floor,
-                          prefer=prefer, precision=precision)
+                          prefer=prefer, precision=precision, recipe=recipe, folds=k)
     console.print(f"{'★ minimalist choice' if trial_number is None else 'chosen'}: {result.choice.reason}",
                   soft_wrap=True)
     print_wide(console, retrain_table([result.report]))
