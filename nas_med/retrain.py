@@ -155,11 +155,11 @@ def _check_fit(spec: ArchSpec, data: Dataset) -> None:
 def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | dict,
                      seeds: Sequence[int] = (0, 1, 2), n_bootstrap: int = 1000, *, name: str | None = None,
                      keep_model: bool = False, device: str | None = None, confidence: float = 0.95,
-                     bootstrap_seed: int = 0, precision: str | None = None) -> TestReport:
+                     bootstrap_seed: int = 0, precision: str | None = None, fit=None) -> TestReport:
     """Train ``spec`` on ``data.train`` once per seed (``train_config`` with its seed replaced; the seed also sets
     the initial weights), test each model on ``data.test``, and summarise (see the module docstring).
     ``keep_model`` keeps the first seed's model in the report; ``precision`` (auto, fp32, bf16, fp16) replaces the
-    config's."""
+    config's. ``fit(spec, data, cfg) -> TrainResult`` replaces the one training run (``ensemble.fold_fit``)."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds must name at least one seed, each once; got {seeds!r}.")
@@ -184,7 +184,7 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
         cfg = replace(train_config, seed=seed)
         log.info("retraining %s with seed %d for %d epoch(s)", name or spec.summary(), seed, cfg.epochs)
         torch.manual_seed(seed)  # the initial weights follow the seed too, not only the batch order
-        result = train(build(spec), data, cfg)
+        result = train(build(spec), data, cfg) if fit is None else fit(spec, data, cfg)
         dev = pick_device(cfg.device)
         probs = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
         metrics = all_metrics(data.task, labels, probs)

@@ -85,8 +85,13 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
-        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=trial_name(choice.trial),
-                                  keep_model=True, device=device, precision=precision)
+        name, fit = trial_name(choice.trial), None
+        if final is not None and final.folds > 1:  # a fold ensemble on train + val (nas_med.ensemble)
+            from ..ensemble import fold_fit, pooled
+
+            data, name, fit = pooled(data), f"{name} ({final.folds}-fold ensemble)", fold_fit(final.folds)
+        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=name,
+                                  keep_model=True, device=device, precision=precision, fit=fit)
         report.trial = choice.trial.number
         report.kind = records.kind(choice.trial)
         method = stored_config(study).get("cam_method", "gradcam")
