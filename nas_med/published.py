@@ -30,7 +30,7 @@ PUBLISHED: dict[str, dict[str, tuple[float, float | None]]] = {
 }
 PUBLISHED_SIZE = 28  # the images those models were given (the 224 rows are the 28 px images resized)
 
-__all__ = ["PUBLISHED", "PUBLISHED_SIZE", "SOURCE", "published_rows"]
+__all__ = ["PUBLISHED", "PUBLISHED_SIZE", "SOURCE", "published_markdown", "published_rows"]
 
 
 def published_rows(dataset: str | None, size: int | None) -> list[dict]:
@@ -39,3 +39,21 @@ def published_rows(dataset: str | None, size: int | None) -> list[dict]:
         return []
     table = PUBLISHED.get(str(dataset).lower(), {})
     return [{"method": m, "auc": auc, "accuracy": acc} for m, (auc, acc) in table.items()]
+
+
+def published_markdown(dataset: str | None, size: int | None, auc: float, auc_ci: tuple | None, params: int | None,
+                       members: int = 1) -> str:
+    """The model card's section: the exported model's test AUC beside the published figures ("" when the table has
+    nothing at this dataset and size)."""
+    rows = published_rows(dataset, size)
+    if not rows:
+        return ""
+    ci = f" [{auc_ci[0]:.3f}, {auc_ci[1]:.3f}]" if auc_ci and None not in auc_ci else ""
+    what = f"this model ({members}-fold ensemble)" if members > 1 else "this model"
+    size_note = f"{params:,} parameters in total" if params else ""
+    lines = ["## Beside the published figures", "", f"Test split of {dataset} at {size} px. Source: {SOURCE}.", "",
+             "| model | test AUC | test ACC |", "|---|---|---|",
+             f"| **{what}**{' - ' + size_note if size_note else ''} | {auc:.3f}{ci} | |"]
+    lines += [f"| {r['method']} | {r['auc']:.3f} | {'' if r['accuracy'] is None else format(r['accuracy'], '.3f')} |"
+              for r in rows]
+    return "\n".join(lines) + "\n\n"

@@ -28,3 +28,12 @@ def test_rows_only_at_the_published_size():
     assert published_rows("breastmnist", 64) == []
     assert published_rows("synthetic", 28) == []
     assert "MedMNIST v2" in SOURCE
+
+
+def test_card_section_shows_the_model_beside_the_table():
+    from nas_med.published import published_markdown
+
+    text = published_markdown("breastmnist", 28, 0.915, (0.87, 0.95), 72146, members=5)
+    assert "5-fold ensemble" in text and "72,146 parameters" in text and "0.915 [0.870, 0.950]" in text
+    assert "| Google AutoML Vision | 0.919 | 0.861 |" in text and "MedMNIST v2" in text
+    assert published_markdown("breastmnist", 64, 0.9, None, 1) == ""
