@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 
+from .errors import UserError
 from .recipe import FinalRecipe, check_folds, check_recipe_name
 from .search import records
 
@@ -24,7 +25,7 @@ def study_recipe(study: optuna.Study, recipe: str | FinalRecipe | None = "final"
     if folds is not None:
         check_folds(folds)
         if out is None and folds > 1:
-            out = None  # a search-recipe ensemble: folds are honoured by the caller through FinalRecipe only
-        elif out is not None:
+            raise UserError("--folds trains the final recipe's ensemble; it cannot be used with --recipe search.")
+        if out is not None:
             out = replace(out, folds=folds)
     return out

@@ -132,3 +132,18 @@ def test_final_recipe_trains_with_augmentation_and_patience():
 def test_bad_folds(bad):
     with pytest.raises(UserError, match="--folds"):
         check_folds(bad)
+
+
+def test_policy_in_a_search_space():
+    from nas_med.space import parse_space, sample_training
+
+    space = parse_space({"arch": {}, "train": {"augment": ["none", "light"]}})
+    assert space.train["augment"] == ["none", "light"]
+    with pytest.raises(UserError, match="heavy"):
+        parse_space({"arch": {}, "train": {"augment": ["heavy"]}})
+
+    class Fixed:
+        def suggest_categorical(self, name, choices):
+            return choices[-1]
+
+    assert sample_training(Fixed(), space)["augment"] == "light"

@@ -75,3 +75,24 @@ def test_shipped_set():
     assert {p.stem for p in STUDIES.glob("*.yaml")} >= {"breastmnist-28", "breastmnist-64", "radimagenet-msk-1pct",
                                                        "pneumoniamnist-28"}
     assert read_recipe_file(STUDIES / "pneumoniamnist-28.yaml").final.flips is False
+
+
+def test_search_with_a_recipe_file_stores_the_final_recipe(tmp_path):
+    import optuna
+
+    from nas_med.final import study_recipe
+    from nas_med.search.records import FINAL_RECIPE
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("search:\n  dataset: synthetic\n  size: 16\n  space: tiny\n  trials: 1\n  epochs: 1\n"
+                    "  cam_images: 4\n  pruner: none\n  study: mine\nfinal:\n  epochs: 7\n  augment: light\n")
+    db = tmp_path / "s.db"
+    result = CliRunner().invoke(cli, ["search", "--recipe", str(path), "--storage", f"sqlite:///{db}", "--quiet",
+                                      "--trials", "1"])
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="mine", storage=f"sqlite:///{db}")
+    assert study.user_attrs[FINAL_RECIPE]["epochs"] == 7
+    recipe = study_recipe(study)
+    assert (recipe.epochs, recipe.augment) == (7, "light")
+    assert study_recipe(study, "search") is None
+    assert study_recipe(study, folds=3).folds == 3
