@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .errors import UserError
 
-__all__ = ["POLICIES", "Policy", "augment_batch", "check_policy"]
+__all__ = ["AUTO", "POLICIES", "Policy", "augment_batch", "check_policy", "resolve_policy"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,22 @@ POLICIES: dict[str, Policy] = {
 }
 
 
+AUTO = "auto"  # none below AUTO_MIN_SIZE px, light from it (BreastMNIST, 3 seeds, final recipe: 28 px none 0.909
+# vs light 0.892; 64 px none 0.886 vs light 0.909)
+AUTO_MIN_SIZE = 64
+
+
 def check_policy(name: str) -> str:
-    """``name`` if it is a policy, else UserError naming the valid ones."""
-    if name not in POLICIES:
-        raise UserError(f"unknown augmentation policy '{name}' (valid: {', '.join(POLICIES)}).")
+    """``name`` if it is a policy (or ``auto``), else UserError naming the valid ones."""
+    if name != AUTO and name not in POLICIES:
+        raise UserError(f"unknown augmentation policy '{name}' (valid: {', '.join([*POLICIES, AUTO])}).")
+    return name
+
+
+def resolve_policy(name: str, size: int) -> str:
+    """The policy ``name`` names for images of ``size`` px (``auto``: by measurement, see ``AUTO``)."""
+    if check_policy(name) == AUTO:
+        return "light" if size >= AUTO_MIN_SIZE else "none"
     return name
 
 

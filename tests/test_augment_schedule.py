@@ -147,3 +147,11 @@ def test_policy_in_a_search_space():
             return choices[-1]
 
     assert sample_training(Fixed(), space)["augment"] == "light"
+
+
+def test_auto_policy_follows_the_image_size():
+    from nas_med.augment import resolve_policy
+
+    assert FinalRecipe().augment == "auto"
+    assert resolve_policy("auto", 28) == "none" and resolve_policy("auto", 64) == "light"
+    assert resolve_policy("strong", 28) == "strong"
