@@ -22,9 +22,11 @@ from torch import nn
 from .arch import ArchSpec, build
 from .data.types import Dataset
 from .errors import UserError, look_up
+from .final import study_recipe
 from .metrics import all_metrics, binary_decisions
 from .precision import PRECISIONS
 from .progress import emit
+from .recipe import apply_recipe
 from .search import records
 from .search.records import json_safe, load_study_data, seed_list, trial_name, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose, completed
@@ -160,11 +162,11 @@ def _check_fit(spec: ArchSpec, data: Dataset) -> None:
 def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | dict,
                      seeds: Sequence[int] = (0, 1, 2), n_bootstrap: int = 1000, *, name: str | None = None,
                      keep_model: bool = False, device: str | None = None, confidence: float = 0.95,
-                     bootstrap_seed: int = 0, precision: str | None = None) -> TestReport:
+                     bootstrap_seed: int = 0, precision: str | None = None, fit=None) -> TestReport:
     """Train ``spec`` on ``data.train`` once per seed (``train_config`` with its seed replaced; the seed also sets
     the initial weights), test each model on ``data.test``, and summarise (see the module docstring).
     ``keep_model`` keeps the first seed's model in the report; ``precision`` (auto, fp32, bf16, fp16) replaces the
-    config's."""
+    config's. ``fit(spec, data, cfg) -> TrainResult`` replaces the one training run (``ensemble.fold_fit``)."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds must name at least one seed, each once; got {seeds!r}.")
@@ -193,7 +195,7 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
         cfg = replace(train_config, seed=seed)
         log.info("retraining %s with seed %d for %d epoch(s)", name or spec.summary(), seed, cfg.epochs)
         torch.manual_seed(seed)  # the initial weights follow the seed too, not only the batch order
-        result = train(build(spec), data, cfg)
+        result = train(build(spec), data, cfg) if fit is None else fit(spec, data, cfg)
         dev = pick_device(cfg.device)
         probs = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
         metrics = all_metrics(data.task, labels, probs, positive)
@@ -225,14 +227,17 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
 def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
                   data: Dataset | None = None, n_bootstrap: int = 1000, *, device: str | None = None,
                   keep_model: bool = False, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None, precision: str | None = None) -> TestReport:
-    """Retrain and test trial ``trial_number`` (default: the minimalist choice under the given rule).
+                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None, precision: str | None = None,
+                  recipe="final") -> TestReport:
+    """Retrain and test trial ``trial_number`` (default: the minimalist choice under the given rule) with the
+    study's final recipe (``recipe="search"``: the trial's own search config; see ``nas_med.final``).
 
     ``seeds``: a count K (the trial's own seed and the K-1 that follow it) or an explicit sequence of seeds.
     ``data`` defaults to the study's dataset, loaded again."""
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     trial = choice.trial
     spec, cfg = trial_recipe(trial)
+    cfg = apply_recipe(cfg, study_recipe(study, recipe))
     report = retrain_and_test(spec, data if data is not None else load_study_data(study), cfg,
                               seed_list(seeds, cfg.seed), n_bootstrap, name=trial_name(trial),
                               keep_model=keep_model, device=device, precision=precision)
@@ -244,13 +249,14 @@ def retrain_study(study: optuna.Study, trial_number: int | None = None, seeds: i
                   data: Dataset | None = None, n_bootstrap: int = 1000, *, baselines: bool = True,
                   device: str | None = None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
                   cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None,
-                  precision: str | None = None) -> list[TestReport]:
-    """The chosen trial's report, then (with ``baselines``) one per completed baseline of the study, all tested on
-    the same test images with the same bootstrap resamples."""
+                  precision: str | None = None, recipe="final") -> list[TestReport]:
+    """The chosen trial's report, then (with ``baselines``) one per completed baseline of the study, all trained
+    with the same ``recipe`` and tested on the same test images with the same bootstrap resamples."""
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     data = data if data is not None else load_study_data(study)
     numbers = [choice.trial.number]
     if baselines:
         latest = {records.baseline_name(t): t.number for t in completed(study, baselines=True)}
         numbers += [n for n in latest.values() if n != choice.trial.number]
-    return [retrain_trial(study, n, seeds, data, n_bootstrap, device=device, precision=precision) for n in numbers]
+    return [retrain_trial(study, n, seeds, data, n_bootstrap, device=device, precision=precision, recipe=recipe)
+            for n in numbers]

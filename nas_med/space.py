@@ -21,6 +21,7 @@ from .arch import BLOCKS
 from .arch.heads import HEADS
 from .arch.layers import ACTIVATIONS, KERNELS, NORMS
 from .arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
+from .augment import POLICIES
 from .errors import UserError, look_up, read_text_limited
 
 __all__ = ["ARCH_FIELDS", "SPACES_DIR", "TRAIN_FIELDS", "Field", "Space", "load_space", "parse_space", "sample",
@@ -78,6 +79,7 @@ TRAIN_FIELDS: dict[str, Field] = {
     "lr": Field("float", [1e-3], above_zero=True),
     "batch_size": Field("int", [32], minimum=1),
     "weight_decay": Field("float", [0.0], minimum=0),
+    "augment": Field("choice", ["none"], tuple(POLICIES)),  # nas_med.augment: searched or fixed per space
 }
 _NOT_BY_BLOCK = ("block",)
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import augment_batch, resolve_policy
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics
@@ -30,6 +31,7 @@ from .precision import (
     resolve_precision,
     strided_pointwise_as_slices,
 )
+from .schedule import make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,13 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto, fp32, bf16 or fp16 (nas_med.precision); replaces the old ``amp`` flag
     seed: int = 0
+    # the final recipe's knobs (nas_med.recipe); these defaults are the search recipe, unchanged
+    optimizer: str = "adam"      # adam or adamw (nas_med.schedule)
+    schedule: str = "constant"   # constant or cosine (linear warm-up, then cosine decay to 0)
+    warmup: float = 0.0          # share of all steps spent warming up (cosine only)
+    augment: str = "none"        # augmentation policy (nas_med.augment): none, light, medium, strong, auto
+    flips: bool = True           # horizontal flips allowed by the policy (off where laterality matters)
+    patience: int = 0            # stop after this many epochs without a lower validation loss (0: never)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -241,13 +250,17 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     channels_last = precision.channels_last
     rewrites = contextlib.ExitStack()
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+    n, bs = len(train_split), cfg.batch_size
+    batches = range(0, n - bs + 1 if n >= 2 * bs else n, bs)  # drop a last batch of 1 (BatchNorm)
+    scheduler = make_scheduler(optimizer, cfg.schedule, cfg.warmup, cfg.epochs * len(batches))
+    policy = resolve_policy(cfg.augment, data.size)
+    aug_gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 7919) if policy != "none" else None
     loss_fn = _loss_fn(data, cfg, device)
     # loss scaling only for fp16 (its scaler reads a found-inf flag every step: one host sync per step)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler)
     history: list[dict] = []
     best_loss, best_state, best_epoch, best_val = float("inf"), None, -1, {}
-    n, bs = len(train_split), cfg.batch_size
     clock = _StepClock(device)
     steps_per_epoch = 0
     try:
@@ -268,12 +281,13 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
             total = torch.zeros((), device=device)
             seen = steps = 0
             try:
-                for i in range(0, n - bs + 1 if n >= 2 * bs else n, bs):  # drop a last batch of 1 (BatchNorm)
+                for i in batches:
                     idx = order[i:i + bs]
                     if len(idx) < 2:
                         continue
                     clock.mark()
-                    x = normalize(train_split.images[idx])
+                    x = train_split.images[idx]
+                    x = normalize(x if aug_gen is None else augment_batch(x, policy, aug_gen, flips=cfg.flips)[0])
                     if channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     y = train_split.labels[idx]
@@ -283,6 +297,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
                     scaler.update()
+                    if scheduler is not None:
+                        scheduler.step()
                     total += loss.detach() * len(idx)  # on the device: no sync here
                     seen += len(idx)
                     steps += 1
@@ -312,6 +328,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
                 best_state = copy.deepcopy(model.state_dict())
             if on_epoch is not None:
                 on_epoch(epoch, record)
+            if cfg.patience and epoch - best_epoch >= cfg.patience:
+                break
     except torch.OutOfMemoryError as exc:
         raise TrainingFailed(f"out of memory: {str(exc).splitlines()[0]}") from None
     finally:

@@ -103,7 +103,7 @@ def test_retrain_study_tests_the_choice_and_the_baselines(tiny_study, small_data
     study, _ = tiny_study
     data = load_study_data(study)
     assert (data.size, data.in_channels, len(data.test)) == (16, 1, 200)
-    reports = retrain_study(study, seeds=1, data=small_data, n_bootstrap=100)
+    reports = retrain_study(study, seeds=1, data=small_data, n_bootstrap=100, recipe="search")
     choice = choose(study)
     assert [r.trial for r in reports][0] == choice.trial.number
     assert [r.kind for r in reports] == ["candidate", "baseline"]
@@ -111,3 +111,14 @@ def test_retrain_study_tests_the_choice_and_the_baselines(tiny_study, small_data
     own_seed = choice.trial.user_attrs["train_config"]["seed"]
     assert reports[0].seeds == [own_seed]  # a count of seeds starts at the trial's own seed
     assert reports[0].train_config["epochs"] == 2 and reports[0].spec.to_dict() == choice.trial.user_attrs["spec"]
+
+
+def test_retrain_uses_the_final_recipe_by_default_for_the_choice_and_the_baselines(tiny_study, small_data):
+    from nas_med.recipe import FinalRecipe
+
+    study, _ = tiny_study
+    short = FinalRecipe(epochs=3, warmup=0.2)
+    reports = retrain_study(study, seeds=1, data=small_data, n_bootstrap=20, recipe=short)
+    for r in reports:
+        assert (r.train_config["epochs"], r.train_config["optimizer"], r.train_config["schedule"]) == (3, "adamw",
+                                                                                                      "cosine")

@@ -23,6 +23,10 @@ def cam_target_layer(model: nn.Module, spec: ArchSpec, min_side: int = CAM_MIN_S
     The deepest stage output whose map is at least ``min_side`` x ``min_side``; when no map is that large, the
     deepest of at least 2x2. The one place that picks the layer: the search, the export and predict all call it.
     """
+    from .ensemble import Ensemble
+
+    if isinstance(model, Ensemble):  # a fold ensemble: its first member's layer (the gradients flow through it)
+        model = model.members[0]
     for side in dict.fromkeys((max(2, min_side), 2)):
         layer = _deepest(model, spec, side)
         if layer is not None:

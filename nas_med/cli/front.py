@@ -21,7 +21,7 @@ from ..select import (
     pareto_front,
     value,
 )
-from .options import storage_option
+from .options import recipe_options, storage_option
 
 RULE_HELP = ("The minimalist rule: among completed candidates on the Pareto front whose validation AUC is within "
              "--auc-tolerance of the best and whose CAM quality is >= --cam-floor (waived, with a note, when none "
@@ -166,9 +166,10 @@ def retrain_table(reports) -> Table:
 @click.option("--device", default=None, help="Device for --retrain (default: the trial's, usually auto).")
 @click.option("--precision", default=None, help="Precision for --retrain: auto, fp32, bf16, fp16 (default: the "
                                                 "trial's, usually auto).")
+@lambda f: recipe_options(f, folds=False)
 def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor: float, prefer: str | None,
           trial_number: int | None, retrain: bool, seeds: int, baselines: bool, n_bootstrap: int,
-          device: str | None, precision: str | None) -> None:
+          device: str | None, precision: str | None, recipe: str) -> None:
     """Show the Pareto front of a study with the minimalist choice marked and why.
 
     The front holds the completed candidates that no other candidate beats on all four objectives (AUC,
@@ -186,7 +187,7 @@ def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor:
         with stage_progress(study, device):
             reports = retrain_study(study, trial_number, seeds, n_bootstrap=n_bootstrap, baselines=baselines,
                                     device=device, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
-                                    precision=precision)
+                                    precision=precision, recipe=recipe)
         print_wide(console, retrain_table(reports))
 
 

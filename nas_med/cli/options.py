@@ -58,3 +58,27 @@ def source_options(func):
 def storage_option(what: str = "Storage URL", **kwargs):
     """--storage with the default storage named in its help (``what`` says what the value may be)."""
     return click.option("--storage", default=None, help=f"{what}. [default: {DEFAULT_STORAGE}]", **kwargs)
+
+
+def recipe_options(func, folds: bool = True):
+    """``--recipe final|search`` and (with ``folds``) ``--folds K`` (see ``nas_med.recipe``). Checked by the
+    library, so a bad value is one line and exit 2."""
+    if folds:
+        func = click.option("--folds", default=None, metavar="K",
+                            help="Train a K-fold ensemble of the final recipe on train + val and export one model "
+                                 "averaging the K members' probabilities (default: the study's recipe, 1).")(func)
+    return click.option("--recipe", default="final", show_default=True,
+                        help="final: train with the study's final recipe (AdamW, warm-up + cosine, 60 epochs; "
+                             "see studies/README.md); search: the trial's own short search recipe.")(func)
+
+
+def parse_folds(text: str | None) -> int | None:
+    from ..recipe import check_folds
+
+    if text is None:
+        return None
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = text
+    return check_folds(value)

@@ -42,8 +42,12 @@ from .options import data_options, storage_option
               help="GPUs for local workers (CUDA_VISIBLE_DEVICES each): one worker per GPU, round-robin if "
                    "--workers is larger.")
 @click.option("--quiet", is_flag=True, help="One log line per trial instead of the live display.")
+@click.option("--recipe", "recipe_file", default=None, type=click.Path(dir_okay=False),
+              help="A recipe file (studies/NAME.yaml): its search section fills the options not given here, its "
+                   "final recipe is stored on the study for export, front --retrain, sweep and report.")
 def search_command(**kwargs) -> None:
     """Search architectures; run again with the same --study to add trials."""
+    recipe = _apply_recipe_file(kwargs, kwargs.pop("recipe_file"))
     from ..errors import UserError
     from ..search import interrupts
     from ..search.runner import search
@@ -75,6 +79,10 @@ def search_command(**kwargs) -> None:
         with SearchProgress(0 if init_only else config.trials, quiet) as progress:
             try:
                 study = search(config, callbacks=[progress])
+                if recipe is not None and study is not None:
+                    from ..recipe_file import store_recipe
+
+                    store_recipe(study, recipe)
             except WorkersFailed as exc:
                 failure, study = exc, None
     except KeyboardInterrupt:
@@ -105,6 +113,22 @@ def search_command(**kwargs) -> None:
         console.print(f"Hint: {small}; one run's validation AUC is noisy. Run `nas-med confirm --study "
                       f"{study.study_name}{storage_hint}` to choose on cross-validated AUCs before exporting.",
                       soft_wrap=True, highlight=False, markup=False)
+
+
+def _apply_recipe_file(kwargs: dict, path: str | None):
+    """The recipe file's search options for every option left at its default (None without a file)."""
+    if path is None:
+        return None
+    from click.core import ParameterSource
+
+    from ..recipe_file import read_recipe_file
+
+    recipe = read_recipe_file(path)
+    ctx = click.get_current_context()
+    for key, value in recipe.search.items():
+        if ctx.get_parameter_source(key) in (ParameterSource.DEFAULT, None):
+            kwargs[key] = value
+    return recipe
 
 
 def register(cli: click.Group) -> None:

@@ -58,6 +58,15 @@ def _metric_rows(report: TestReport) -> str:
     return "\n".join(rows)
 
 
+def _published(report: TestReport, data: Dataset, card: dict) -> str:
+    from ..published import published_markdown
+
+    s, model = report.summary["auc"], report.model
+    params = sum(p.numel() for p in model.parameters()) if model is not None else None
+    return published_markdown(card.get("dataset", data.name), data.size, s["mean"], (s.get("ci_low"), s.get("ci_high")),
+                              params, len(getattr(model, "members", [])) or 1)
+
+
 def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
                card: dict, op: dict | None = None, mask_energy: float | None = None) -> str:
     """The README.md of an exported folder (markdown); ``card`` holds the study context (may be empty), ``op``
@@ -104,7 +113,7 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
                           if op.get("threshold") is not None else "prediction = int(probs.argmax())"),
         **clinical_fields(op, data, report),
         "mean": [round(v, 4) for v in pre["mean"]], "std": [round(v, 4) for v in pre["std"]],
-        "activation": pre["activation"],
+        "activation": pre["activation"], "published_section": _published(report, data, card),
     }
     text = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
     return Template(text).substitute(fields)

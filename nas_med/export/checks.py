@@ -70,6 +70,8 @@ def read_spec(folder: Path):
     from ..arch.spec import ArchSpec
 
     data = read_json(folder / "spec.json")
+    if isinstance(data, dict):  # an ensemble's count and average sit beside the member's spec (read_ensemble)
+        data = {k: v for k, v in data.items() if k not in ENSEMBLE_KEYS}
     try:
         spec = ArchSpec.from_dict(data)
     except UserError as exc:
@@ -78,6 +80,33 @@ def read_spec(folder: Path):
         raise UserError(f"'{folder / 'spec.json'}' is not a valid nas-med spec: {exc}") from None
     _bound_spec(spec, str(folder / "spec.json"))
     return spec
+
+
+ENSEMBLE_KEYS = ("ensemble", "ensemble_average")  # spec.json: members K (1: one network) and how they average
+MAX_ENSEMBLE = 20
+
+
+def read_ensemble(folder: Path) -> tuple[int, str]:
+    """(members, average) stated in ``folder/spec.json``: (1, 'softmax') for a single network."""
+    data = read_json(folder / "spec.json")
+    k = data.get("ensemble", 1) if isinstance(data, dict) else 1
+    average = data.get("ensemble_average", "softmax") if isinstance(data, dict) else "softmax"
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_ENSEMBLE:
+        raise UserError(f"'{folder / 'spec.json'}': 'ensemble' must be an integer from 1 to {MAX_ENSEMBLE}, got "
+                        f"{k!r}.")
+    if average not in ("softmax", "sigmoid"):
+        raise UserError(f"'{folder / 'spec.json'}': 'ensemble_average' must be softmax or sigmoid, got {average!r}.")
+    return k, average
+
+
+def ensemble_shapes(member: dict[str, tuple[tuple[int, ...], str]], k: int,
+                    channels: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The state dict shapes of ``arch.ensemble.Ensemble`` of ``k`` members with ``member``'s shapes."""
+    if k == 1:
+        return member
+    out = {f"members.{i}.{name}": v for i in range(k) for name, v in member.items()}
+    out["scale"] = out["shift"] = ((k, channels), "F32")
+    return out
 
 
 MAX_SPEC = {"input_size": 4096, "in_channels": 64, "num_classes": 100_000, "stages": 64, "blocks": 1024,
@@ -239,7 +268,8 @@ def check_folder(folder: Path):
     """The ArchSpec of an exported ``folder`` once spec.json, model.safetensors and (when present)
     preprocessing.json have been checked against each other; UserError naming the first disagreement."""
     spec = read_spec(folder)
-    expected = spec_shapes(spec, str(folder / "spec.json"))
+    k, _ = read_ensemble(folder)
+    expected = ensemble_shapes(spec_shapes(spec, str(folder / "spec.json")), k, spec.in_channels)
     if (folder / "preprocessing.json").is_file():
         check_preprocessing(read_json(folder / "preprocessing.json"), spec, str(folder / "preprocessing.json"))
     if (folder / "model.safetensors").is_file():

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..arch import ArchSpec, build, cam_target_layer
 from ..errors import UserError
-from .checks import check_folder, check_operating_point, read_json
+from .checks import check_folder, check_operating_point, read_ensemble, read_json
 
 __all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
            "read_operating_point", "read_preprocessing", "read_spec"]
@@ -43,7 +43,13 @@ def load(path: str | Path) -> nn.Module:
 
     folder = _folder(path, ("spec.json", "model.safetensors"))
     spec = read_spec(folder)
-    model = build(spec)
+    members, average = read_ensemble(folder)
+    if members > 1:  # a fold ensemble: one network averaging its members' probabilities
+        from ..arch.ensemble import build_ensemble
+
+        model = build_ensemble(spec, members, average)
+    else:
+        model = build(spec)
     try:
         state = load_file(str(folder / "model.safetensors"), device="cpu")
     except (SafetensorError, OSError) as exc:

@@ -11,7 +11,9 @@ import optuna
 
 from ..data.types import Dataset
 from ..errors import UserError
+from ..final import study_recipe
 from ..progress import emit
+from ..recipe import apply_recipe
 from ..retrain import TestReport, retrain_and_test
 from ..search import records
 from ..search.records import load_study_data, seed_list, stored_config, trial_name, trial_recipe
@@ -60,12 +62,14 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  seeds: int | Sequence[int] = 3, force: bool = False, n_bootstrap: int = 1000,
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
                  auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
-                 prefer=None, precision: str | None = None,
-                 target_sensitivity: float | None = None) -> ExportResult:
+                 prefer=None, precision: str | None = None, target_sensitivity: float | None = None,
+                 recipe="final", folds: int | None = None) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
-    into a temporary folder beside it and renames it into place, so a failure leaves nothing behind."""
+    into a temporary folder beside it and renames it into place, so a failure leaves nothing behind. The model
+    is trained with the study's final recipe (``recipe="search"``: the trial's search config); ``folds`` K > 1
+    exports a K-fold ensemble (``nas_med.ensemble``)."""
     out = Path(out)
     if precision is not None:
         from ..errors import look_up
@@ -79,12 +83,19 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     check_target(out, force)
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     spec, cfg = trial_recipe(choice.trial)
+    final = study_recipe(study, recipe, folds)
+    cfg = apply_recipe(cfg, final)
     seeds_used = seed_list(seeds, cfg.seed)
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
-        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=trial_name(choice.trial),
-                                  keep_model=True, device=device, precision=precision)
+        name, fit = trial_name(choice.trial), None
+        if final is not None and final.folds > 1:  # a fold ensemble on train + val (nas_med.ensemble)
+            from ..ensemble import fold_fit, pooled
+
+            data, name, fit = pooled(data), f"{name} ({final.folds}-fold ensemble)", fold_fit(final.folds)
+        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=name,
+                                  keep_model=True, device=device, precision=precision, fit=fit)
         report.trial = choice.trial.number
         report.kind = records.kind(choice.trial)
         method = stored_config(study).get("cam_method", "gradcam")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..arch import ArchSpec, cam_target_layer
+from ..arch.ensemble import ensemble_keys
 from ..data.types import Dataset
 from ..errors import UserError
 from ..retrain import TestReport
@@ -115,7 +116,8 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
         raise ValueError("the report holds no model (retrain with keep_model=True)")
     model = report.model.to("cpu", memory_format=torch.contiguous_format).float().eval()
     spec = report.spec
-    (folder / "spec.json").write_text(spec.to_json() + "\n", encoding="utf-8")
+    (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), **ensemble_keys(model)}, indent=2) + "\n",
+                                      encoding="utf-8")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "nas_med": __version__})
     os.chmod(folder / "model.safetensors", 0o644)

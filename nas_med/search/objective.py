@@ -69,7 +69,7 @@ class TrialObjective:
         cfg = TrainConfig(epochs=self.config.epochs, lr=settings["lr"], batch_size=int(settings["batch_size"]),
                           weight_decay=settings["weight_decay"], class_weighting=self.config.class_weighting,
                           device=self.config.device, precision=self.config.precision,
-                          seed=self.config.seed + trial.number)
+                          seed=self.config.seed + trial.number, augment=settings.get("augment", "none"))
         cost = _cost(spec, trial.number)
         model = self._build(trial, spec, cfg, cost, attrs)
         attrs.update({records.TRAIN_CONFIG: cfg.to_dict(), records.PARAMS: count_params(model),

@@ -1,0 +1,105 @@
+"""The two fidelities of one pipeline: the search recipe ranks candidates, the final recipe trains what ships.
+
+``FinalRecipe`` turns a trial's stored (search) ``TrainConfig`` into the config of the model a user gets: the same
+architecture, batch size, class weighting, device and precision, with the final optimiser, schedule, epochs,
+patience and augmentation. Every baseline the chosen model is compared with gets the same final recipe, so the
+comparison is fair. ``--recipe search`` keeps the trial's own config (the old behaviour).
+
+Defaults, measured on BreastMNIST 28 px (benchmarks/quality.py; DESIGN.md "Second-wave notes"):
+AdamW lr 2e-3, weight decay 1e-4 (the hand-written 72 k recipe that tests at 0.912 mean), linear warm-up over
+10 % of the steps then cosine decay to 0 (the one-cycle shape), 60 epochs, batch 32, the weights of the epoch with
+the lowest validation loss, no patience stop (the best epoch is often late in the cosine tail), augmentation
+``auto``: none below 64 px, ``light`` from 64 px. Measured with the fixed 72,146-parameter CNN (three ``double``
+stages 16-32-64), seeds 0-2, bf16, loaded 2-core machine: 28 px none 0.902/0.910/0.915 (mean 0.909), light
+0.899/0.884/0.894 (0.892); 64 px none 0.891/0.881/0.886 (0.886), light 0.926/0.900/0.899 (0.909). A 5-fold
+ensemble (28 px, one seed) 0.910: not worth 5x the training by default (``folds`` 1)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from .augment import check_policy
+from .errors import UserError
+from .schedule import OPTIMIZERS, SCHEDULES
+from .train import TrainConfig
+
+__all__ = ["RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
+
+RECIPES = ("final", "search")
+
+
+@dataclass(frozen=True)
+class FinalRecipe:
+    """How the shipped model (and every baseline beside it) is trained."""
+
+    epochs: int = 60
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    warmup: float = 0.1
+    batch_size: int = 32
+    augment: str = "auto"  # none below 64 px, light from 64 px (measured; see the module docstring)
+    flips: bool = True
+    patience: int = 0
+    folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.ensemble)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        check_policy(self.augment)
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"final recipe: unknown optimizer '{self.optimizer}' (valid: {', '.join(OPTIMIZERS)}).")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"final recipe: unknown schedule '{self.schedule}' (valid: {', '.join(SCHEDULES)}).")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise UserError(f"final recipe: epochs must be a positive integer, got {self.epochs!r}.")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise UserError(f"final recipe: batch_size must be an integer >= 2, got {self.batch_size!r}.")
+        if not 0 <= float(self.warmup) < 1:
+            raise UserError(f"final recipe: warmup must be in [0, 1), got {self.warmup!r}.")
+        if not float(self.lr) > 0 or float(self.weight_decay) < 0:
+            raise UserError(f"final recipe: lr must be > 0 and weight_decay >= 0, got {self.lr!r}, "
+                            f"{self.weight_decay!r}.")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise UserError(f"final recipe: patience must be an integer >= 0, got {self.patience!r}.")
+        check_folds(self.folds)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> FinalRecipe:
+        """A recipe from a mapping (a recipe file's ``final`` section, or a study's stored one); unknown keys are
+        a UserError naming the valid ones."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"final recipe: unknown key '{unknown[0]}' (valid: {', '.join(sorted(known))}).")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"final recipe: {exc}") from None
+
+
+def check_folds(folds) -> int:
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1 or folds > 20:
+        raise UserError(f"--folds must be an integer from 1 (a single model) to 20, got {folds!r}.")
+    return folds
+
+
+def check_recipe_name(name: str) -> str:
+    if name not in RECIPES:
+        raise UserError(f"unknown --recipe '{name}' (valid: {', '.join(RECIPES)}, or a recipe file for search).")
+    return name
+
+
+def apply_recipe(cfg: TrainConfig, recipe: FinalRecipe | None) -> TrainConfig:
+    """``cfg`` (a trial's search config) trained with ``recipe``; None keeps ``cfg`` (``--recipe search``)."""
+    if recipe is None:
+        return cfg
+    return replace(cfg, epochs=recipe.epochs, lr=float(recipe.lr), weight_decay=float(recipe.weight_decay),
+                   optimizer=recipe.optimizer, schedule=recipe.schedule, warmup=float(recipe.warmup),
+                   batch_size=recipe.batch_size, augment=recipe.augment, flips=recipe.flips,
+                   patience=recipe.patience)
