@@ -53,14 +53,14 @@ def same_trials_search(config, source) -> tuple[object, float]:
     """``config``'s study with ``source``'s sampled parameters queued, in order, then run."""
     from optuna.trial import TrialState
 
+    from nas_med.search.records import QUEUED
     from nas_med.search.runner import prepare, run_queue
-    from nas_med.search.study import QUEUED_ATTR
 
     start, cpu = time.perf_counter(), time.process_time()
     session = prepare(config)
     for t in sorted(source.get_trials(deepcopy=False), key=lambda t: t.number):
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and t.params:
-            session.study.enqueue_trial(dict(t.params), user_attrs={QUEUED_ATTR: True})
+            session.study.enqueue_trial(dict(t.params), user_attrs={QUEUED: True})
     run_queue(session)
     CPU[config.study] = time.process_time() - cpu
     return session.study, time.perf_counter() - start
@@ -71,7 +71,7 @@ def paired(study, data, n_candidates: int, seeds, epochs: int) -> list[tuple[int
     import torch
 
     from nas_med.arch import build
-    from nas_med.retrain import trial_recipe
+    from nas_med.search.records import trial_recipe
     from nas_med.select import completed
     from nas_med.train import train
 

@@ -150,7 +150,8 @@ def breast_export(breast_study):
     folder, storage, _ = breast_study
     out = folder / "model"
     result = CliRunner().invoke(cli, ["export", "--study", "breast", "--storage", storage, "--out", str(out),
-                                      "--seeds", "1", "--bootstrap", "50", "--cam-images", "4"])
+                                      "--seeds", "1", "--bootstrap", "50", "--cam-images", "4",
+                                      "--recipe", "search"])  # the trial's own 1-epoch recipe: fast
     assert result.exit_code == 0, result.output
     return out, result.output
 
