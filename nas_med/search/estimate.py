@@ -30,6 +30,10 @@ SAMPLES = 24
 BATCH = 32
 STEPS = 3
 TRIAL_OVERHEAD_S = 0.3
+# Share of an unpruned search's epochs that a pruned search trains, measured by benchmarks/pruning.py (3 seeds x 30
+# trials, BreastMNIST): Pareto-aware median pruner 0.725, --pruner pareto 0.68; other pruners as the median.
+EPOCH_SHARE = {"none": 1.0, "pareto": 0.68}
+DEFAULT_EPOCH_SHARE = 0.725
 BASELINE_FACTOR = 20.0  # a baseline whose epoch costs more than this x the median candidate's gets a warning
 HOUR = 3600.0
 
@@ -54,21 +58,25 @@ class Calibration:
 
 
 def _time_steps(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-                steps: int) -> float:
-    """Seconds per training image of ``spec`` (median of ``steps`` steps after one warm-up step)."""
+                steps: int, precision: str = "auto") -> float:
+    """Seconds per training image of ``spec`` (median of ``steps`` steps after one warm-up step), trained in the
+    precision and memory format the search will use (bf16 + channels-last on a bf16 CPU)."""
+    from ..precision import resolve_precision
+
+    prec = resolve_precision(precision, device)
+    layout = torch.channels_last if prec.channels_last else torch.contiguous_format
     torch.manual_seed(0)
-    model = build(spec).to(device).train()
+    model = build(spec).to(device, memory_format=layout).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     normalize = Normalizer(images)
     x_all, y_all = images.to(device), labels.to(device)
-    use_amp = device.type == "cuda"
     times = []
     for step in range(steps + 1):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        x = normalize(x_all)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        x = normalize(x_all).contiguous(memory_format=layout)
+        with prec.context():
             loss = torch.nn.functional.cross_entropy(model(x).float(), y_all)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,8 +89,9 @@ def _time_steps(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, devi
 
 
 def calibrate(data, device_name: str = "auto", cam_images: int = 16, cam_method: str = "gradcam",
-              steps: int = STEPS) -> Calibration:
-    """Time two reference CNNs (and the CAM objective once) on ``data``'s images on this device."""
+              steps: int = STEPS, precision: str = "auto") -> Calibration:
+    """Time two reference CNNs (and the CAM objective once) on ``data``'s images on this device, in the
+    training ``precision``."""
     from ..arch import cam_target_layer
     from ..objectives.cam import evaluate_cams
 
@@ -97,7 +106,7 @@ def calibrate(data, device_name: str = "auto", cam_images: int = 16, cam_method:
     specs = [_reference((8, 16), data.in_channels, classes, data.size),
              _reference((16, 32, 64), data.in_channels, classes, data.size)]
     flops = [spec_cost(s)["flops"] for s in specs]
-    secs = [_time_steps(s, images, labels, device, steps) for s in specs]
+    secs = [_time_steps(s, images, labels, device, steps, precision) for s in specs]
     slope = (secs[1] - secs[0]) / max(1.0, flops[1] - flops[0])
     if slope <= 0:  # noise: all of the time is put on the FLOPs of the larger net
         slope, overhead = secs[1] / flops[1], 0.0
@@ -191,12 +200,14 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     from ..arch.baselines import baseline_spec
 
     config, data = session.config, session.data
-    cal = calibration or calibrate(data, config.device, config.cam_images, config.cam_method)
+    cal = calibration or calibrate(data, config.device, config.cam_images, config.cam_method,
+                                   precision=config.precision)
     n_train, n_val = len(data.train), len(data.val)
     flops = candidate_flops(session.space, data, seed=config.seed)
     epoch_s = sorted(epoch_seconds(cal, f, n_train, n_val) for f in flops) or [float("nan")]
     per_trial = cal.cam_s + TRIAL_OVERHEAD_S
-    trial_s = statistics.fmean(config.epochs * e + per_trial for e in epoch_s)
+    share = EPOCH_SHARE.get(config.pruner, DEFAULT_EPOCH_SHARE)
+    trial_s = statistics.fmean(share * config.epochs * e + per_trial for e in epoch_s)
     median_epoch = statistics.median(epoch_s)
     est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal)
     done = {records.baseline_name(t) for t in session.study.get_trials(deepcopy=False)
@@ -229,7 +240,8 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
         f"time estimate: ~{fmt_seconds(total)}{f' ({total:.0f} s)' if total >= 90 else ''} for {config.trials} trials x {config.epochs} epochs{base}: "
         f"a candidate epoch ~{fmt_seconds(median_epoch)} (median; {lo:.2g}-{hi:.2g} s) at {data.size} px on "
         f"{len(data.train)} training images, predicted from FLOPs and a {cal.seconds:.1f} s calibration on "
-        f"{cal.device} ({torch.get_num_threads()} threads); pruning only shortens it; refined as trials finish")
+        f"{cal.device} ({torch.get_num_threads()} threads), the {config.pruner} pruner expected to train "
+        f"{share:.0%} of the epochs; refined as trials finish")
     if config.timeout is not None and config.timeout < total:
         est.lines.append(f"  --timeout {config.timeout:g} s stops starting trials before that")
     elif total > HOUR:

@@ -65,10 +65,10 @@ def test_given_size_wins_and_the_summary_still_prints(tmp_path, folder):
     assert "no --size given" not in head and "training at 1 x 16 x 16" in head and "time estimate:" in head
 
 
-def _session(size=64, baselines=(), trials=10, epochs=8, timeout=None):
+def _session(size=64, baselines=(), trials=10, epochs=8, timeout=None, pruner="median"):
     data = load_dataset("synthetic", size=size)
     config = SearchConfig(dataset="synthetic", size=size, space="tiny", trials=trials, epochs=epochs,
-                          baselines=baselines, timeout=timeout)
+                          baselines=baselines, timeout=timeout, pruner=pruner)
     return SimpleNamespace(config=config, data=data, space=load_space("tiny"),
                            study=optuna.create_study(directions=["maximize"] * 4))
 
@@ -78,7 +78,10 @@ def test_estimate_is_trials_times_epochs_times_epoch_time_plus_baselines_with_a_
     est = estimate(_session(baselines=("resnet18",)), calibration=cal)
     assert est.total_s == pytest.approx(est.baselines_s + 10 * est.trial_s)
     median = sorted(est.candidate_epoch_s)[len(est.candidate_epoch_s) // 2]
-    assert est.trial_s >= 8 * min(est.candidate_epoch_s) + 0.5
+    assert est.trial_s >= 0.725 * 8 * min(est.candidate_epoch_s) + 0.5
+    unpruned = estimate(_session(baselines=("resnet18",), pruner="none"), calibration=cal)
+    assert unpruned.trial_s - 0.8 == pytest.approx((est.trial_s - 0.8) / 0.725)  # the pruner's epoch share
+    assert "median pruner expected to train 72% of the epochs" in est.lines[0]
     assert est.baseline_epoch_s["resnet18"] > 20 * median
     assert len(est.warnings) == 1 and est.warnings[0].startswith("warning: baseline resnet18 at 64 px costs")
     assert "GFLOPs" in est.warnings[0] and "--baselines" in est.warnings[0]
