@@ -23,7 +23,7 @@ ModelParameterRandomisation for a few models as an outside reference; without it
 
 ``--quick``: 2 seeds x 3 models at 16 px, tiny space, 2 epochs (CI smoke test; figures are not meaningful).
 
-Run:  .venv/bin/python benchmarks/cam_agreement.py [--quick] [--models 14] [--cache /tmp/cam15]
+Run:  .venv/bin/python benchmarks/cam_agreement.py [--quick] [--models 14] [--cache DIR]
 """
 from __future__ import annotations
 
