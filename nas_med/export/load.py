@@ -38,6 +38,11 @@ def _folder(path: str | Path, needs: Sequence[str]) -> Path:
 def load(path: str | Path) -> nn.Module:
     """The exported model in ``path`` on the CPU in eval mode: ``build(spec.json)`` + ``model.safetensors``
     (read with safetensors, never with pickle). It takes normalised float input; see ``preprocessing.json``."""
+    return _load(path)[0]
+
+
+def _load(path: str | Path) -> tuple[nn.Module, ArchSpec]:
+    """``load`` and the folder's checked spec, from one read of the folder."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -58,7 +63,7 @@ def load(path: str | Path) -> nn.Module:
     if missing or unexpected:
         raise UserError(f"the weights in '{folder}' do not fit spec.json (missing: {missing[:3]}, "
                         f"unexpected: {unexpected[:3]}).")
-    return model.eval()
+    return model.eval(), spec
 
 
 def read_spec(path: str | Path) -> ArchSpec:
@@ -115,8 +120,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     if threshold is not None and positive is None:
         raise UserError("--threshold applies to binary models with a positive class; this one has none.")
     threshold = op.get("threshold") if threshold is None else float(threshold)
-    model = load(path)
-    spec = read_spec(path)
+    model, spec = _load(path)  # the folder is checked once
     if not images:
         raise UserError("give at least one image file.")
     paths = [Path(p) for p in images]
