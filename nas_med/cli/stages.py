@@ -27,7 +27,9 @@ def header_line(study, device: str | None = None) -> str:
     info = cfg.get("dataset_info") or {}
     counts = info.get("counts") or {}
     dev = pick_device(device or cfg.get("device") or "auto")
-    precision = "fp16 autocast" if dev.type == "cuda" else "fp32"
+    from ..precision import resolve_precision
+
+    precision = resolve_precision(cfg.get("precision") or "auto", dev).name
     classes = info.get("classes") or []
     positive = info.get("positive")
     pos = f", positive class {classes[positive]}" if positive is not None and positive < len(classes) else ""

@@ -21,6 +21,7 @@ import torch
 
 from ..arch import ArchSpec, HeadSpec, StageSpec, build, check
 from ..arch.cost import spec_cost
+from ..precision import resolve_precision
 from ..train import Normalizer, pick_device
 from . import records
 
@@ -61,8 +62,6 @@ def _time_steps(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, devi
                 steps: int, precision: str = "auto") -> float:
     """Seconds per training image of ``spec`` (median of ``steps`` steps after one warm-up step), trained in the
     precision and memory format the search will use (bf16 + channels-last on a bf16 CPU)."""
-    from ..precision import resolve_precision
-
     prec = resolve_precision(precision, device)
     layout = torch.channels_last if prec.channels_last else torch.contiguous_format
     torch.manual_seed(0)
@@ -259,7 +258,7 @@ def data_header(session) -> str:
     pos = "" if positive is None else f", positive class {data.classes[positive]}"
     return (f"dataset {data.name} ({data.task}, {data.num_classes} classes{pos}): train {len(data.train)} / val "
             f"{len(data.val)} / test {len(data.test)} images, {data.size} px, {data.in_channels} channel(s); device "
-            f"{device}, precision {'fp16 autocast' if device.type == 'cuda' else 'fp32'}; study {session.study.study_name}")
+            f"{device}, precision {resolve_precision(config.precision, device).name}; study {session.study.study_name}")
 
 
 def preflight(session, callbacks=()) -> Estimate | None:

@@ -16,6 +16,7 @@ from PIL import Image
 from nas_med.cli.main import cli
 from nas_med.cli.progress import SearchProgress
 from nas_med.data import load_dataset
+from nas_med.precision import resolve_precision
 from nas_med.search.config import SearchConfig
 from nas_med.search.estimate import Calibration, Estimate, estimate
 from nas_med.space import load_space
@@ -52,7 +53,7 @@ def test_piped_search_prints_size_summary_and_estimate_before_the_first_trial(tm
     head = "\n".join(lines[:first_trial])
     assert re.search(r"^size 48 px \(no --size given\): median shorter image side \d+ px", head, re.M), head
     assert re.match(r"dataset folder:\S+ \(\w+, \d+ classes.*\): train \d+ / val \d+ / test \d+ images, 48 px, "
-                    r".*device cpu, precision fp32", lines[0]), lines[0]  # the header: data, splits, device
+                    r".*device cpu, precision " + resolve_precision("auto", "cpu").name, lines[0]), lines[0]  # the header: data, splits, device
     assert lines[1].startswith("size 48 px")  # then which size and why
     assert "pre-flight summary of folder:" in head and "training at 1 x 48 x 48" in head
     assert "duplicates by content hash: none" in head and "skipped: none" in head
