@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_med.objectives.road import impute, ranked_masks, road_combined, road_drops, road_masks, solve_imputation
+from nas_med.objectives.road import impute, ranked_masks, road_combined, road_masks, solve_imputation
 
 gc_road = pytest.importorskip("pytorch_grad_cam.metrics.road")
 
