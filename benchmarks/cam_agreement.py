@@ -23,7 +23,7 @@ ModelParameterRandomisation for a few models as an outside reference; without it
 
 ``--quick``: 2 seeds x 3 models at 16 px, tiny space, 2 epochs (CI smoke test; figures are not meaningful).
 
-Run:  .venv/bin/python benchmarks/cam_agreement.py [--quick] [--models 14] [--cache DIR]
+Run:  .venv/bin/python benchmarks/cam_agreement.py [--quick] [--models 20] [--cache DIR]
 """
 from __future__ import annotations
 
@@ -154,43 +154,74 @@ def rho(x, y) -> float:
     return float(spearmanr(x, y)[0]) if len(x) > 2 else float("nan")
 
 
-def quantus_reference(models, datas, limit: int = 4) -> None:
+def _row_spearman(a, b, batched: bool = False, **_):
+    """Spearman rho of each row pair (Quantus 0.6's own fails on scipy's float result for a batch of one)."""
+    if not batched:
+        return float(spearmanr(a.ravel(), b.ravel())[0])
+    return np.array([spearmanr(u, v)[0] if u.std() > 0 and v.std() > 0 else 0.0 for u, v in zip(a, b)])
+
+
+def quantus_reference(models, datas, scores: list[float], limit: int = 8) -> None:
+    """Quantus' FaithfulnessCorrelation and MPRT (model parameter randomisation) on ``limit`` models, and the
+    Spearman rho of each with ``scores`` (the new cam_quality of the same models), as an outside reference."""
     try:
-        import quantus  # noqa: F401
+        import quantus
     except ImportError:
         print("Quantus reference: skipped (quantus is not installed; pip install quantus to run it)")
         return
+    import torch
 
     from nas_med.arch import ArchSpec, build, cam_target_layer
     from nas_med.objectives.cam import CAM_METHOD, compute_cams
 
-    print(f"Quantus {quantus.__version__} reference on {limit} models (FaithfulnessCorrelation, higher is better):")
-    for m in models[:limit]:
+    print(f"\nQuantus {quantus.__version__} reference on {limit} models, 32 validation images each: "
+          "FaithfulnessCorrelation (higher is better) and MPRT, the mean similarity of the CAMs before and after "
+          "the layers are randomised top-down (lower is better)")
+    faith, mprt = [], []
+    picked = np.linspace(0, len(models) - 1, min(limit, len(models))).round().astype(int)
+    for i in picked:
+        m = models[i]
         data, normalize = datas[m["seed"]]
         spec = ArchSpec.from_dict(m["spec"])
         model = build(spec)
         model.load_state_dict(m["state"])
         model.eval()
         x = normalize(data.val.images[:32])
-        y = model(x).argmax(1).detach().numpy()
-        a = compute_cams(model, x, y.tolist(), CAM_METHOD, layer=cam_target_layer(model, spec))[:, None]
-        metric = quantus.FaithfulnessCorrelation(nr_runs=20, subset_size=32, disable_warnings=True)
-        value = metric(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu")
-        print(f"  {m['name']}: {float(np.nanmean(value)):+.3f}")
+        with torch.no_grad():
+            y = model(x).argmax(1).numpy()
+
+        def explain(model, inputs, targets, spec=spec, **_):
+            t = torch.as_tensor(inputs, dtype=torch.float32)
+            return compute_cams(model, t, [int(v) for v in targets], CAM_METHOD,
+                                layer=cam_target_layer(model, spec))[:, None]
+
+        a = explain(model, x.numpy(), y)
+        f = quantus.FaithfulnessCorrelation(nr_runs=20, subset_size=max(4, x.shape[-1] ** 2 // 20),
+                                            disable_warnings=True)
+        faith.append(float(np.nanmean(f(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu"))))
+        r = quantus.MPRT(return_average_correlation=True, disable_warnings=True, similarity_func=_row_spearman)
+        mprt.append(float(np.nanmean(r(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu",
+                                       explain_func=explain))))
+        print(f"  {m['name']}: cam_quality {scores[i]:+.3f}  FaithfulnessCorrelation {faith[-1]:+.3f}  "
+              f"MPRT {mprt[-1]:+.3f}")
+    chosen = np.array([scores[i] for i in picked])
+    ok = np.isfinite(faith)
+    print(f"  Spearman rho with cam_quality: FaithfulnessCorrelation {rho(chosen[ok], np.array(faith)[ok]):+.2f} "
+          f"({ok.sum()} models with a finite value), MPRT {rho(chosen, mprt):+.2f} (negative is agreement)")
 
 
 def main() -> None:
     ap = _common.parser(__doc__)
-    ap.add_argument("--models", type=int, help="models per seed (default 14; quick 3)")
+    ap.add_argument("--models", type=int, help="models per seed (default 20; quick 3)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="study seeds (default 0 1)")
     ap.add_argument("--size", type=int, help="image size (default 32; quick 16)")
     ap.add_argument("--epochs", type=int, help="training epochs per model (default 8, the search's; quick 2)")
     ap.add_argument("--space", help="search space to sample from (default default; quick tiny)")
     ap.add_argument("--cache", help="folder for the trained models (default: a temporary one)")
-    ap.add_argument("--quantus", type=int, default=4, help="models for the Quantus reference (0: none)")
+    ap.add_argument("--quantus", type=int, default=8, help="models for the Quantus reference (0: none)")
     args = ap.parse_args()
     defaults = ({"models": 3, "size": 16, "epochs": 2, "space": "tiny"} if args.quick
-                else {"models": 14, "size": 32, "epochs": 8, "space": "default"})
+                else {"models": 20, "size": 32, "epochs": 8, "space": "default"})
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -261,7 +292,7 @@ def run(args, cache: Path, started: float) -> None:
     print(f"{'cost, median share of trial time (<= 10 %)':<44} {figures['previous']['cost_median']:>10.1%} "
           f"{figures['new']['cost_median']:>10.1%}")
     if args.quantus:
-        quantus_reference(models, datas, args.quantus)
+        quantus_reference(models, datas, figures["new"]["a"], args.quantus)
     new, prev = figures["new"], figures["previous"]
     _common.result({"rho_min": min(new["rho"]), "retest": new["retest"], "randomisation": new["pass"],
                     "cost": new["cost_median"], "previous_rho_min": min(prev["rho"]),

@@ -1,7 +1,7 @@
-"""Which module Grad-CAM should read: the deepest feature map that is still at least 2x2.
+"""Which module Grad-CAM should read: the deepest feature map that is still at least 4x4 (else 2x2).
 
-A 1x1 map gives an all-zero CAM, so for ``Net`` this is the last stage (or the stem) whose output is >= 2x2,
-and for a torchvision CNN the analogous last feature stage. ViT and Swin produce tokens, which Grad-CAM can only
+A 1x1 map gives an all-zero CAM and a 2x2 one a blob whatever the model learned, so for ``Net`` this is the
+last stage (or the stem) whose output is >= 4x4, and for a torchvision CNN the analogous last feature stage. ViT and Swin produce tokens, which Grad-CAM can only
 use with a reshape transform (tokens -> map); nas-med does not provide one, so they get None.
 """
 from __future__ import annotations
@@ -13,8 +13,9 @@ from .spec import ArchSpec
 
 __all__ = ["CAM_MIN_SIDE", "cam_target_layer"]
 
-# smallest map side Grad-CAM should read when the network has one (benchmarks/cam_agreement.py chose it)
-CAM_MIN_SIDE = 2
+# smallest map side Grad-CAM should read when the network has one (benchmarks/cam_agreement.py chose it: at 2,
+# the models whose last map is 2x2 scored no better than their randomised copies)
+CAM_MIN_SIDE = 4
 
 
 def cam_target_layer(model: nn.Module, spec: ArchSpec, min_side: int = CAM_MIN_SIDE) -> nn.Module | None:

@@ -24,10 +24,12 @@ __all__ = ["CAM_IMAGES", "CAM_METHOD", "CAM_METHODS", "CAM_MIN_SIDE", "CAM_PERCE
 log = logging.getLogger(__name__)
 
 # cam_quality's ingredients, chosen by measurement (benchmarks/cam_agreement.py; benchmarks/README.md has the
-# comparison): Grad-CAM of the predicted class at the deepest map of at least 2x2, on 64 validation images,
-# scored by ROAD's MoRF term at lesion scale: the drop of the class probability when the CAM's top 5 % and 2 %
-# of pixels are imputed away (grad-cam percentiles 95 and 98). ROADCombined at 20-80 % (removing 80-20 % of the
-# image) ranked models almost at random against the lesion masks; the LeRF term added noise and cost.
+# comparison): Grad-CAM of the predicted class at the deepest map of at least 4x4 (a 2x2 map is a blob whatever
+# the model learned: such models failed the randomisation check), on 64 validation images, scored by ROAD's MoRF
+# term at lesion scale: the drop of the class probability when exactly the CAM's top 5 % and 2 % of pixels are
+# imputed away (grad-cam percentiles 95 and 98; ties broken at random, not grad-cam's ``>=`` threshold, which
+# removes the whole image for an all-zero CAM). ROADCombined at 20-80 % (removing 80-20 % of the image) ranked
+# models almost at random against the lesion masks; the LeRF term added noise and cost.
 CAM_METHOD = "gradcam"
 CAM_IMAGES = 64
 CAM_PERCENTILES = (95, 98)  # search.config.CAM_SCORE names them: change both together
@@ -96,16 +98,16 @@ def compute_cams(model: nn.Module, images: torch.Tensor, targets: list[int], met
 
 
 def mask_energy(cams: np.ndarray, masks: np.ndarray) -> float:
-    """Mean over images with a non-empty mask and a non-zero CAM of (CAM energy inside the mask) / (total
-    CAM energy); 1 means all of the map lies on the lesion, the mask's area share is what a flat map gets.
-    NaN when no image qualifies."""
+    """Mean over images with a non-empty mask of (CAM energy inside the mask) / (total CAM energy); 1 means all
+    of the map lies on the lesion. An all-zero CAM counts as a flat map: the mask's area share (skipping it made
+    a model whose CAMs are mostly zero look as good as its few non-zero maps). NaN when no image has a lesion."""
     if cams.shape != masks.shape:
         raise ValueError(f"cams {cams.shape} and masks {masks.shape} differ in shape")
     scores = []
     for cam, mask in zip(cams, masks.astype(bool), strict=True):
-        total = float(cam.sum())
-        if mask.any() and total > 0:
-            scores.append(float(cam[mask].sum()) / total)
+        if mask.any():
+            total = float(cam.sum())
+            scores.append(float(cam[mask].sum()) / total if total > 0 else float(mask.mean()))
     return float(np.mean(scores)) if scores else float("nan")
 
 
@@ -141,8 +143,9 @@ def evaluate_cams(model: nn.Module, images: torch.Tensor, masks: torch.Tensor | 
         targets = model(images).argmax(1).tolist()
     cams = compute_cams(model, images, targets, method, layer=layer)
     noise = torch.Generator().manual_seed(noise_seed)
+    # the MoRF score removes exactly 5 % and 2 % (ties at random); the old combined score kept grad-cam's thresholds
     drops = road_drops(model, images, cams, targets, tuple(percentiles), generator=noise,
-                       lerf=road == "combined").mean(dim=2)
+                       lerf=road == "combined", ties="random" if road == "morf" else "gradcam").mean(dim=2)
     per_image = (-drops[:, 0] if road == "morf" else (drops[:, 1] - drops[:, 0]) / 2).numpy()
     energy = mask_energy(cams, masks.cpu().numpy()) if masks is not None else float("nan")
     return CamResult(float(np.mean(per_image)), per_image, energy, cams, targets)

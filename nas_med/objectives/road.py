@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ._imputer import impute, solve_imputation
 
-__all__ = ["impute", "road_combined", "road_drops", "road_masks", "solve_imputation"]
+__all__ = ["impute", "ranked_masks", "road_combined", "road_drops", "road_masks", "solve_imputation"]
 
 
 def road_masks(cams: Tensor | np.ndarray, percentiles: Sequence[float] = (20, 40, 60, 80)
@@ -43,6 +43,27 @@ def road_masks(cams: Tensor | np.ndarray, percentiles: Sequence[float] = (20, 40
     morf = ~(cams_np[:, None] < t_m.T[:, :, None, None])
     lerf = ~(inv[:, None] < t_l.T[:, :, None, None])
     return torch.from_numpy(morf), torch.from_numpy(lerf)
+
+
+def ranked_masks(cams: Tensor | np.ndarray, percentiles: Sequence[float], rng: np.random.Generator
+                 ) -> tuple[Tensor, Tensor]:
+    """Like :func:`road_masks`, but each mask removes exactly ``round((100 - p) % of H*W)`` pixels: the CAM's
+    highest (MoRF) or lowest (LeRF), ties broken at random by ``rng``.
+
+    grad-cam's ``cam >= percentile`` removes every pixel tied at the threshold: an all-zero CAM, or one that is
+    zero on more than 95 % of the image, loses the whole image at ``p = 95`` and scores as if it were perfect.
+    """
+    cams_np = _as_numpy(cams)
+    b, h, w = cams_np.shape
+    flat = cams_np.reshape(b, h * w)
+    order = np.lexsort((rng.random(flat.shape), -flat), axis=-1)  # most relevant first
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(h * w)[None].repeat(b, 0), axis=-1)
+    counts = np.array([round((100 - p) / 100 * h * w) for p in percentiles])[None, :, None]
+    morf = rank[:, None] < counts
+    lerf = rank[:, None] >= h * w - counts
+    return (torch.from_numpy(morf.reshape(b, len(percentiles), h, w)),
+            torch.from_numpy(lerf.reshape(b, len(percentiles), h, w)))
 
 
 def _as_numpy(cams: Tensor | np.ndarray) -> np.ndarray:
@@ -115,35 +136,45 @@ def road_combined(model: nn.Module, images: Tensor, cams: Tensor | np.ndarray,
 def _road_fast(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tensor | None,
                percentiles: Sequence[float], batch_size: int,
                generator: torch.Generator | None) -> Tensor:
-    diff = _drops(model, images, cams_np, tgt, percentiles, batch_size, generator).mean(dim=2)
+    diff = _drops(model, images, road_masks(cams_np, percentiles), tgt, percentiles, batch_size,
+                  generator).mean(dim=2)
     return (diff[:, 1] - diff[:, 0]) / 2
 
 
 def road_drops(model: nn.Module, images: Tensor, cams: Tensor | np.ndarray, targets: Sequence[int] | None = None,
                percentiles: Sequence[float] = (20, 40, 60, 80), batch_size: int = 64,
-               generator: torch.Generator | None = None, lerf: bool = True) -> Tensor:
+               generator: torch.Generator | None = None, lerf: bool = True, ties: str = "gradcam") -> Tensor:
     """Per-image, per-percentile changes of the target's softmax probability under the fast imputer.
 
     Returns a ``(B, 2, P)`` float32 CPU tensor: ``[:, 0]`` MoRF (most relevant pixels removed), ``[:, 1]``
     LeRF, for each of ``percentiles`` (grad-cam's thresholds: ``p`` removes about ``100 - p`` % of the pixels);
     ``(B, 1, P)``, MoRF only, with ``lerf=False`` (half the cost).
+    ``ties="gradcam"``: :func:`road_masks` (grad-cam's thresholds); ``"random"``: :func:`ranked_masks`, exactly
+    ``100 - p`` % removed, ties drawn from ``generator``.
     :func:`road_combined` is ``(mean_p LeRF - mean_p MoRF) / 2`` of these.
     """
     cams_np = _as_numpy(cams)
     if cams_np.shape != (images.shape[0], *images.shape[2:]):
         raise ValueError(f"cams shape {cams_np.shape} does not match images {tuple(images.shape)}")
+    if ties not in ("gradcam", "random"):
+        raise ValueError(f"ties must be 'gradcam' or 'random', got {ties!r}")
     tgt = None if targets is None else torch.as_tensor(list(targets), dtype=torch.long)
+    if ties == "random":
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        masks = ranked_masks(cams_np, percentiles, rng)
+    else:
+        masks = road_masks(cams_np, percentiles)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         with torch.no_grad():
-            return _drops(model, images, cams_np, tgt, percentiles, batch_size, generator, lerf)
+            return _drops(model, images, masks, tgt, percentiles, batch_size, generator, lerf)
     finally:
         for m, mode in modes:
             m.training = mode
 
 
-def _drops(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tensor | None,
+def _drops(model: nn.Module, images: Tensor, masks: tuple[Tensor, Tensor], tgt: Tensor | None,
            percentiles: Sequence[float], batch_size: int, generator: torch.Generator | None,
            lerf: bool = True) -> Tensor:
     n, _, h, w = images.shape
@@ -155,8 +186,8 @@ def _drops(model: nn.Module, images: Tensor, cams_np: np.ndarray, tgt: Tensor | 
         logits = _logits(model, x, batch_size)
         t = logits.argmax(-1).cpu() if tgt is None else tgt[s:e]
         before = _softmax_at(logits, t)
-        masks = road_masks(cams_np[s:e], percentiles)[:kinds]   # MoRF[, LeRF]: (b, P, H, W) each
-        remove = torch.cat(masks, dim=1).reshape(-1, h, w).to(images.device)
+        chunk = [m[s:e] for m in masks[:kinds]]                 # MoRF[, LeRF]: (b, P, H, W) each
+        remove = torch.cat(chunk, dim=1).reshape(-1, h, w).to(images.device)
         reps = x.repeat_interleave(kinds * n_p, dim=0)          # image-major order
         pert = impute(reps, remove, generator=generator)
         after = _softmax_at(_logits(model, pert, batch_size), t.repeat_interleave(kinds * n_p))

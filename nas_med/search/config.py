@@ -11,9 +11,10 @@ SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "gp")
 PRUNERS = ("median", "pareto", "hyperband", "sha", "percentile", "none")
 OBJECTIVES = ("auc", "params", "epoch_seconds", "cam_quality")
 DIRECTIONS = ("maximize", "minimize", "minimize", "maximize")
-# how cam_quality is scored (objectives.cam: Grad-CAM, ROAD MoRF drop at percentiles 95/98); a study scored
-# another way (before this key existed: ROADCombined at 30-70 %) cannot be resumed, its values would not compare
-CAM_SCORE = "road-morf-95-98"
+# how cam_quality is scored (objectives.cam: Grad-CAM at a map >= 4x4, ROAD MoRF drop of exactly the top 5 % / 2 %
+# of pixels); a study scored another way (before this key existed: ROADCombined at 30-70 %; then "road-morf-95-98"
+# at a 2x2 map with grad-cam's thresholds) cannot be resumed, its values would not compare
+CAM_SCORE = "gradcam4-road-morf-top5-top2"
 OLD_CAM_SCORE = "road-combined-30-70"
 # settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change
 IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",

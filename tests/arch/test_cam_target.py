@@ -1,4 +1,5 @@
-"""``cam_target_layer``: the deepest module whose map is at least 2x2, for block specs and torchvision CNNs."""
+"""``cam_target_layer``: the deepest module whose map is at least 4x4 (else 2x2), for block specs and torchvision
+CNNs."""
 from __future__ import annotations
 
 import pytest
@@ -19,15 +20,21 @@ def _output_sizes(model: nn.Module, modules: list[nn.Module], x: torch.Tensor) -
     return [sizes[i] for i in range(len(modules))]
 
 
-@pytest.mark.parametrize("size, stage", [(28, 2), (64, 3)])
-def test_net_target_is_the_last_stage_of_at_least_2x2(size, stage):
+@pytest.mark.parametrize("size, stage", [(28, 1), (64, 3)])  # 28 px: maps 14, 7, 3, 1; 64 px: 32, 16, 8, 4
+def test_net_target_is_the_last_stage_of_at_least_4x4(size, stage):
     spec = baseline_spec("minicnn", 1, 2, size)
     model = build(spec)
     target = cam_target_layer(model, spec)
     assert target is model.stages[stage]
     sizes = _output_sizes(model, list(model.stages), torch.randn(1, 1, size, size))
-    assert min(sizes[stage]) >= 2
-    assert all(min(s) < 2 for s in sizes[stage + 1:])
+    assert min(sizes[stage]) >= 4
+    assert all(min(s) < 4 for s in sizes[stage + 1:])
+
+
+def test_a_2x2_map_is_the_fallback_when_no_map_is_4x4():
+    spec = ArchSpec(1, 2, 4, (StageSpec("simple", 8), StageSpec("simple", 8)), StemSpec("conv", 4))  # 4, 2, 1
+    model = build(spec)
+    assert cam_target_layer(model, spec, min_side=8) is model.stages[0]
 
 
 def test_no_target_when_every_map_is_1x1():
@@ -39,22 +46,24 @@ def test_the_stem_is_a_target_when_the_stages_collapse():
     spec = ArchSpec(1, 2, 8, (StageSpec("simple", 8), StageSpec("simple", 8), StageSpec("simple", 8)),
                     StemSpec("conv", 4))  # stem 8x8, stages 4, 2, 1
     model = build(spec)
-    assert cam_target_layer(model, spec) is model.stages[1]
+    assert cam_target_layer(model, spec) is model.stages[0]
+    assert cam_target_layer(model, spec, min_side=2) is model.stages[1]
     spec = ArchSpec(1, 2, 4, (StageSpec("simple", 8), StageSpec("simple", 8)), StemSpec("conv", 4))  # 4, 2, 1
     model = build(spec)
-    assert cam_target_layer(model, spec) is model.stages[0]
+    assert cam_target_layer(model, spec) is model.stem
+    assert cam_target_layer(model, spec, min_side=2) is model.stages[0]
 
 
 @pytest.mark.parametrize("name, size, path", [
-    ("resnet18", 64, "layer4"), ("resnet18", 32, "layer3"), ("densenet121", 64, "features.norm5"),
-    ("efficientnet_b0", 64, "features.8"), ("efficientnet_b0", 28, "features.5"),
+    ("resnet18", 64, "layer3"), ("resnet18", 32, "layer2"), ("densenet121", 64, "features.denseblock3"),
+    ("efficientnet_b0", 64, "features.5"), ("efficientnet_b0", 28, "features.3"),
 ])
-def test_torchvision_target_is_the_last_stage_of_at_least_2x2(name, size, path):
+def test_torchvision_target_is_the_last_stage_of_at_least_4x4(name, size, path):
     spec = ArchSpec(1, 2, size, torchvision=name)
     model = build(spec)
     target = cam_target_layer(model, spec)
     assert target is model.get_submodule(path)
-    assert min(_output_sizes(model, [target], torch.randn(1, 1, size, size))[0]) >= 2
+    assert min(_output_sizes(model, [target], torch.randn(1, 1, size, size))[0]) >= 4
 
 
 @pytest.mark.parametrize("name", ["swin_t", "vit_b_16"])

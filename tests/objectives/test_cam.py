@@ -97,11 +97,11 @@ def test_mask_energy_on_hand_made_maps() -> None:
     assert mask_energy(outside, masks) == pytest.approx(0.0)
     assert mask_energy(flat, masks) == pytest.approx(0.25)
     assert mask_energy(half, masks) == pytest.approx(0.5)
-    # images with an empty mask or an all-zero map are left out of the mean, not counted as 0
+    # images with an empty mask are left out of the mean; an all-zero map counts as a flat one (area share)
     masks[2] = False
     mixed = np.stack([inside[0], outside[1], flat[2]])
     assert mask_energy(mixed, masks) == pytest.approx(0.5)
-    assert mask_energy(np.stack([inside[0], np.zeros((4, 4), np.float32), flat[2]]), masks) == pytest.approx(1.0)
+    assert mask_energy(np.stack([inside[0], np.zeros((4, 4), np.float32), flat[2]]), masks) == pytest.approx(0.625)
     assert np.isnan(mask_energy(flat, np.zeros_like(masks)))
     with pytest.raises(ValueError, match="shape"):
         mask_energy(flat, masks[:, :2])

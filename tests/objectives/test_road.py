@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_med.objectives.road import impute, road_combined, road_masks, solve_imputation
+from nas_med.objectives.road import impute, ranked_masks, road_combined, road_masks, solve_imputation
 
 gc_road = pytest.importorskip("pytorch_grad_cam.metrics.road")
 
@@ -135,6 +135,26 @@ def test_masks_match_grad_cam() -> None:
             assert np.array_equal(morf[i, j].numpy(), seen[0])
             assert np.array_equal(lerf[i, j].numpy(), seen[1])
     assert morf[0, 0].float().mean() == pytest.approx(0.8, abs=0.01)  # p=20 removes 80 %
+
+
+def test_ranked_masks_remove_exactly_the_share_and_break_ties_at_random() -> None:
+    rng = np.random.default_rng(0)
+    cams = rng.random((3, 20, 20)).astype(np.float32)
+    cams[1] = 0.0                            # an all-zero CAM: grad-cam's >= threshold removes every pixel
+    cams[2, :, :19] = 0.0                    # zero on 95 % of the image
+    morf, lerf = ranked_masks(cams, (95, 98), np.random.default_rng(1))
+    assert morf.shape == lerf.shape == (3, 2, 20, 20)
+    assert morf.sum(dim=(2, 3)).tolist() == [[20, 8]] * 3     # 5 % and 2 % of 400 pixels
+    assert lerf.sum(dim=(2, 3)).tolist() == [[20, 8]] * 3
+    top = np.argsort(-cams[0].ravel())[:20]
+    assert set(np.flatnonzero(morf[0, 0].numpy().ravel())) == set(top)
+    assert morf[2, 0].numpy()[:, 19].all()   # the only non-zero column is the most relevant 5 %
+    assert not (morf[0] & lerf[0]).any()
+    again, _ = ranked_masks(cams, (95, 98), np.random.default_rng(1))
+    other, _ = ranked_masks(cams, (95, 98), np.random.default_rng(2))
+    assert torch.equal(morf, again) and not torch.equal(morf[1], other[1])   # seeded; ties drawn
+    gc_morf, _ = road_masks(cams, (95, 98))
+    assert gc_morf[1].all()                  # what the ranked masks avoid
 
 
 class _TinyCNN(nn.Module):
