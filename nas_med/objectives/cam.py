@@ -38,12 +38,12 @@ CAM_ROAD = "morf"  # or "combined": ROADCombined, (mean LeRF - mean MoRF) / 2, t
 # the model card's sentence: what cam_quality measures and how far it can be trusted (benchmarks/cam_agreement.py,
 # full run 2026-12-01; update with the figures when the score changes)
 CAM_QUALITY_NOTE = (
-    "CAM quality measures, without ground truth, how much the predicted class's probability drops when the 2-5 % "
-    "of pixels the Grad-CAM marks most are imputed away (ROAD MoRF, higher is better, ~0 for an uninformative "
-    "map); on nas-med's synthetic data with known lesions it ranked 28 trained candidates of two studies like "
-    "the lesion-mask score with Spearman rho 0.69 and 0.65, repeated on other images with rho 0.97, and put 24 "
-    "of the 28 above a copy with randomised weights (benchmarks/cam_agreement.py), so read it as a ranking "
-    "between candidates, not as proof that an explanation is right.")
+    "CAM quality measures, without ground truth, how much the predicted class's probability drops when the 2 % "
+    "and 5 % of pixels the Grad-CAM marks most are imputed away (ROAD MoRF, higher is better, ~0 for an "
+    "uninformative map); on nas-med's synthetic data with known lesions it ranked 40 trained candidates of two "
+    "studies like the lesion-mask score with Spearman rho 0.66 and 0.67, repeated on other images with rho 0.98, "
+    "and put 37 of the 40 above a copy with randomised weights (benchmarks/cam_agreement.py), so read it as a "
+    "ranking between candidates, not as proof that an explanation is right.")
 
 CAM_METHODS = {"gradcam": GradCAM, "ablationcam": AblationCAM, "gradcam++": GradCAMPlusPlus,
                "hirescam": HiResCAM, "layercam": LayerCAM}
