@@ -198,16 +198,23 @@ def quantus_reference(models, datas, scores: list[float], limit: int = 8) -> Non
         a = explain(model, x.numpy(), y)
         f = quantus.FaithfulnessCorrelation(nr_runs=20, subset_size=max(4, x.shape[-1] ** 2 // 20),
                                             disable_warnings=True)
-        faith.append(float(np.nanmean(f(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu"))))
+        try:
+            faith.append(float(np.nanmean(f(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu"))))
+        except AssertionError:  # all-zero CAMs
+            faith.append(float("nan"))
         r = quantus.MPRT(return_average_correlation=True, disable_warnings=True, similarity_func=_row_spearman)
-        mprt.append(float(np.nanmean(r(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu",
-                                       explain_func=explain))))
+        try:
+            mprt.append(float(np.nanmean(r(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, device="cpu",
+                                           explain_func=explain))))
+        except AssertionError:  # Quantus refuses an all-zero attribution batch (a randomised layer can give one)
+            mprt.append(float("nan"))
         print(f"  {m['name']}: cam_quality {scores[i]:+.3f}  FaithfulnessCorrelation {faith[-1]:+.3f}  "
               f"MPRT {mprt[-1]:+.3f}")
     chosen = np.array([scores[i] for i in picked])
     ok = np.isfinite(faith)
     print(f"  Spearman rho with cam_quality: FaithfulnessCorrelation {rho(chosen[ok], np.array(faith)[ok]):+.2f} "
-          f"({ok.sum()} models with a finite value), MPRT {rho(chosen, mprt):+.2f} (negative is agreement)")
+          f"({ok.sum()} models with a finite value), MPRT {rho(chosen[np.isfinite(mprt)], np.array(mprt)[np.isfinite(mprt)]):+.2f} "
+          f"({np.isfinite(mprt).sum()} finite; negative is agreement)")
 
 
 def main() -> None:
