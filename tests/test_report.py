@@ -181,3 +181,18 @@ def test_missing_cam_artifacts_are_said_not_broken(data):
     page = render(replace(data, cam_grids={}))
     assert page.count("no CAM grid stored") == 1 + len(data.baselines)
     assert len(re.findall(r"<img ", page)) == 4  # the four figures only: no <img> without a source
+
+
+def test_published_figures_only_for_a_medmnist_set_at_28px(data):
+    import dataclasses
+
+    from nas_med.published import PUBLISHED
+    from nas_med.report.page import published_section
+
+    assert published_section(data) == ""                       # synthetic: nothing comparable
+    breast = dataclasses.replace(data, config={**data.config, "dataset": "breastmnist", "size": 28})
+    html = published_section(breast)
+    for method, (auc, _acc) in PUBLISHED["breastmnist"].items():
+        assert f"{method} (published, test split)</td><td>{auc:.3f}" in html
+    assert f"trial {data.choice.trial.number}: validation AUC" in html and "not test" in html
+    assert published_section(dataclasses.replace(breast, config={**breast.config, "size": 64})) == ""

@@ -87,6 +87,32 @@ def _summary(data: ReportData) -> str:
     return f"<dl>{rows}</dl>{choice}"
 
 
+def published_section(data: ReportData) -> str:
+    """The published MedMNIST v2 test figures for this dataset and size, beside the choice's own validation
+    figures ("" when the table has nothing comparable). The report trains nothing, so it has no test AUC."""
+    from ..published import SOURCE, published_rows
+
+    c = data.config
+    rows = published_rows(c.get("dataset"), c.get("size") or (c.get("dataset_info") or {}).get("size"))
+    if not rows:
+        return ""
+    ours = []
+    if data.choice is not None:
+        t = data.choice.trial
+        ours.append(f"<tr class=\"choice\"><td>minimalist choice, trial {t.number}: validation AUC (search recipe, "
+                    f"{int(t.values[1]):,} parameters)</td><td>{t.values[0]:.3f}</td></tr>")
+        if data.confirmed and t.number in data.confirmed:
+            ours.append(f"<tr class=\"choice\"><td>same, cross-validated AUC (<code>nas-med confirm</code>)</td>"
+                        f"<td>{data.confirmed[t.number]:.3f}</td></tr>")
+    body = "".join(ours) + "".join(f"<tr><td>{_e(r['method'])} (published, test split)</td><td>{r['auc']:.3f}"
+                                   "</td></tr>" for r in rows)
+    return ("<h2>Beside the published figures</h2><p class=\"note\">Source: " + _e(SOURCE) + ". This report "
+            "trains nothing: the choice's figures are validation figures of the short search recipe, not test "
+            "AUCs. <code>nas-med export</code> trains it with the final recipe, tests it on the test split and "
+            "puts that test AUC beside this table in the model card.</p>"
+            f"<table><tr><th>model</th><th>AUC</th></tr>{body}</table>")
+
+
 def _cams(data: ReportData) -> str:
     shown = ([data.choice.trial] if data.choice else []) + data.baselines
     parts = []
@@ -195,6 +221,7 @@ def render(data: ReportData, extra_sections: list[str] = ()) -> str:
         "<h2>Grad-CAM</h2><p class=\"note\">The same fixed validation images for every network: top rows the "
         "images, bottom rows the Grad-CAM overlays (from each trial's stored CAM-grid artifact).</p>" + _cams(data),
         f"<h2>All completed trials ({len(data.trials)})</h2>" + _table(data),
+        published_section(data),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>nas-med report: {_e(data.study_name)}</title><style>{STYLE}</style>"
