@@ -21,6 +21,7 @@ Reproduce:  .venv/bin/python benchmarks/quality.py            (full; see benchma
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from _common import parser, result, setup, shared_data, temp_storage
 
@@ -84,12 +85,14 @@ def main() -> int:
             chosen = reports[0]
             resnet = next((r for r in reports if r.kind == "baseline"), None)
             p_chosen = count_params_of(chosen, count_params)
-            ens, ens_s = None, 0.0
+            ens, ens_s, card_published = None, 0.0, False
             if folds > 1:
                 t = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
                     ens = export_study(study, f"{tmp}/model", seeds=1, n_bootstrap=boot, data=data, cam_images=4,
                                        recipe=recipe, folds=folds).report
+                    card = Path(tmp, "model", "README.md").read_text(encoding="utf-8")
+                    card_published = "Beside the published figures" in card and f"{folds}-fold ensemble" in card
                 ens_s = time.perf_counter() - t
         flow_s = time.perf_counter() - flow - ens_s
         print(_line(size, f"minimalist (confirmed), {chosen.spec.summary()}", chosen, p_chosen), flush=True)
@@ -99,6 +102,9 @@ def main() -> int:
             print(f"  {size} px resnet18, same final recipe: not run (--resnet-sizes {args.resnet_sizes})", flush=True)
         if ens is not None:
             print(_line(size, f"minimalist, {folds}-fold ensemble (train+val)", ens, p_chosen * folds), flush=True)
+            shown = ("yes" if card_published else "no") if published_rows("breastmnist", size) else \
+                "nothing to show (the published figures are for 28 px)"
+            print(f"  {size} px the ensemble's model card shows the published figures beside it: {shown}", flush=True)
         print(f"  {size} px wall time: search {search_s:.0f} s ({len(study.trials)} trials), confirm {confirm_s:.0f} s, "
               f"final training {final_s:.0f} s ({len(seeds)} seeds x {len(reports)} models), ensemble {ens_s:.0f} s; "
               f"whole flow (search -> confirm -> final training, no ensemble) {flow_s / 60:.1f} min", flush=True)
