@@ -1,8 +1,9 @@
 """Which module Grad-CAM should read: the deepest feature map that is still at least 4x4 (else 2x2).
 
 A 1x1 map gives an all-zero CAM and a 2x2 one a blob whatever the model learned, so for ``Net`` this is the
-last stage (or the stem) whose output is >= 4x4, and for a torchvision CNN the analogous last feature stage. ViT and Swin produce tokens, which Grad-CAM can only
-use with a reshape transform (tokens -> map); nas-med does not provide one, so they get None.
+last stage (or the stem) whose output is >= 4x4, and for a torchvision CNN the analogous last feature stage.
+ViT and Swin produce tokens, which Grad-CAM can only use with a reshape transform (tokens -> map); nas-med does
+not provide one, so they get None.
 """
 from __future__ import annotations
 
