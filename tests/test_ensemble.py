@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from test_export import FRESH  # noqa: E402  (tests/ is on sys.path under pytest)
+from test_export import run_fresh  # noqa: E402  (tests/ is on sys.path under pytest)
 
 from nas_med.arch import build, count_params
 from nas_med.arch.ensemble import Ensemble
@@ -45,10 +42,7 @@ def test_folder_holds_one_ensemble_of_k_members(ensemble_export):
 
 def test_fresh_process_all_formats_agree(ensemble_export):
     out, _, _ = ensemble_export
-    run = subprocess.run([sys.executable, "-c", FRESH, str(out)], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert run.returncode == 0, run.stderr[-2000:]
-    res = json.loads(run.stdout.strip().splitlines()[-1])
+    res = run_fresh(out)
     assert res["torchscript"] <= 1e-4 and res["onnxruntime"] <= 1e-4
     x = torch.randn(5, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

@@ -122,12 +122,17 @@ print(json.dumps({"torchscript": (scripted(x) - ref).abs().max().item(),
 """
 
 
-def test_fresh_process_loads_without_pickle_and_all_formats_agree(exported):
-    _, out, _ = exported
+def run_fresh(out) -> dict:
+    """Run ``FRESH`` on the exported folder ``out`` in a new Python process; its JSON result."""
     run = subprocess.run([sys.executable, "-c", FRESH, str(out)], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-2000:]
-    res = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_fresh_process_loads_without_pickle_and_all_formats_agree(exported):
+    _, out, _ = exported
+    res = run_fresh(out)
     assert res["torchscript"] <= 1e-4 and res["onnxruntime"] <= 1e-4  # batch 5: the ONNX batch axis is dynamic
     x = torch.randn(5, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
