@@ -29,8 +29,13 @@ from _common import parser, result, setup, shared_data, temp_storage
 def _line(size: int, label: str, r, params: int) -> str:
     a = r.summary["auc"]
     std = a["std"] if a["std"] == a["std"] else 0.0
-    return (f"  {size} px {label:<44} params {params:>11,}  test AUC {a['mean']:.4f} +- {std:.4f} "
+    line = (f"  {size} px {label:<44} params {params:>11,}  test AUC {a['mean']:.4f} +- {std:.4f} "
             f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}] (seeds {r.seeds})")
+    if r.settled:  # nas_med.settle: the final recipe's lr and augmentation, chosen on validation
+        tried = ", ".join(f"lr {row['lr']:g} {row['augment']} {row['val_loss']:.4f}" + (" (kept)" if row["chosen"]
+                          else "") for row in r.settled)
+        line += f"\n  {size} px   settled on mean validation loss: {tried}"
+    return line
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .errors import UserError
 
-__all__ = ["AUTO", "POLICIES", "Policy", "augment_batch", "check_policy", "resolve_policy"]
+__all__ = ["AUTO", "AUTO_CHOICES", "POLICIES", "Policy", "augment_batch", "check_policy"]
 
 
 @dataclass(frozen=True)
@@ -46,22 +46,17 @@ POLICIES: dict[str, Policy] = {
 }
 
 
-AUTO = "auto"  # none below AUTO_MIN_SIZE px, light from it (BreastMNIST, 3 seeds, final recipe: 28 px none 0.909
-# vs light 0.892; 64 px none 0.886 vs light 0.909)
-AUTO_MIN_SIZE = 64
+AUTO = "auto"  # a final recipe's "choose on validation" (nas_med.settle): one of AUTO_CHOICES per model
+AUTO_CHOICES = ("none", "light")
 
 
-def check_policy(name: str) -> str:
-    """``name`` if it is a policy (or ``auto``), else UserError naming the valid ones."""
+def check_policy(name: str, auto: bool = True) -> str:
+    """``name`` if it is a policy (or, with ``auto``, ``auto``), else UserError naming the valid ones."""
+    if name == AUTO and not auto:
+        raise UserError(f"augmentation '{AUTO}' is a final recipe's choice on validation (nas_med.settle); one "
+                        f"training run needs one policy ({', '.join(POLICIES)}).")
     if name != AUTO and name not in POLICIES:
         raise UserError(f"unknown augmentation policy '{name}' (valid: {', '.join([*POLICIES, AUTO])}).")
-    return name
-
-
-def resolve_policy(name: str, size: int) -> str:
-    """The policy ``name`` names for images of ``size`` px (``auto``: by measurement, see ``AUTO``)."""
-    if check_policy(name) == AUTO:
-        return "light" if size >= AUTO_MIN_SIZE else "none"
     return name
 
 

@@ -22,16 +22,18 @@ with ``apply_recipe(TrainConfig(), FinalRecipe(...))``, seeds 0-2): 1e-4 test 0.
 fp32 instead of bf16 0.905, ``light`` augmentation 0.891: within the seeds' spread (sd ~0.015), none kept."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, fields, replace
 
-from .augment import check_policy
+from .augment import AUTO, AUTO_CHOICES, check_policy
 from .errors import UserError
 from .schedule import OPTIMIZERS, SCHEDULES
 from .train import TrainConfig
 
-__all__ = ["RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
+__all__ = ["CHOOSABLE", "RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
 
 RECIPES = ("final", "search")
+CHOOSABLE = ("lr", "augment")  # a list of values: each is tried on validation (nas_med.settle)
 
 
 @dataclass(frozen=True)
@@ -39,22 +41,42 @@ class FinalRecipe:
     """How the shipped model (and every baseline beside it) is trained."""
 
     epochs: int = 60
-    lr: float = 2e-3
+    lr: float | tuple[float, ...] = 1e-3
     weight_decay: float = 0.05
     optimizer: str = "adamw"
     schedule: str = "cosine"
     warmup: float = 0.1
     batch_size: int = 32
-    augment: str = "auto"  # none below 64 px, light from 64 px (measured; see the module docstring)
+    augment: str | tuple[str, ...] = AUTO_CHOICES  # chosen on validation per model (nas_med.settle); "auto" too
     flips: bool = True
     patience: int = 0
     folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.ensemble)
 
     def __post_init__(self) -> None:
+        if self.augment == AUTO:
+            object.__setattr__(self, "augment", AUTO_CHOICES)
+        for name in CHOOSABLE:  # a YAML or JSON list: a tuple of candidates; one value: fixed
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                if not value or len(set(value)) != len(value):
+                    raise UserError(f"final recipe: {name} must list at least one value, each once; got "
+                                    f"{list(value)!r}.")
+                object.__setattr__(self, name, value[0] if len(value) == 1 else tuple(value))
         self.check()
 
+    def choices(self, name: str) -> tuple:
+        """The candidate values of ``name`` (one for a fixed value)."""
+        value = getattr(self, name)
+        return value if isinstance(value, tuple) else (value,)
+
+    def variants(self) -> list[dict]:
+        """Every combination of the candidate ``lr`` and ``augment`` values, first value first."""
+        names = CHOOSABLE
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.choices(n) for n in names))]
+
     def check(self) -> None:
-        check_policy(self.augment)
+        for policy in self.choices("augment"):
+            check_policy(policy, auto=False)
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"final recipe: unknown optimizer '{self.optimizer}' (valid: {', '.join(OPTIMIZERS)}).")
         if self.schedule not in SCHEDULES:
@@ -65,7 +87,7 @@ class FinalRecipe:
             raise UserError(f"final recipe: batch_size must be an integer >= 2, got {self.batch_size!r}.")
         if not 0 <= float(self.warmup) < 1:
             raise UserError(f"final recipe: warmup must be in [0, 1), got {self.warmup!r}.")
-        if not float(self.lr) > 0 or float(self.weight_decay) < 0:
+        if not all(_positive(lr) for lr in self.choices("lr")) or not float(self.weight_decay) >= 0:
             raise UserError(f"final recipe: lr must be > 0 and weight_decay >= 0, got {self.lr!r}, "
                             f"{self.weight_decay!r}.")
         if not isinstance(self.patience, int) or self.patience < 0:
@@ -90,6 +112,10 @@ class FinalRecipe:
             raise UserError(f"final recipe: {exc}") from None
 
 
+def _positive(x) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and x > 0
+
+
 def check_folds(folds) -> int:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1 or folds > 20:
         raise UserError(f"--folds must be an integer from 1 (a single model) to 20, got {folds!r}.")
@@ -102,11 +128,14 @@ def check_recipe_name(name: str) -> str:
     return name
 
 
-def apply_recipe(cfg: TrainConfig, recipe: FinalRecipe | None) -> TrainConfig:
-    """``cfg`` (a trial's search config) trained with ``recipe``; None keeps ``cfg`` (``--recipe search``)."""
+def apply_recipe(cfg: TrainConfig, recipe: FinalRecipe | None, variant: dict | None = None) -> TrainConfig:
+    """``cfg`` (a trial's search config) trained with ``recipe``; None keeps ``cfg`` (``--recipe search``).
+    Where the recipe lists several ``lr`` or ``augment`` values, ``variant`` picks one of ``recipe.variants()``
+    (default: the first; ``nas_med.settle`` chooses on validation)."""
     if recipe is None:
         return cfg
-    return replace(cfg, epochs=recipe.epochs, lr=float(recipe.lr), weight_decay=float(recipe.weight_decay),
+    variant = variant or recipe.variants()[0]
+    return replace(cfg, epochs=recipe.epochs, lr=float(variant["lr"]), weight_decay=float(recipe.weight_decay),
                    optimizer=recipe.optimizer, schedule=recipe.schedule, warmup=float(recipe.warmup),
-                   batch_size=recipe.batch_size, augment=recipe.augment, flips=recipe.flips,
+                   batch_size=recipe.batch_size, augment=variant["augment"], flips=recipe.flips,
                    patience=recipe.patience)

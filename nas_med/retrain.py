@@ -30,10 +30,11 @@ from .recipe import apply_recipe
 from .search import records
 from .search.records import json_safe, load_study_data, seed_list, trial_name, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose, completed
-from .train import Normalizer, TrainConfig, pick_device, predict_probs, train
+from .settle import settle
+from .train import Normalizer, TrainConfig, TrainResult, pick_device, predict_probs, train
 
-__all__ = ["METRICS", "TestReport", "bootstrap_metrics", "resample_metrics", "retrain_and_test", "retrain_study",
-           "retrain_trial"]
+__all__ = ["METRICS", "TestReport", "bootstrap_metrics", "on_device", "resample_metrics", "retrain_and_test",
+           "retrain_study", "retrain_trial", "reuse"]
 
 log = logging.getLogger(__name__)
 METRICS = ("auc", "accuracy", "sensitivity", "specificity")
@@ -63,6 +64,7 @@ class TestReport:
     train_config: dict = field(default_factory=dict)
     normalization: dict = field(default_factory=dict)
     positive: str | None = None  # binary tasks: the class whose recall is the sensitivity
+    settled: list = field(default_factory=list)  # the final-recipe variants tried on validation (nas_med.settle)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -159,6 +161,22 @@ def _check_fit(spec: ArchSpec, data: Dataset) -> None:
                         f"{data.size} px.")
 
 
+def on_device(cfg: TrainConfig, device: str | None, precision: str | None) -> TrainConfig:
+    """``cfg`` with ``device`` and ``precision`` (auto, fp32, bf16, fp16) replaced where given."""
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    if precision is not None:
+        cfg = replace(cfg, precision=look_up(precision, PRECISIONS, "precision"))
+    return cfg
+
+
+def reuse(trained: dict[int, TrainResult]):
+    """A ``retrain_and_test`` trainer that hands back the runs ``settle`` already made, by seed (None: train)."""
+    if not trained:
+        return None
+    return lambda spec, data, cfg: trained.pop(cfg.seed)
+
+
 def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | dict,
                      seeds: Sequence[int] = (0, 1, 2), n_bootstrap: int = 1000, *, name: str | None = None,
                      keep_model: bool = False, device: str | None = None, confidence: float = 0.95,
@@ -179,10 +197,7 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
     _check_fit(spec, data)
     if isinstance(train_config, dict):
         train_config = TrainConfig.from_dict(train_config)
-    if device is not None:
-        train_config = replace(train_config, device=device)
-    if precision is not None:
-        train_config = replace(train_config, precision=look_up(precision, PRECISIONS, "precision"))
+    train_config = on_device(train_config, device, precision)
     normalize = Normalizer(data.train.images)
     multilabel = data.task == "multilabel"
     labels = data.test.labels.numpy()
@@ -237,11 +252,14 @@ def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: i
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     trial = choice.trial
     spec, cfg = trial_recipe(trial)
-    cfg = apply_recipe(cfg, study_recipe(study, recipe))
-    report = retrain_and_test(spec, data if data is not None else load_study_data(study), cfg,
-                              seed_list(seeds, cfg.seed), n_bootstrap, name=trial_name(trial),
-                              keep_model=keep_model, device=device, precision=precision)
-    report.trial, report.kind = trial.number, records.kind(trial)
+    final = study_recipe(study, recipe)
+    data = data if data is not None else load_study_data(study)
+    cfg = on_device(apply_recipe(cfg, final), device, precision)
+    seeds = seed_list(seeds, cfg.seed)
+    cfg, settled, trained = settle(spec, data, cfg, final, seeds, trial_name(trial))
+    report = retrain_and_test(spec, data, cfg, seeds, n_bootstrap, name=trial_name(trial), keep_model=keep_model,
+                              fit=reuse(trained))
+    report.trial, report.kind, report.settled = trial.number, records.kind(trial), settled
     return report
 
 

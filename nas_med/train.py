@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import augment_batch, resolve_policy
+from .augment import augment_batch, check_policy
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics
@@ -56,7 +56,7 @@ class TrainConfig:
     optimizer: str = "adam"      # adam or adamw (nas_med.schedule)
     schedule: str = "constant"   # constant or cosine (linear warm-up, then cosine decay to 0)
     warmup: float = 0.0          # share of all steps spent warming up (cosine only)
-    augment: str = "none"        # augmentation policy (nas_med.augment): none, light, medium, strong, auto
+    augment: str = "none"        # augmentation policy (nas_med.augment): none, light, medium, strong
     flips: bool = True           # horizontal flips allowed by the policy (off where laterality matters)
     patience: int = 0            # stop after this many epochs without a lower validation loss (0: never)
 
@@ -254,7 +254,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     n, bs = len(train_split), cfg.batch_size
     batches = range(0, n - bs + 1 if n >= 2 * bs else n, bs)  # drop a last batch of 1 (BatchNorm)
     scheduler = make_scheduler(optimizer, cfg.schedule, cfg.warmup, cfg.epochs * len(batches))
-    policy = resolve_policy(cfg.augment, data.size)
+    policy = check_policy(cfg.augment, auto=False)
     aug_gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 7919) if policy != "none" else None
     loss_fn = _loss_fn(data, cfg, device)
     # loss scaling only for fp16 (its scaler reads a found-inf flag every step: one host sync per step)

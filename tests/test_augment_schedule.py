@@ -149,9 +149,13 @@ def test_policy_in_a_search_space():
     assert sample_training(Fixed(), space)["augment"] == "light"
 
 
-def test_auto_policy_follows_the_image_size():
-    from nas_med.augment import resolve_policy
+def test_auto_policy_is_chosen_on_validation_not_by_size():
+    from nas_med.augment import check_policy
 
-    assert FinalRecipe().augment == "auto"
-    assert resolve_policy("auto", 28) == "none" and resolve_policy("auto", 64) == "light"
-    assert resolve_policy("strong", 28) == "strong"
+    assert FinalRecipe().augment == ("none", "light")  # chosen per model on validation (nas_med.settle)
+    assert FinalRecipe(augment="auto").augment == ("none", "light")  # what an older study stored
+    assert check_policy("strong") == "strong"
+    data = load_dataset("synthetic", size=16)
+    spec = ArchSpec(1, 4, 16, stages=(StageSpec("simple", 8),))
+    with pytest.raises(UserError, match="one training run needs one policy"):
+        train(build(spec), data, TrainConfig(epochs=1, augment="auto", device="cpu"))

@@ -71,6 +71,12 @@ def test_model_card_states_data_objectives_metrics_and_licence(exported):
     assert "| minicnn |" in card and "![Grad-CAM overlays on test images](cam_grid.png)" in card
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["per_seed"][0]["auc"] == pytest.approx(auc["auc"])
+    # the default final recipe lists two policies: both tried on validation, one kept, the card says which
+    settled = metrics["test"]["settled"]
+    assert [r["augment"] for r in settled] == ["none", "light"] and sum(r["chosen"] for r in settled) == 1
+    kept = next(r for r in settled if r["chosen"])["augment"]
+    assert metrics["test"]["train_config"]["augment"] == kept and f"augmentation {kept};" in card
+    assert "chosen on the validation split" in card and card.count("(kept)") == 1
     # synthetic data has lesion masks: mask energy beside CAM quality, and what CAM quality is worth
     from nas_med.objectives.cam import CAM_QUALITY_NOTE
 

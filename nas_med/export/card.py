@@ -42,11 +42,22 @@ def _test_paragraph(report: TestReport, card: dict) -> str:
     own = " (the trial's own seed)" if card.get("own_seed") == report.seeds[0] else ""
     study_auc = f" (the trial's in the study: {card['val_auc']:.4f})." if card.get("val_auc") is not None else "."
     return (f"Retrained {len(report.seeds)} time(s) from scratch (seeds {seeds}; {cfg.get('epochs')} epochs, "
-            f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, weight decay {cfg.get('weight_decay')}; the epoch "
-            f"with the lowest validation loss kept) and tested on the {report.n_test} test images. Intervals: "
+            f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, weight decay {cfg.get('weight_decay')}, "
+            f"augmentation {cfg.get('augment', 'none')}; the epoch with the lowest validation loss kept) and tested "
+            f"on the {report.n_test} test images.{_settled_sentence(report.settled)} Intervals: "
             f"{report.confidence:.0%} bootstrap confidence intervals over test images ({report.n_bootstrap} "
             f"resamples). The exported weights are those of seed {report.seeds[0]}{own}; its validation AUC is "
             f"{_num(first.get('val_auc'))}{study_auc}")
+
+
+def _settled_sentence(rows: list[dict]) -> str:
+    """How the final recipe's lr and augmentation were chosen on validation (``nas_med.settle``), or nothing."""
+    if not rows:
+        return ""
+    tried = "; ".join(f"lr {r['lr']:g}, {r['augment']}: {_num(r['val_loss'])}" + (" (kept)" if r["chosen"] else "")
+                      for r in rows)
+    return (f" The learning rate and augmentation were chosen on the validation split, before any test, by the "
+            f"mean validation loss of the same seeds ({tried}).")
 
 
 def _metric_rows(report: TestReport) -> str:

@@ -14,10 +14,11 @@ from ..errors import UserError
 from ..final import study_recipe
 from ..progress import emit
 from ..recipe import apply_recipe
-from ..retrain import TestReport, retrain_and_test
+from ..retrain import TestReport, on_device, retrain_and_test, reuse
 from ..search import records
 from ..search.records import load_study_data, seed_list, stored_config, trial_name, trial_recipe
 from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, value
+from ..settle import settle
 from .write import check_target, make_temp, publish, remove_empty, write_export
 
 __all__ = ["ExportResult", "export_study"]
@@ -84,19 +85,21 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     spec, cfg = trial_recipe(choice.trial)
     final = study_recipe(study, recipe, folds)
-    cfg = apply_recipe(cfg, final)
+    cfg = on_device(apply_recipe(cfg, final), device, precision)
     seeds_used = seed_list(seeds, cfg.seed)
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
-        name, fit = trial_name(choice.trial), None
-        if final is not None and final.folds > 1:  # a fold ensemble on train + val (nas_med.ensemble)
+        name, folds = trial_name(choice.trial), 1 if final is None else final.folds
+        # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
+        cfg, settled, trained = settle(spec, data, cfg, final, seeds_used, name, keep=folds == 1)
+        fit = reuse(trained)
+        if folds > 1:  # a fold ensemble on train + val (nas_med.ensemble)
             from ..ensemble import fold_fit, pooled
 
-            data, name, fit = pooled(data), f"{name} ({final.folds}-fold ensemble)", fold_fit(final.folds)
-        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=name,
-                                  keep_model=True, device=device, precision=precision, fit=fit)
-        report.trial = choice.trial.number
+            data, name, fit = pooled(data), f"{name} ({folds}-fold ensemble)", fold_fit(folds)
+        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=name, keep_model=True, fit=fit)
+        report.trial, report.settled = choice.trial.number, settled
         report.kind = records.kind(choice.trial)
         method = stored_config(study).get("cam_method", "gradcam")
         emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature and threshold on "

@@ -1,0 +1,83 @@
+"""The final recipe's open choices (lists of lr or augment values) settled on validation, never on the test split."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nas_med.arch import ArchSpec, StageSpec, build
+from nas_med.data import synthetic
+from nas_med.data.types import Split
+from nas_med.errors import UserError
+from nas_med.recipe import FinalRecipe, apply_recipe
+from nas_med.settle import settle
+from nas_med.train import TrainConfig, train
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated):
+    """Own data cache, one torch thread (tests/conftest.py)."""
+
+
+SPEC = ArchSpec(1, 4, 16, stages=(StageSpec("simple", 8), StageSpec("simple", 16)))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic.load(size=16, n_train=96, n_val=48, n_test=40)
+
+
+def test_variants_are_every_combination_first_value_first():
+    recipe = FinalRecipe(lr=[1e-3, 2e-3], augment=["none", "light"])
+    assert recipe.lr == (1e-3, 2e-3) and recipe.augment == ("none", "light")
+    assert recipe.variants() == [{"lr": 1e-3, "augment": "none"}, {"lr": 1e-3, "augment": "light"},
+                                 {"lr": 2e-3, "augment": "none"}, {"lr": 2e-3, "augment": "light"}]
+    cfg = apply_recipe(TrainConfig(), recipe)
+    assert (cfg.lr, cfg.augment) == (1e-3, "none")
+    assert (apply_recipe(TrainConfig(), recipe, recipe.variants()[3]).augment) == "light"
+    one = FinalRecipe(lr=[0.003], augment="medium")  # a one-value list is that value, fixed
+    assert (one.lr, one.augment, one.variants()) == (0.003, "medium", [{"lr": 0.003, "augment": "medium"}])
+    assert FinalRecipe.from_dict(recipe.to_dict()) == recipe  # a study stores lists; they come back as tuples
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"lr": []}, "lr must list at least one value"),
+    ({"augment": ["none", "none"]}, "each once"),
+    ({"augment": ["none", "heavy"]}, "unknown augmentation policy 'heavy'"),
+    ({"lr": [1e-3, -1.0]}, "lr must be > 0"),
+    ({"lr": ["fast"]}, "lr must be > 0"),
+])
+def test_bad_lists_are_user_errors(kwargs, needle):
+    with pytest.raises(UserError, match=needle):
+        FinalRecipe.from_dict(kwargs)
+
+
+def test_settle_keeps_the_lowest_validation_loss_and_never_looks_at_the_test_split(data):
+    recipe = FinalRecipe(epochs=3, lr=[1e-3, 3e-2], augment=["none", "light"], warmup=0.0)
+    cfg = apply_recipe(TrainConfig(device="cpu", precision="fp32", seed=5), recipe)
+    settled, rows, trained = settle(SPEC, data, cfg, recipe, seeds=(5, 6))
+    assert [(r["lr"], r["augment"]) for r in rows] == [(v["lr"], v["augment"]) for v in recipe.variants()]
+    assert sum(r["chosen"] for r in rows) == 1
+    best = next(r for r in rows if r["chosen"])
+    assert best["val_loss"] == min(r["val_loss"] for r in rows)
+    assert sorted(trained) == [5, 6] and all(len(r["best_epochs"]) == 2 for r in rows)
+    # the kept runs are the ones a fresh training of the settled config gives (so they are reused, not redone)
+    torch.manual_seed(6)
+    again = train(build(SPEC), data, replace(settled, seed=6))
+    for a, b in zip(again.model.state_dict().values(), trained[6].model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert (settled.lr, settled.augment) == (best["lr"], best["augment"])
+    assert (settled.seed, settled.epochs, settled.device) == (5, 3, "cpu")  # the rest of the config is kept
+    # the test split plays no part: scrambled test images and labels settle the same way, to the last digit
+    scrambled = replace(data, test=Split(torch.full_like(data.test.images, 255), 1 - data.test.labels))
+    assert settle(SPEC, scrambled, cfg, recipe, seeds=(5, 6), keep=False)[1:] == (rows, {})
+
+
+def test_one_variant_or_the_search_recipe_trains_nothing_more(data, monkeypatch):
+    import nas_med.settle as settle_module
+
+    monkeypatch.setattr(settle_module, "train", lambda *a, **k: pytest.fail("settle trained a model"))
+    cfg = apply_recipe(TrainConfig(device="cpu"), FinalRecipe(augment="none"))
+    assert settle(SPEC, data, cfg, FinalRecipe(augment="none"), seeds=(0,)) == (cfg, [], {})
+    assert settle(SPEC, data, cfg, None, seeds=(0,)) == (cfg, [], {})
