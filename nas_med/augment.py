@@ -5,7 +5,8 @@ a random resized crop's zoom, shift), horizontal flips (switchable off where lat
 contrast and gamma jitter and optional Gaussian noise. Every sample draws its own parameters from a seeded
 ``torch.Generator`` (on the CPU, so the same seed gives the same draws on every device); masks, when given, get
 the same geometric transform as their image (nearest neighbour), labels are never touched. Training only:
-``train`` never calls it for validation, test or export."""
+``train`` never calls it for validation, test or export. ``auto`` is a final recipe's word for "whichever of
+``none`` and ``light`` has the lower validation loss for this model" (``nas_med.settle``)."""
 from __future__ import annotations
 
 import math
