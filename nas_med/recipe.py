@@ -62,6 +62,8 @@ class FinalRecipe:
                     raise UserError(f"final recipe: {name} must list at least one value, each once; got "
                                     f"{list(value)!r}.")
                 object.__setattr__(self, name, value[0] if len(value) == 1 else tuple(value))
+        lrs = tuple(_number(lr) for lr in self.choices("lr"))  # YAML reads 1e-3 (no dot) as a string
+        object.__setattr__(self, "lr", lrs[0] if len(lrs) == 1 else lrs)
         self.check()
 
     def choices(self, name: str) -> tuple:
@@ -110,6 +112,16 @@ class FinalRecipe:
             return cls(**data)
         except (TypeError, ValueError) as exc:
             raise UserError(f"final recipe: {exc}") from None
+
+
+def _number(x):
+    """``x`` as a float when it is a string that reads as one (else unchanged, for ``check`` to refuse)."""
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return x
+    return x
 
 
 def _positive(x) -> bool:

@@ -39,6 +39,7 @@ def test_variants_are_every_combination_first_value_first():
     one = FinalRecipe(lr=[0.003], augment="medium")  # a one-value list is that value, fixed
     assert (one.lr, one.augment, one.variants()) == (0.003, "medium", [{"lr": 0.003, "augment": "medium"}])
     assert FinalRecipe.from_dict(recipe.to_dict()) == recipe  # a study stores lists; they come back as tuples
+    assert FinalRecipe.from_dict({"lr": "1e-3"}).lr == 1e-3  # YAML reads 1e-3 (no dot) as a string
 
 
 @pytest.mark.parametrize("kwargs, needle", [
