@@ -2,8 +2,9 @@
 
 Per size: ``nas_med.search.search`` (default space, TPE, median pruner, 30 trials of the 8-epoch search recipe,
 the ``resnet18`` baseline in the same study) -> ``nas_med.confirm.confirm`` (4-fold cross-validated AUCs) ->
-the final training (``nas_med.recipe.FinalRecipe`` defaults: AdamW 2e-3, wd 0.05, 10 % linear warm-up + cosine,
-60 epochs, batch 32, best validation loss, no augmentation) of the confirmed minimalist choice and of ResNet-18
+the final training (``nas_med.recipe.FinalRecipe`` defaults: AdamW 1e-3, wd 0.05, 10 % linear warm-up + cosine,
+60 epochs, batch 32, best validation loss, augmentation ``none`` or ``light`` settled per model on the mean
+validation loss of the seeds, ``nas_med.settle``, printed) of the confirmed minimalist choice and of ResNet-18
 with the same recipe, seeds 0, 1, 2, tested on the test split -> a ``--folds``-fold ensemble of the choice
 (``export_study(folds=K)``, one seed) exported and tested. Prints test AUC mean, std over seeds and the 95 %
 bootstrap interval over test images, parameters (the ensemble's total), wall time of each stage, and the
