@@ -9,8 +9,8 @@ comparison is fair. ``--recipe search`` keeps the trial's own config (the old be
 one with the lowest mean validation loss is kept, per model (``nas_med.settle``).
 
 Defaults, measured on BreastMNIST with the architectures ``benchmarks/quality.py`` chose (26,474 parameters, three
-``double`` stages, at 28 px; 25,154, two stages, at 64 px), seeds 0-2, bf16 (/tmp runs, DESIGN.md "Second-wave
-notes"): AdamW lr 1e-3 (28 px none: 0.917 at 1e-3, 0.916 at 2e-3; 64 px none: 0.911 and 0.899), weight decay
+``double`` stages, at 28 px; 25,154, two stages, at 64 px), seeds 0-2, bf16 (the runs are listed in issue 19's
+closing notes): AdamW lr 1e-3 (28 px none: 0.917 at 1e-3, 0.916 at 2e-3; 64 px none: 0.911 and 0.899), weight decay
 0.05 (AdamW's usual decoupled decay; at 1e-4 28 px tested 0.906 against 0.916, and lr x wd = 2e-7 a step did
 nothing), linear warm-up over 10 % of the steps then cosine decay to 0 (the one-cycle shape), 60 epochs (100 at
 64 px: 0.901 against 0.899; at 28 px 0.894), batch 32, the weights of the epoch with the lowest validation loss
