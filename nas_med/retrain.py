@@ -19,7 +19,7 @@ import optuna
 import torch
 from torch import nn
 
-from .arch import ArchSpec, build
+from .arch import ArchSpec
 from .data.types import Dataset
 from .errors import UserError, look_up
 from .final import study_recipe
@@ -30,8 +30,8 @@ from .recipe import apply_recipe
 from .search import records
 from .search.records import json_safe, load_study_data, seed_list, trial_name, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose, completed
-from .settle import settle
-from .train import Normalizer, TrainConfig, TrainResult, pick_device, predict_probs, train
+from .settle import settle, train_seed
+from .train import Normalizer, TrainConfig, TrainResult, pick_device, predict_probs
 
 __all__ = ["METRICS", "TestReport", "bootstrap_metrics", "on_device", "resample_metrics", "retrain_and_test",
            "retrain_study", "retrain_trial", "reuse"]
@@ -209,8 +209,11 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
              f"{train_config.epochs} epochs", seed=seed)
         cfg = replace(train_config, seed=seed)
         log.info("retraining %s with seed %d for %d epoch(s)", name or spec.summary(), seed, cfg.epochs)
-        torch.manual_seed(seed)  # the initial weights follow the seed too, not only the batch order
-        result = train(build(spec), data, cfg) if fit is None else fit(spec, data, cfg)
+        if fit is None:
+            result = train_seed(spec, data, cfg)
+        else:
+            torch.manual_seed(seed)  # the initial weights follow the seed too, not only the batch order
+            result = fit(spec, data, cfg)
         dev = pick_device(cfg.device)
         probs = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
         metrics = all_metrics(data.task, labels, probs, positive)

@@ -26,9 +26,16 @@ from .progress import emit
 from .recipe import FinalRecipe, apply_recipe
 from .train import TrainConfig, TrainResult, train
 
-__all__ = ["settle"]
+__all__ = ["settle", "train_seed"]
 
 log = logging.getLogger(__name__)
+
+
+def train_seed(spec: ArchSpec, data: Dataset, cfg: TrainConfig) -> TrainResult:
+    """One training run of ``spec`` with ``cfg.seed`` setting the initial weights too, not only the batch order
+    (``retrain_and_test`` trains the same way, so the runs ``settle`` keeps are the ones it would make)."""
+    torch.manual_seed(cfg.seed)
+    return train(build(spec), data, cfg)
 
 
 def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe | None, seeds: Sequence[int],
@@ -49,8 +56,7 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
             step += 1
             emit("settle", step, len(variants) * len(seeds), f"{label}: choosing the final recipe on validation, "
                  f"lr {variant['lr']:g}, augment {variant['augment']}, seed {seed}")
-            torch.manual_seed(seed)  # as retrain_and_test does: the same seed, the same model
-            results[seed] = train(build(spec), data, replace(variant_cfg, seed=seed))
+            results[seed] = train_seed(spec, data, replace(variant_cfg, seed=seed))
         losses = [float(r.val.get("loss", math.inf)) for r in results.values()]
         loss = float(np.mean(losses)) if all(math.isfinite(x) for x in losses) else math.inf
         rows.append({**variant, "val_loss": loss if math.isfinite(loss) else None,
