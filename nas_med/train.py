@@ -108,13 +108,29 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (sample) std of uint8 ``images`` (B, C, H, W) on the [0, 1] scale, from exact
+    256-bin counts: a float reduction over the images would depend on the thread count, and so would every
+    figure normalised with it."""
+    x = images.transpose(0, 1).reshape(images.shape[1], -1)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for channel in x:
+        counts = torch.bincount(channel, minlength=256).to(torch.float64)
+        n = float(counts.sum())
+        mean = float((counts * values).sum() / n)
+        var = float((counts * (values - mean) ** 2).sum() / max(n - 1, 1))
+        means.append(float(torch.tensor(mean, dtype=torch.float32)))
+        stds.append(float(torch.tensor(var ** 0.5, dtype=torch.float32)))
+    return means, stds
+
+
 class Normalizer:
     """uint8 (B, C, H, W) -> float, standardised with the training split's per-channel mean and std."""
 
     def __init__(self, train_images: torch.Tensor):
-        x = train_images.float() / 255
-        self.mean = x.mean(dim=(0, 2, 3)).tolist()
-        self.std = [max(s, 1e-3) for s in x.std(dim=(0, 2, 3)).tolist()]
+        self.mean, std = channel_stats(train_images)
+        self.std = [max(s, 1e-3) for s in std]
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
