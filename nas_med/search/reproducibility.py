@@ -136,16 +136,22 @@ def resolve_threads(config: SearchConfig) -> None:
 
 @contextlib.contextmanager
 def study_threads(config: SearchConfig) -> Iterator[None]:
-    """Train within the block with the study's threads (studies from before that setting: as they are), and give
-    the process its own count back afterwards."""
+    """Train within the block with the study's threads (studies from before that setting: as they are) and, on
+    CUDA, cuDNN's deterministic convolution algorithms (no benchmarking, which picks by timing); the process's
+    own settings come back afterwards. Still not deterministic on CUDA: kernels that accumulate with atomics,
+    among them the backward pass of adaptive average pooling (the GAP heads), so a GPU study may differ in the
+    last digits between runs; CPU studies repeat exactly."""
     import torch
 
     before = torch.get_num_threads()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     if config.threads and config.threads != before:
         torch.set_num_threads(int(config.threads))
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
         yield
     finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
