@@ -220,3 +220,25 @@ def test_the_same_search_repeats_exactly_beside_a_busy_process_and_with_two_work
         busy.wait()
     assert loaded == alone
     assert any(state == TrialState.COMPLETE for state, *_ in alone.values())
+
+
+def test_a_resumed_study_keeps_the_settings_it_was_created_with(isolated, tmp_path):
+    url = f"sqlite:///{tmp_path}/old.db"
+    base = dict(size=16, space="tiny", epochs=1, cam_images=4, pruner="none", storage=url, quiet=True, artifacts=False)
+    search(SearchConfig(trials=1, epoch_time="measured", trial_batch=0, threads=1, **base))
+    resumed = SearchConfig(trials=1, **base)  # today's defaults: model, batches of 4
+    study = search(resumed)
+    assert (resumed.epoch_time, resumed.trial_batch, resumed.threads) == ("measured", 0, 1)
+    last = study.get_trials(states=(TrialState.COMPLETE,))[-1]
+    assert last.values[2] == rec.measured_epoch_seconds(last) and rec.EPOCH_SECONDS_MODEL not in last.user_attrs
+
+
+def test_a_worker_that_differs_from_the_study_is_warned_by_name(caplog):
+    from nas_med.search.reproducibility import check
+
+    stored = Record("0.1", "2", "5", "cpu: X", "bf16", 2, "m", 4).to_dict()
+    with caplog.at_level("WARNING"):
+        assert check(stored, Record("0.1", "2", "5", "cpu: X", "fp32", 2, "m", 4), "s") == [
+            "precision: study 'bf16', here 'fp32'"]
+    assert "study 's'" in caplog.text and "precision" in caplog.text
+    assert check(None, Record("0.1", "2", "5", "cpu: X", "fp32", 2, "m", 4), "s") == []
