@@ -6,8 +6,9 @@ AUC per epoch there, and is pruned when the shadow trial is.
 
 The pruners look at AUC alone, but the search has four objectives: a small, cheap candidate with a modest AUC
 can still belong on the Pareto front. So a candidate whose size is known is pruned only when the pruner says so
-*and* a completed candidate that is no larger (parameters) and no costlier (FLOPs) had at least its validation
-AUC at the same epoch: it is then dominated on everything known while it trains.
+*and* a completed candidate that is no larger (parameters) and no slower (modelled epoch seconds; FLOPs in a
+study that measures its epoch time) had at least its validation AUC at the same epoch: it is then dominated on
+everything known while it trains.
 """
 from __future__ import annotations
 
@@ -60,13 +61,16 @@ def shadow_study(study_name: str, storage, pruner_name: str, epochs: int) -> opt
                                pruner=make_pruner(pruner_name, epochs), load_if_exists=True)
 
 
-COST_KEYS = (records.PARAMS, records.FLOPS)
+# what a candidate costs, known before it trains: its parameters and its modelled epoch time (the objectives
+# themselves); studies that measure their epoch time compare FLOPs instead
+COST_KEYS = (records.PARAMS, records.EPOCH_SECONDS_MODEL)
+OLD_COST_KEYS = (records.PARAMS, records.FLOPS)
 
 
 class ShadowPruning:
     """Links one real trial to one shadow trial: ``report`` each epoch, ``should_prune``, then ``finish``.
-    ``cost``: the candidate's ``params`` and ``flops`` (either may be missing); without them pruning looks at
-    AUC alone. ``visible``: which shadow trials the decision may compare with (None: all); a reproducible
+    ``cost``: the candidate's ``params`` and ``epoch_seconds_model`` or ``flops`` (any may be missing); without
+    them pruning looks at AUC alone. ``visible``: which shadow trials the decision may compare with (None: all); a reproducible
     search passes those of earlier batches, so that the decision does not depend on what finished meanwhile."""
 
     def __init__(self, shadow: optuna.Study, trial: optuna.Trial, cost: dict | None = None,
@@ -75,7 +79,8 @@ class ShadowPruning:
         self.shadow_trial = shadow.ask()
         self.visible = visible
         cost = cost or {}
-        self.cost = {key: cost[key] for key in COST_KEYS if key in cost}
+        keys = COST_KEYS if records.EPOCH_SECONDS_MODEL in cost else OLD_COST_KEYS
+        self.cost = {key: cost[key] for key in keys if key in cost}
         slot = trial.user_attrs.get(records.SLOT)
         set_user_attrs(self.shadow_trial, {records.SHADOW_OF: trial.number, **self.cost,
                                            **({} if slot is None else {records.SLOT: slot})})
