@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import augment_batch, check_policy
+from .data.preprocess import channel_stats
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics
@@ -106,23 +107,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UserError(f"--device '{name}' asked for MPS but it is not available.")
     return device
-
-
-def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (sample) std of uint8 ``images`` (B, C, H, W) on the [0, 1] scale, from exact
-    256-bin counts: a float reduction over the images would depend on the thread count, and so would every
-    figure normalised with it."""
-    x = images.transpose(0, 1).reshape(images.shape[1], -1)
-    values = torch.arange(256, dtype=torch.float64) / 255
-    means, stds = [], []
-    for channel in x:
-        counts = torch.bincount(channel, minlength=256).to(torch.float64)
-        n = float(counts.sum())
-        mean = float((counts * values).sum() / n)
-        var = float((counts * (values - mean) ** 2).sum() / max(n - 1, 1))
-        means.append(float(torch.tensor(mean, dtype=torch.float32)))
-        stds.append(float(torch.tensor(var ** 0.5, dtype=torch.float32)))
-    return means, stds
 
 
 class Normalizer:
