@@ -8,6 +8,7 @@ import logging
 import click
 
 from ..errors import UserError
+from .options import check_numbers
 
 COMMAND_MODULES = ("datasets", "arch", "search", "worker", "dashboard", "front", "confirm", "export", "predict",
                    "report", "sweep")
@@ -41,6 +42,7 @@ def cli() -> None:
 for _name in COMMAND_MODULES:
     if importlib.util.find_spec(f"{__package__}.{_name}") is not None:
         importlib.import_module(f"{__package__}.{_name}").register(cli)
+check_numbers(cli)  # every int/float option of every command: finite and within its bounds (options.BOUNDS)
 
 
 def quiet_library_warnings() -> None:

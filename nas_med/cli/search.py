@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 
 from ..search.config import PRUNERS, SAMPLERS, SearchConfig
-from .options import data_options, storage_option
+from .options import data_options, read_option, storage_option
 
 
 @click.command("search")
@@ -125,9 +125,12 @@ def _apply_recipe_file(kwargs: dict, path: str | None):
 
     recipe = read_recipe_file(path)
     ctx = click.get_current_context()
+    params = {p.name: p for p in ctx.command.params}
     for key, value in recipe.search.items():
         if ctx.get_parameter_source(key) in (ParameterSource.DEFAULT, None):
-            kwargs[key] = value
+            kwargs[key] = read_option(params[key], value, ctx, f"recipe file '{path}': search: {key}")
+    if kwargs.get("channels") is not None:
+        kwargs["channels"] = int(kwargs["channels"])
     return recipe
 
 

@@ -46,6 +46,9 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
     """
     check_fraction(fraction)
     check_size_channels(size, channels)
+    if data_root is not None and not Path(data_root).expanduser().is_dir():  # never fall back to the cache silently
+        what = "is not a folder" if Path(data_root).expanduser().exists() else "does not exist"
+        raise UserError(f"--data-root '{data_root}' {what}.")
     if split_ratios is not None and not name.startswith(FOLDER_PREFIX):
         raise UserError(f"--split-ratios applies to folder: datasets only, not '{name}' (it has fixed splits).")
     if (group_regex or group_csv) and not name.startswith(FOLDER_PREFIX):

@@ -1,6 +1,7 @@
 """``SearchConfig``: everything that defines a study; its resolved form is stored on the study."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 
@@ -78,8 +79,12 @@ class SearchConfig:
 
             for name in self.baselines:
                 look_up(name, BASELINES, "baseline")
-        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9_.:+-]{1,200}", self.study):
-            raise UserError(f"--study '{self.study}' may hold only letters, digits and _.:+- characters.")
+        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,199}", str(self.study)):
+            shown = str(self.study) if len(str(self.study)) <= 60 else f"{str(self.study)[:40]}... ({len(self.study)} characters)"
+            raise UserError(f"--study {shown!r} may hold only letters, digits and _.:+- characters, starting with a "
+                            f"letter or digit, at most 200.")
+        if not 0 <= self.seed < 2**32 or (self.timeout is not None and not math.isfinite(self.timeout)):
+            raise UserError(f"--seed must be in [0, 2**32) and --timeout finite, got {self.seed} and {self.timeout}.")
         return self
 
     def study_name(self) -> str:
