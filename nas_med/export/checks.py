@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import UserError, read_text_limited
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_PARAMS", "check_folder", "check_operating_point", "check_preprocessing",
-           "check_state", "check_weights", "read_json", "spec_shapes"]
+           "check_state", "check_weights", "read_json", "read_spec_file", "spec_shapes"]
 
 MAX_JSON_BYTES = 1 << 20  # spec.json and preprocessing.json are a few kilobytes
 MAX_JSON_DEPTH = 32  # a spec nests 4 levels deep
@@ -67,18 +67,24 @@ def read_json(path: Path, what: str | None = None) -> Any:
 
 def read_spec(folder: Path):
     """The ArchSpec of ``folder/spec.json``."""
+    return read_spec_file(folder / "spec.json")
+
+
+def read_spec_file(path: Path):
+    """The ArchSpec of a spec file (``spec.json``, ``arch show --json``), its size, nesting and stated sizes
+    bounded before anything is built; UserError naming the file otherwise."""
     from ..arch.spec import ArchSpec
 
-    data = read_json(folder / "spec.json")
+    data = read_json(path)
     if isinstance(data, dict):  # an ensemble's count and average sit beside the member's spec (read_ensemble)
         data = {k: v for k, v in data.items() if k not in ENSEMBLE_KEYS}
     try:
         spec = ArchSpec.from_dict(data)
     except UserError as exc:
-        raise UserError(f"'{folder / 'spec.json'}': {exc}") from None
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise UserError(f"'{folder / 'spec.json'}' is not a valid nas-med spec: {exc}") from None
-    _bound_spec(spec, str(folder / "spec.json"))
+        raise UserError(f"'{path}': {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        raise UserError(f"'{path}' is not a valid nas-med spec: {str(exc)[:200]}") from None
+    _bound_spec(spec, str(path))
     return spec
 
 

@@ -1,0 +1,238 @@
+"""Issue 29, a third adversarial pass: non-finite models and images, options at their limits, hand-written files,
+storages that race or tear, a full disk, data paths.
+
+Each refusal: exit code 2, one line ``Error: ...`` naming the bad value, no traceback, nothing left behind.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from test_faults_content import _export, _npz, _predict, invoke, refused  # noqa: E402  (tests/ is on sys.path)
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+TINY = ["--size", "16", "--epochs", "1", "--cam-images", "4", "--pruner", "none", "--quiet", "--space", "tiny"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated):
+    """Own data cache, one torch thread (tests/conftest.py)."""
+
+
+def queue(tmp_path: Path, *extra, study: str = "f"):
+    """``search --workers 0`` (create the study, queue its trials, train nothing) into ``tmp_path/f.db``."""
+    db = tmp_path / "f.db"
+    return invoke("search", "--storage", f"sqlite:///{db}", "--study", study, "--trials", 1, "--workers", 0,
+                  *TINY, *extra), db
+
+
+# --- options at their limits: every numeric option of every command ------------------------------------------
+
+OPTIONS = {
+    "seed-negative": (("--seed", "-1"), "--seed must be at least 0, got -1"),
+    "seed-2^32": (("--seed", str(2**32)), "--seed must be at most 4,294,967,295"),
+    "timeout-nan": (("--timeout", "nan"), "--timeout must be a finite number, got nan"),
+    "timeout-inf": (("--timeout", "inf"), "--timeout must be a finite number, got inf"),
+    "trials-10^12": (("--trials", str(10**12)), "--trials must be at most 1,000,000"),
+    "trials-not-a-number": (("--trials", "many"), "--trials must be a whole number, got 'many'"),
+    "epochs-huge": (("--epochs", "1e400"), "--epochs must be a whole number"),
+    "fraction-nan": (("--fraction", "nan"), "--fraction must be a finite number"),
+    "size-10^9": (("--size", str(10**9)), "--size must be between 8 and 1024 pixels"),
+    "study-dots": (("--study", ".."), "--study '..' may hold only letters"),
+    "study-10k-characters": (("--study", "a" * 10_000), "(10000 characters)' may hold only"),
+    "study-newline": (("--study", "a\nb"), "--study 'a\\nb' may hold only"),
+    "data-root-missing-file-cached": (("--dataset", "breastmnist", "--data-root", "{tmp}/typo"),
+                                      "--data-root '{tmp}/typo' does not exist"),
+    "fraction-leaves-no-image-of-a-class": (("--dataset", "breastmnist", "--fraction", "0.001"),
+                                            "--fraction 0.001 keeps 0 of"),
+}
+
+
+@pytest.mark.parametrize("case", OPTIONS, ids=list(OPTIONS))
+def test_an_option_at_its_limit_is_one_line_and_writes_nothing(case, tmp_path, isolated):
+    args, expect = OPTIONS[case]
+    _npz(isolated / "medmnist")  # breastmnist.npz in the cache: a typo'd --data-root must not fall back to it
+    args = [a.format(tmp=tmp_path) for a in args]
+    result, db = queue(tmp_path, *args)
+    refused(result, expect.format(tmp=tmp_path), db)
+
+
+@pytest.mark.parametrize("command", [
+    "worker --study s --storage sqlite:///{tmp}/x.db --threads 1e12",
+    "worker --study s --storage sqlite:///{tmp}/x.db --timeout -inf",
+    "export --study s --storage sqlite:///{tmp}/x.db --out {tmp}/o --seeds 100000",
+    "export --study s --storage sqlite:///{tmp}/x.db --out {tmp}/o --target-sensitivity nan",
+    "front --study s --storage sqlite:///{tmp}/x.db --cam-floor nan",
+    "confirm --study s --storage sqlite:///{tmp}/x.db --auc-tolerance inf",
+    "report --study s --storage sqlite:///{tmp}/x.db --out {tmp}/r --auc-tolerance -1",
+    "dashboard --storage sqlite:///{tmp}/x.db --port 1e9",
+    "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --seed -3",
+    "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --trials-per-point 0",
+    "arch sample --seed 99999999999",
+    "arch show minicnn --size 1000000000",
+    "datasets show synthetic --seed -1",
+    "predict {tmp} x.png --threshold nan",
+], ids=lambda c: " ".join(c.split()[:1] + [w for w in c.split() if w.startswith("--")][-1:]))
+def test_every_numeric_option_is_checked_before_anything_runs(command, tmp_path):
+    result = invoke(*command.format(tmp=tmp_path).split())
+    option = [w for w in command.split() if w.startswith("--")][-1]
+    refused(result, f"{option} must be", tmp_path / "x.db", tmp_path / "o", tmp_path / "r")
+
+
+def test_a_sweep_whose_smallest_fraction_leaves_a_class_empty_writes_no_storage(tmp_path, isolated):
+    _npz(isolated / "medmnist")
+    result = invoke("sweep", "--dataset", "breastmnist", "--fractions", "0.5,0.01", "--sizes", "16", "--space",
+                    "tiny", "--trials-per-point", 1, "--epochs", 1, "--cam-images", 4, "--seeds", 1, "--storage",
+                    f"sqlite:///{tmp_path}/s.db", "--out", tmp_path / "out", "--quiet")
+    refused(result, "--fraction 0.01 keeps 0 of 12 training images", tmp_path / "s.db", tmp_path / "out")
+
+
+def test_arch_show_of_a_hostile_spec_file_is_one_line(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    refused(invoke("arch", "show", deep), "nested 100000 levels deep")
+    spec = json.loads(invoke("arch", "show", "minicnn", "--json").stdout)
+    spec["stages"][0]["depth"] = 10**9
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps(spec))
+    refused(invoke("arch", "show", huge), "states 1,000,000,0")
+
+
+def test_a_stored_data_root_is_absolute(tmp_path, monkeypatch):
+    root = _npz(tmp_path / "npz")
+    monkeypatch.chdir(tmp_path)
+    result, db = queue(tmp_path, "--dataset", "breastmnist", "--data-root", "npz")
+    assert result.exit_code == 0, result.output
+    from nas_med.search.records import CONFIG
+
+    stored = optuna.load_study(study_name="f", storage=f"sqlite:///{db}").user_attrs[CONFIG]
+    assert stored["data_root"] == str(root) and Path(stored["data_root"]).is_absolute()
+
+
+# --- hand-written files: one number, one reading ----------------------------------------------------------------
+
+def test_a_number_reads_the_same_in_a_space_file_a_recipe_file_and_an_option(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("name: s\narch: {block: [simple], stages: [2], base_width: [4]}\ntrain: {lr: [1e-3]}\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("search:\n  trials: 1e0\n  fraction: 5e-1\n  seed: '3'\nfinal:\n  lr: 1e-3\n")
+    result, db = queue(tmp_path, "--space", space, "--recipe", recipe)
+    assert result.exit_code == 0, result.output
+    from nas_med.search.records import CONFIG
+
+    study = optuna.load_study(study_name="f", storage=f"sqlite:///{db}")
+    config = study.user_attrs[CONFIG]
+    assert config["space_definition"]["train"]["lr"] == [0.001]
+    assert (config["fraction"], config["seed"]) == (0.5, 3) and isinstance(config["seed"], int)
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("search:\n  seed: lots\n", "search: seed: --seed must be a whole number, got 'lots'"),
+    ("search:\n  timeout: .nan\n", "search: timeout: --timeout must be a finite number"),
+    ("search:\n  seed: -1\n", "search: seed: --seed must be at least 0"),
+    ("search:\n  fraction: [0.5]\n", "search: fraction: --fraction must be a number"),
+    ("search:\n  dataset: {a: 1}\n", "search: dataset must be a text"),
+    ("search:\n  channels: 2\n", "search: channels:"),
+], ids=["seed-text", "timeout-nan", "seed-negative", "fraction-list", "dataset-mapping", "channels-2"])
+def test_a_recipe_file_with_text_where_a_number_belongs_is_one_line(text, expect, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text)
+    result, db = queue(tmp_path, "--recipe", recipe)
+    refused(result, expect, db)
+    assert "recipe.yaml" in result.stderr
+
+
+# --- exported folders whose values give no number ---------------------------------------------------------------
+
+def _weights(folder: Path, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    change(state)
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def _op(folder: Path, **values) -> None:
+    op = {"temperature": 1.0, "positive_index": 1, "positive_class": "b", "threshold": 0.5, "task": "binary",
+          "class_names": ["a", "b"], "probabilities": "softmax(logits / temperature)", **values}
+    (folder / "operating_point.json").write_text(json.dumps(op))
+
+
+def _first(state, suffix):
+    return next(k for k in state if k.endswith(suffix))
+
+
+NON_FINITE = {
+    "weight-nan": (lambda f: _weights(f, lambda s: s[_first(s, "weight")].view(-1).__setitem__(0, float("nan"))),
+                   "non-finite value(s) (NaN or infinity)"),
+    "weight-inf": (lambda f: _weights(f, lambda s: s[_first(s, "bias")].fill_(float("inf"))),
+                   "non-finite value(s)"),
+    "batchnorm-variance-negative": (lambda f: _weights(f, lambda s: s[_first(s, "running_var")].fill_(-1.0)),
+                                    "negative BatchNorm variance"),
+    "temperature-subnormal": (lambda f: _op(f, temperature=5e-324), "'temperature' must be a number from 0.001"),
+    "temperature-huge": (lambda f: _op(f, temperature=1e300), "'temperature' must be a number from 0.001"),
+    "task-disagrees": (lambda f: _op(f, task="multilabel"), "says task multilabel but preprocessing.json says binary"),
+    "activation-disagrees": (lambda f: _op(f, probabilities="sigmoid(logits / temperature)"),
+                             "needs softmax; the files do not belong together"),
+    "classes-disagree": (lambda f: _op(f, class_names=["b", "a"]), "says class_names"),
+}
+
+
+@pytest.mark.parametrize("case", NON_FINITE, ids=list(NON_FINITE))
+def test_an_exported_model_that_cannot_give_a_number_is_refused(case, tmp_path):
+    make, expect = NON_FINITE[case]
+    folder = _export(tmp_path / "m")
+    make(folder)
+    result, out = _predict(folder)
+    refused(result, expect, out)
+
+
+def test_an_image_with_nan_pixels_gets_no_prediction(tmp_path):
+    from PIL import Image
+
+    folder = _export(tmp_path / "m")
+    pixels = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    pixels[3, 4] = np.nan
+    Image.fromarray(pixels, mode="F").save(tmp_path / "nan.tif")
+    result = invoke("predict", folder, tmp_path / "x.png", tmp_path / "nan.tif", "--cam-out", tmp_path / "cams")
+    refused(result, "nan.tif': it holds 1 non-finite pixel value(s)", tmp_path / "cams")
+
+
+def test_predict_runs_in_bounded_batches_and_a_late_failure_leaves_no_overlay(tmp_path, monkeypatch):
+    load = importlib.import_module("nas_med.export.load")  # (the package's ``load`` is a function)
+
+    folder = _export(tmp_path / "m")
+    monkeypatch.setattr(load, "PREDICT_BATCH", 2)
+    seen = []
+    real = load.normalise
+    monkeypatch.setattr(load, "normalise", lambda x, pre: (seen.append(len(x)), real(x, pre))[1])
+    images = [tmp_path / "x.png"] * 5
+    result = invoke("predict", folder, *images, "--json")
+    assert result.exit_code == 0, result.output
+    assert seen == [2, 2, 1] and len(json.loads(result.stdout)) == 5
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    result = invoke("predict", folder, *images, tmp_path / "broken.png", "--cam-out", tmp_path / "cams")
+    refused(result, "broken.png", tmp_path / "cams")
+
+
+def test_non_finite_outputs_are_refused_whatever_their_cause(tmp_path, monkeypatch):
+    load = importlib.import_module("nas_med.export.load")  # (the package's ``load`` is a function)
+
+    folder = _export(tmp_path / "m")
+    real = load._load
+
+    def nan_model(path):
+        model, spec = real(path)
+        model.register_forward_hook(lambda m, i, o: o * float("nan"))
+        return model, spec
+
+    monkeypatch.setattr(load, "_load", nan_model)
+    result = invoke("predict", folder, tmp_path / "x.png")
+    refused(result, "gives non-finite outputs (NaN or infinity) for image")
+    assert torch.isfinite(real(folder)[0](torch.zeros(1, 1, 16, 16))).all()
