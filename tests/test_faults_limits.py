@@ -236,3 +236,39 @@ def test_non_finite_outputs_are_refused_whatever_their_cause(tmp_path, monkeypat
     result = invoke("predict", folder, tmp_path / "x.png")
     refused(result, "gives non-finite outputs (NaN or infinity) for image")
     assert torch.isfinite(real(folder)[0](torch.zeros(1, 1, 16, 16))).all()
+
+
+# --- training whose numbers go non-finite ---------------------------------------------------------------------
+
+def test_predictions_that_go_non_finite_under_a_finite_loss_fail_the_run():
+    from nas_med.data.types import Split
+    from nas_med.train import DeviceSplit, Normalizer, TrainingFailed, evaluate
+
+    images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
+    split = DeviceSplit(Split(images, torch.tensor([0, 1, 0, 1, 0, 1])), torch.device("cpu"), False)
+
+    class Inf(torch.nn.Module):  # logits +inf for one class: softmax NaN, while a loss can still read finite
+        def forward(self, x):
+            out = torch.zeros(len(x), 2)
+            out[:, 0] = float("inf")
+            return out
+
+    with pytest.raises(TrainingFailed, match="non-finite predictions .* for 6 of 6 images"):
+        evaluate(Inf(), split, Normalizer(images), "binary", lambda logits, y: torch.tensor(0.5))
+
+
+def test_an_export_whose_final_recipe_cannot_train_is_one_line_and_writes_nothing(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("search:\n  space: tiny\n  size: 16\n  epochs: 1\nfinal:\n  epochs: 2\n  lr: 1e30\n")
+    url = f"sqlite:///{tmp_path}/e.db"
+    result = invoke("search", "--recipe", recipe, "--storage", url, "--study", "e", "--trials", 1, "--cam-images",
+                    4, "--pruner", "none", "--quiet")
+    assert result.exit_code == 0, result.output
+    result = invoke("export", "--study", "e", "--storage", url, "--out", tmp_path / "model", "--seeds", 1,
+                    "--bootstrap", 10, "--cam-images", 4)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert lines[0].startswith("study e: dataset synthetic") and len(lines) == 2  # the header, then one error
+    assert lines[1].startswith("Error: export: training failed (non-finite training loss (nan) at epoch 0)")
+    assert not (tmp_path / "model").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 
 import click
 
@@ -26,6 +27,11 @@ class _Group(click.Group):
         except Exception as exc:  # a storage that cannot be written (read-only, locked, full, wrong schema)
             from ..search.storage import storage_failure
 
+            train = sys.modules.get("nas_med.train")  # (not imported: nothing trained, nothing failed to)
+            if train is not None and isinstance(exc, train.TrainingFailed):  # export, retrain, confirm, sweep
+                click.echo(f"Error: {ctx.invoked_subcommand}: training failed ({exc}). Check "
+                           "the learning rate of the recipe (a recipe file's final section) or the space.", err=True)
+                ctx.exit(2)
             failure = storage_failure(exc)
             if failure is None:
                 raise
