@@ -39,14 +39,9 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str | None):
     return None if value is None else parse_ratios(value)
 
 
-def source_options(func):
-    """--cache-dir, --download/--no-download, --split-ratios, --group-regex, --group-csv: where data comes from
-    and how an image folder is split (kept apart from ``data_options``, whose keys other commands forward)."""
+def split_options(func):
+    """--split-ratios, --group-regex, --group-csv: how an image folder is split (``search`` stores them)."""
 
-    @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                  help="Cache of downloads and prepared tensors. [default: $NAS_MED_CACHE or ~/.cache/nas-med]")
-    @click.option("--download/--no-download", default=True, show_default=True,
-                  help="Download a missing MedMNIST file into the cache.")
     @click.option("--split-ratios", default=None, callback=_ratios, metavar="TRAIN,VAL,TEST",
                   help="folder: datasets: split shares. [default: 0.7,0.15,0.15]")
     @click.option("--group-regex", default=None,
@@ -54,6 +49,23 @@ def source_options(func):
                        "(or whole match) is the patient id, kept in one split.")
     @click.option("--group-csv", type=click.Path(dir_okay=False), default=None,
                   help="folder: datasets: CSV with columns filename,group giving each file's patient id.")
+    @functools.wraps(func)
+    def wrapper(*args, group_csv=None, **kwargs):
+        csv = None if group_csv is None else str(Path(group_csv).expanduser().absolute())  # stored: absolute
+        return func(*args, group_csv=csv, **kwargs)
+
+    return wrapper
+
+
+def source_options(func):
+    """--cache-dir, --download/--no-download and the ``split_options``: where data comes from and how an image
+    folder is split (kept apart from ``data_options``, whose keys other commands forward)."""
+
+    @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                  help="Cache of downloads and prepared tensors. [default: $NAS_MED_CACHE or ~/.cache/nas-med]")
+    @click.option("--download/--no-download", default=True, show_default=True,
+                  help="Download a missing MedMNIST file into the cache.")
+    @split_options
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)

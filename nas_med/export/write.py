@@ -22,7 +22,7 @@ from ..retrain import TestReport
 from ..search.records import json_safe
 from .card import model_card
 from .checks import clean_stale_partials, partial_prefix
-from .load import ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
+from .load import FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
 
 __all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
 
@@ -156,8 +156,16 @@ def _nearest_existing(path: Path) -> Path:
 def check_target(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{out}' exists and is not a folder.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"--out '{out}' exists and is not empty; use --force to replace it.")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise UserError(f"--out '{out}' exists and is not empty; use --force to replace it.")
+        foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                         if p.name not in FILES or not p.is_file() or p.is_symlink())
+        if foreign or not (out / "spec.json").is_file():
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            held = f"it holds {shown}" if foreign else "no spec.json"
+            raise UserError(f"--out '{out}' is not an exported model folder ({held}); --force replaces only an "
+                            "export, so nothing was deleted. Choose another --out or empty it yourself.")
     base = _nearest_existing(out.absolute().parent)
     if not base.is_dir():
         raise UserError(f"cannot write --out '{out}': '{base}' is not a folder.")

@@ -19,7 +19,7 @@ CAM_SCORE = "gradcam4-road-morf-top5-top2"
 OLD_CAM_SCORE = "road-combined-30-70"
 # settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change
 IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",
-                 "class_weighting")
+                 "class_weighting", "split_ratios", "group_regex", "group_csv")
 
 
 @dataclass
@@ -28,6 +28,9 @@ class SearchConfig:
 
     dataset: str = "synthetic"
     data_root: str | None = None
+    split_ratios: tuple[float, float, float] | None = None  # folder: datasets (data.folder)
+    group_regex: str | None = None
+    group_csv: str | None = None
     fraction: float = 1.0
     size: int | None = None
     channels: int | None = None
@@ -87,6 +90,11 @@ class SearchConfig:
             raise UserError(f"--seed must be in [0, 2**32) and --timeout finite, got {self.seed} and {self.timeout}.")
         return self
 
+    def splitting(self) -> dict:
+        """How a folder: dataset is split, as ``data.load_dataset`` takes it."""
+        ratios = None if self.split_ratios is None else tuple(float(r) for r in self.split_ratios)
+        return {"split_ratios": ratios, "group_regex": self.group_regex, "group_csv": self.group_csv}
+
     def study_name(self) -> str:
         """The given name, or one derived from dataset, size and fraction."""
         if self.study:
@@ -106,6 +114,7 @@ class SearchConfig:
 
         data = {k: v for k, v in asdict(self).items() if k not in ("quiet", "workers", "extra")}
         data["baselines"] = list(self.baselines)
+        data["split_ratios"] = None if self.split_ratios is None else [float(r) for r in self.split_ratios]
         data.update(cam_score=CAM_SCORE, space_definition=space_dict, dataset_info=dataset_info,
                     versions={"nas_med": __version__, "optuna": optuna.__version__, "torch": torch.__version__})
         if data_fingerprint is not None:
