@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +273,131 @@ def test_an_export_whose_final_recipe_cannot_train_is_one_line_and_writes_nothin
     assert lines[1].startswith("Error: export: training failed (non-finite training loss (nan) at epoch 0)")
     assert not (tmp_path / "model").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model")]
+
+
+# --- group files, class folders, export folders -------------------------------------------------------------------
+
+def _images(root: Path, names=("no", "yes"), n: int = 12) -> Path:
+    from PIL import Image
+
+    for c, name in enumerate(names):
+        folder = root / (name if isinstance(name, str) else os.fsdecode(name))
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            pixels = np.random.default_rng(100 * c + k).integers(0, 256, (8, 8), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{k}.png")
+    return root
+
+
+GROUP_CSVS = {
+    "latin-1": ("filename,group\nyes/0.png,p1\nno/1.png,Jos\xe9\n".encode("latin-1"), "is not UTF-8 text (byte 0xe9"),
+    "file-in-two-groups": (b"filename,group\nyes/0.png,p1\nyes/0.png,p2\n", "puts 'yes/0.png' in two groups, 'p1' and 'p2'"),
+    "empty-group": (b"filename,group\nyes/0.png,\n", "line 2: an empty group (for 'yes/0.png')"),
+    "no-filename": (b"filename,group\n,p1\n", "line 2: no filename (group 'p1')"),
+}
+
+
+@pytest.mark.parametrize("case", GROUP_CSVS, ids=list(GROUP_CSVS))
+@pytest.mark.parametrize("command", ["search", "datasets"])
+def test_a_bad_group_csv_is_one_line_in_every_command_that_takes_it(case, command, tmp_path):
+    text, expect = GROUP_CSVS[case]
+    (tmp_path / "groups.csv").write_bytes(text)
+    folder = _images(tmp_path / "imgs")
+    if command == "search":
+        result, db = queue(tmp_path, "--dataset", f"folder:{folder}", "--group-csv", tmp_path / "groups.csv")
+    else:
+        result, db = invoke("datasets", "show", f"folder:{folder}", "--group-csv", tmp_path / "groups.csv"), None
+    refused(result, expect, *([db] if db else []))
+
+
+def test_search_splits_by_a_group_csv_and_stores_it(tmp_path):
+    folder = _images(tmp_path / "imgs")
+    rows = ["filename,group"] + [f"{c}/{k}.png,p{k % 6}" for c in ("no", "yes") for k in range(12)]
+    (tmp_path / "g.csv").write_text("\n".join(rows) + "\n")
+    result, db = queue(tmp_path, "--dataset", f"folder:{folder}", "--group-csv", tmp_path / "g.csv",
+                       "--split-ratios", "0.5,0.25,0.25")
+    assert result.exit_code == 0, result.output
+    from nas_med.search.records import CONFIG, load_study_data
+
+    study = optuna.load_study(study_name="f", storage=f"sqlite:///{db}")
+    stored = study.user_attrs[CONFIG]
+    assert stored["group_csv"] == str(tmp_path / "g.csv") and stored["split_ratios"] == [0.5, 0.25, 0.25]
+    data = load_study_data(study)  # export, confirm and workers split the same way
+    assert [len(s) for s in (data.train, data.val, data.test)] == [12, 8, 4]
+    result, _ = queue(tmp_path, "--dataset", f"folder:{folder}")
+    refused(result, "split_ratios: stored [0.5, 0.25, 0.25], given None")
+
+
+def test_a_class_folder_whose_name_is_not_utf8_is_refused_before_anything_runs(tmp_path):
+    folder = _images(tmp_path / "imgs", names=("no", b"ye\xe9s"))
+    result, db = queue(tmp_path, "--dataset", f"folder:{folder}")
+    refused(result, "class folder 'ye\\xe9s' in", db)
+    assert "is not UTF-8 text" in result.stderr
+
+
+def test_export_force_replaces_only_an_export_folder(tmp_path, tiny_study):
+    study, config = tiny_study
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "thesis.tex").write_text("mine")
+    (out / "data").mkdir()
+    result = invoke("export", "--study", study.study_name, "--storage", config.storage, "--out", out, "--force",
+                    "--seeds", 1)
+    refused(result, "is not an exported model folder (it holds data/, thesis.tex); --force replaces only an export")
+    assert (out / "thesis.tex").read_text() == "mine" and (out / "data").is_dir()
+
+
+# --- storages that are gone, race or tear ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///x.db?mode=memory&cache=shared"])
+def test_an_in_memory_storage_is_refused_and_leaves_nothing(url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("search", "--storage", url, "--study", "m", "--trials", 1, "--workers", 0, *TINY)
+    refused(result, "is an in-memory database")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"] or not any(
+        p.name != "cache" for p in tmp_path.iterdir())
+
+
+def test_two_searches_started_at_once_on_a_new_sqlite_file_both_start(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/new.db"
+    args = [sys.executable, "-m", "nas_med.cli.main", "search", "--storage", url, "--trials", "1", "--workers",
+            "0", *TINY]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    runs = [subprocess.Popen([*args, "--study", name], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for name in ("a", "b")]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sorted(s.study_name for s in optuna.get_all_study_summaries(url)) == ["a", "b"]
+
+
+def _journal(tmp_path: Path) -> Path:
+    path = tmp_path / "j.log"
+    result = invoke("search", "--storage", path, "--study", "j", "--trials", 1, "--workers", 0, *TINY)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_a_journal_whose_last_record_is_torn_is_repaired_with_a_warning(tmp_path, caplog):
+    path = _journal(tmp_path)
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "trial_id": 0, "user_att')
+    result = invoke("search", "--storage", path, "--study", "j", "--trials", 2, "--workers", 0, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "removed its last record, cut off mid-write (57 bytes" in caplog.text and str(path) in caplog.text
+    assert path.read_bytes().startswith(whole) and path.read_bytes().endswith(b"\n")
+    study = optuna.load_study(study_name="j", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(path))))
+    assert len(study.trials) == 2
+
+
+def test_a_journal_torn_inside_is_refused_naming_the_file_and_line(tmp_path):
+    path = _journal(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines.insert(2, b'{"op_code": 5, "worker_id"\n')
+    path.write_bytes(b"".join(lines))
+    for args in (("front", "--study", "j"), ("search", "--study", "j", "--trials", 2, "--workers", 0, *TINY)):
+        result = invoke(*args, "--storage", path)
+        refused(result, f"journal storage '{path}' is corrupt at line 3")
