@@ -8,7 +8,7 @@ from typing import Iterable
 
 import yaml
 
-__all__ = ["NumberLoader", "UserError", "look_up", "read_text_limited"]
+__all__ = ["NumberLoader", "UserError", "disk_full", "look_up", "read_text_limited"]
 
 
 class UserError(ValueError):
@@ -44,3 +44,16 @@ class NumberLoader(yaml.SafeLoader):
 
 NumberLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def disk_full(exc: BaseException, what: str = "", note: str = "") -> UserError | None:
+    """A write that failed for want of space (a full disk, a quota, a file too large) as one UserError naming
+    ``what`` (e.g. "--out 'model'") and the file, ``note`` appended; None for any other error."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return None
+    where = f"'{exc.filename}'" if exc.filename else "a file"
+    target = f"cannot write {what}" if what else f"cannot write {where}"
+    detail = f" (while writing {where})" if what and exc.filename else ""
+    return UserError(f"{target}: {exc.strerror or 'no space left on device'}{detail}{note}.")

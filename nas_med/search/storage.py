@@ -185,6 +185,63 @@ STORAGE_CAUSES = (
     ("alembic", "its schema version is unknown to this Optuna version"),
 )
 _OPENED: list[str] = []  # the URLs opened by this process, newest last (for storage_failure)
+_CREATED: list[Path] = []  # storage files this process created (for discard_new)
+
+
+def forget_created() -> None:
+    """Start a new command: the files created so far are no longer this command's to discard."""
+    _CREATED.clear()
+
+
+def discard_new() -> list[Path]:
+    """Remove the storage files this process created in which no trial finished (what a start that failed, e.g.
+    on a full disk, left behind: a partial schema, an empty or torn journal), with their side files and an empty
+    artifacts folder; returns what was removed. A file in which any trial finished is kept."""
+    removed = []
+    for path in list(_CREATED):
+        try:
+            finished = _finished_trials(path)
+        except Exception:  # noqa: BLE001 - unreadable: a partial file
+            finished = 0
+        if finished:
+            continue
+        for side in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal", ".lock"))):
+            try:
+                side.unlink(missing_ok=True)
+            except OSError:
+                continue
+        try:
+            (path.parent / f"{path.stem}-artifacts").rmdir()
+        except OSError:
+            pass
+        _CREATED.remove(path)
+        removed.append(path)
+    return removed
+
+
+def _finished_trials(path: Path) -> int:
+    """How many trials in the storage file ``path`` (sqlite or journal) reached COMPLETE, PRUNED or FAIL."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    if is_journal(str(path)):
+        import json
+
+        count = 0
+        for line in path.read_bytes().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            count += isinstance(record, dict) and record.get("op_code") == 6 and record.get("state") in (1, 2, 3)
+        return count
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+        try:
+            return con.execute("select count(*) from trials where state in ('COMPLETE', 'PRUNED', 'FAIL')"
+                               ).fetchone()[0]
+        except sqlite3.Error:
+            return 0
 
 
 def storage_failure(exc: BaseException, url: str | None = None) -> UserError | None:
@@ -211,7 +268,11 @@ def _one_failure(exc: BaseException, url: str | None) -> UserError | None:
     if isinstance(exc, OSError):  # only a write to the storage's own file (a journal) is a storage failure
         opened = url or (_OPENED[-1] if _OPENED else "")
         path = opened[len("sqlite:///"):] if opened.startswith("sqlite:///") else opened
-        if not path or not exc.filename or Path(str(exc.filename)).name != Path(path).name:
+        import errno
+
+        nameless = exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT) and is_journal(opened)
+        if not path or not (exc.filename or nameless) or (exc.filename and
+                                                         Path(str(exc.filename)).name != Path(path).name):
             return None
     known = isinstance(exc, (SQLAlchemyError, OSError)) or (
         isinstance(exc, RuntimeError) and "table schema" in str(exc))
@@ -249,7 +310,11 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
             Path(url).parent.mkdir(parents=True, exist_ok=True)
             if Path(url).is_file():
                 check_journal(Path(url))
-            return JournalStorage(JournalFileBackend(url))
+            else:
+                _CREATED.append(Path(url))
+            storage = JournalStorage(JournalFileBackend(url))
+            _OPENED.append(url)
+            return storage
         except OSError as exc:
             raise UserError(f"cannot open the journal storage '{url}': {exc.strerror or exc}.") from None
     if "://" not in url:
@@ -307,6 +372,8 @@ def _creating(url: str):
         yield
         return
     existed = path.exists()
+    if not existed:
+        _CREATED.append(path)
     try:
         fh = open(path, "ab")  # noqa: SIM115 - held for the whole block
     except OSError:
