@@ -401,3 +401,79 @@ def test_a_journal_torn_inside_is_refused_naming_the_file_and_line(tmp_path):
     for args in (("front", "--study", "j"), ("search", "--study", "j", "--trials", 2, "--workers", 0, *TINY)):
         result = invoke(*args, "--storage", path)
         refused(result, f"journal storage '{path}' is corrupt at line 3")
+
+
+# --- a full disk: one line naming the path, nothing partial left ---------------------------------------------------
+
+def _enospc(path="") -> OSError:
+    import errno
+
+    return OSError(errno.ENOSPC, "No space left on device", *([str(path)] if path else []))
+
+
+def test_a_full_disk_during_export_is_one_line_naming_out_and_leaves_nothing(tiny_study, tmp_path, monkeypatch):
+    from test_export import small_data  # noqa: F401  (the module's fixture, used below)
+
+    from nas_med.errors import UserError
+    from nas_med.export import export_study
+
+    study, _ = tiny_study
+    real = Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.name == "model.onnx":
+            raise _enospc()
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    from nas_med.data import synthetic
+
+    data = synthetic.load(size=16, n_train=128, n_val=64, n_test=100)
+    out = tmp_path / "deep" / "model"
+    with pytest.raises(UserError, match=r"cannot write --out '.*model': No space left on device; nothing was "
+                                        r"written \(the partial folder was removed\)"):
+        export_study(study, out, seeds=1, n_bootstrap=20, data=data, cam_images=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_writing_cam_overlays_leaves_none(tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder = _export(tmp_path / "m")
+    real, calls = Image.Image.save, []
+
+    def save(self, fp, *args, **kwargs):
+        if str(fp).endswith(".cam.png"):
+            calls.append(fp)
+            if len(calls) == 3:
+                Path(fp).write_bytes(b"\x89PNG partial")
+                raise _enospc(fp)
+        return real(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    for k in range(4):
+        (tmp_path / f"i{k}.png").write_bytes((tmp_path / "x.png").read_bytes())
+    result = invoke("predict", folder, *sorted(tmp_path.glob("i*.png")), "--cam-out", tmp_path / "out" / "cams")
+    refused(result, f"cannot write the CAM overlay '{tmp_path / 'out' / 'cams'}/i2.cam.png': No space left",
+            tmp_path / "out")
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_full_disk_while_creating_a_study_is_one_line_naming_the_storage_and_leaves_no_file(kind, tmp_path,
+                                                                                             monkeypatch):
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        def append_logs(self, logs):
+            raise _enospc()
+
+        monkeypatch.setattr(JournalFileBackend, "append_logs", append_logs)
+        url, path = str(tmp_path / "new" / "j.log"), tmp_path / "new" / "j.log"
+    else:
+        from test_faults_content import _with_pragma
+
+        _with_pragma(monkeypatch, "PRAGMA max_page_count = 1")  # (raised to the schema's pages: no growth)
+        url, path = f"sqlite:///{tmp_path}/new/s.db", tmp_path / "new" / "s.db"
+    result = invoke("search", "--storage", url, "--study", "full", "--trials", 400, "--workers", 0, *TINY)
+    refused(result, f"cannot use storage '{url}': its disk is full")
+    assert not path.exists() and [p.name for p in path.parent.iterdir()] == []
