@@ -188,6 +188,9 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
             probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
     model.train(was_training)
     p = torch.cat(probs).cpu().numpy()
+    if not np.isfinite(p).all():  # a finite loss can hide them (inf logits); metrics of NaN mean nothing
+        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {int((~np.isfinite(p)).any(1).sum())} "
+                             f"of {len(p)} images")
     metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics

@@ -7,13 +7,14 @@ import click
 from rich.console import Console
 
 from ..search.config import PRUNERS, SAMPLERS, SearchConfig
-from .options import data_options, storage_option
+from .options import data_options, read_option, split_options, storage_option
 
 
 @click.command("search")
 @click.option("--dataset", default="synthetic", show_default=True,
               help="synthetic, a MedMNIST 2D name, radimagenet-msk or folder:PATH.")
 @data_options
+@split_options
 @click.option("--space", default="default", show_default=True, help="Search space: a shipped name or a YAML file.")
 @click.option("--trials", type=int, default=SearchConfig.trials, show_default=True, help="Trials to run this time (queued ones left by an interrupted run count).")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
@@ -135,9 +136,12 @@ def _apply_recipe_file(kwargs: dict, path: str | None):
 
     recipe = read_recipe_file(path)
     ctx = click.get_current_context()
+    params = {p.name: p for p in ctx.command.params}
     for key, value in recipe.search.items():
         if ctx.get_parameter_source(key) in (ParameterSource.DEFAULT, None):
-            kwargs[key] = value
+            kwargs[key] = read_option(params[key], value, ctx, f"recipe file '{path}': search: {key}")
+    if kwargs.get("channels") is not None:
+        kwargs["channels"] = int(kwargs["channels"])
     return recipe
 
 

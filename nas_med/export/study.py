@@ -10,7 +10,7 @@ from typing import Sequence
 import optuna
 
 from ..data.types import Dataset
-from ..errors import UserError
+from ..errors import UserError, disk_full
 from ..final import study_recipe
 from ..progress import emit
 from ..recipe import apply_recipe
@@ -122,9 +122,12 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                                            target_sensitivity=target_sensitivity)
         check_target(out, force)  # the target may have changed while training
         publish(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_empty(created)
+        full = disk_full(exc, f"--out '{out}'", "; nothing was written (the partial folder was removed)")
+        if full is not None:
+            raise full from None
         raise
     log.info("exported trial %d to %s", choice.trial.number, out)
     report.model = None

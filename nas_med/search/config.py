@@ -1,6 +1,7 @@
 """``SearchConfig``: everything that defines a study; its resolved form is stored on the study."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 
@@ -20,7 +21,7 @@ EPOCH_COST_MODEL = "epoch_cost_model"  # key of the stored cost model (objective
 EPOCH_TIMES = ("model", "measured")  # epoch_seconds from the cost model (repeats exactly) or measured (does not)
 # settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change
 IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",
-                 "class_weighting")
+                 "class_weighting", "split_ratios", "group_regex", "group_csv")
 
 
 @dataclass
@@ -29,6 +30,9 @@ class SearchConfig:
 
     dataset: str = "synthetic"
     data_root: str | None = None
+    split_ratios: tuple[float, float, float] | None = None  # folder: datasets (data.folder)
+    group_regex: str | None = None
+    group_csv: str | None = None
     fraction: float = 1.0
     size: int | None = None
     channels: int | None = None
@@ -89,9 +93,18 @@ class SearchConfig:
 
             for name in self.baselines:
                 look_up(name, BASELINES, "baseline")
-        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9_.:+-]{1,200}", self.study):
-            raise UserError(f"--study '{self.study}' may hold only letters, digits and _.:+- characters.")
+        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,199}", str(self.study)):
+            shown = str(self.study) if len(str(self.study)) <= 60 else f"{str(self.study)[:40]}... ({len(self.study)} characters)"
+            raise UserError(f"--study {shown!r} may hold only letters, digits and _.:+- characters, starting with a "
+                            f"letter or digit, at most 200.")
+        if not 0 <= self.seed < 2**32 or (self.timeout is not None and not math.isfinite(self.timeout)):
+            raise UserError(f"--seed must be in [0, 2**32) and --timeout finite, got {self.seed} and {self.timeout}.")
         return self
+
+    def splitting(self) -> dict:
+        """How a folder: dataset is split, as ``data.load_dataset`` takes it."""
+        ratios = None if self.split_ratios is None else tuple(float(r) for r in self.split_ratios)
+        return {"split_ratios": ratios, "group_regex": self.group_regex, "group_csv": self.group_csv}
 
     def study_name(self) -> str:
         """The given name, or one derived from dataset, size and fraction."""
@@ -112,6 +125,7 @@ class SearchConfig:
 
         data = {k: v for k, v in asdict(self).items() if k not in ("quiet", "workers", "extra")}
         data["baselines"] = list(self.baselines)
+        data["split_ratios"] = None if self.split_ratios is None else [float(r) for r in self.split_ratios]
         data.update(cam_score=CAM_SCORE, space_definition=space_dict, dataset_info=dataset_info,
                     versions={"nas_med": __version__, "optuna": optuna.__version__, "torch": torch.__version__})
         if data_fingerprint is not None:

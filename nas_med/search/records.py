@@ -144,7 +144,7 @@ def load_study_data(study: optuna.Study) -> Dataset:
     stored = stored_config(study)
     cfg = SearchConfig.from_resolved(stored)
     data = load_dataset(cfg.dataset, data_root=cfg.data_root, size=cfg.size, channels=cfg.channels,
-                        fraction=cfg.fraction, seed=cfg.seed)
+                        fraction=cfg.fraction, seed=cfg.seed, **cfg.splitting())
     if cfg.positive is not None:
         from ..data.positive import positive_index
 
