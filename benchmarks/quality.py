@@ -2,9 +2,9 @@
 
 Per size: ``nas_med.search.search`` (default space, TPE, median pruner, 30 trials of the 8-epoch search recipe,
 the ``resnet18`` baseline in the same study) -> ``nas_med.confirm.confirm`` (4-fold cross-validated AUCs) ->
-the final training (``nas_med.recipe.FinalRecipe`` defaults: AdamW 1e-3, wd 0.05, 10 % linear warm-up + cosine,
+the final training (``nas_med.final.FinalRecipe`` defaults: AdamW 1e-3, wd 0.05, 10 % linear warm-up + cosine,
 60 epochs, batch 32, best validation loss, augmentation ``none`` or ``light`` settled per model on the mean
-validation loss of the seeds, ``nas_med.settle``, printed) of the confirmed minimalist choice and of ResNet-18
+validation loss of the seeds, ``nas_med.final.settle``, printed) of the confirmed minimalist choice and of ResNet-18
 with the same recipe, seeds 0, 1, 2, tested on the test split -> a ``--folds``-fold ensemble of the choice
 (``export_study(folds=K)``, one seed) exported and tested. Prints test AUC mean, std over seeds and the 95 %
 bootstrap interval over test images, parameters (the ensemble's total), wall time of each stage, and the
@@ -32,7 +32,7 @@ def _line(size: int, label: str, r, params: int) -> str:
     std = a["std"] if a["std"] == a["std"] else 0.0
     line = (f"  {size} px {label:<44} params {params:>11,}  test AUC {a['mean']:.4f} +- {std:.4f} "
             f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}] (seeds {r.seeds})")
-    if r.settled:  # nas_med.settle: the final recipe's lr and augmentation, chosen on validation
+    if r.settled:  # nas_med.final.settle: the final recipe's lr and augmentation, chosen on validation
         tried = ", ".join(f"lr {row['lr']:g} {row['augment']} {row['val_loss']:.4f}" + (" (kept)" if row["chosen"]
                           else "") for row in r.settled)
         line += f"\n  {size} px   settled on mean validation loss: {tried}"
@@ -58,9 +58,8 @@ def main() -> int:
     from nas_med.confirm import confirm
     from nas_med.data import load_dataset
     from nas_med.export import export_study
+    from nas_med.final import FinalRecipe, retrain_study
     from nas_med.published import published_rows
-    from nas_med.recipe import FinalRecipe
-    from nas_med.retrain import retrain_study
     from nas_med.search import SearchConfig, search
 
     space, epochs, trials, sizes, seeds, boot, folds = (("tiny", 2, 2, "28", [0], 200, 2) if args.quick

@@ -52,7 +52,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto, fp32, bf16 or fp16 (nas_med.precision); replaces the old ``amp`` flag
     seed: int = 0
-    # the final recipe's knobs (nas_med.recipe); these defaults are the search recipe, unchanged
+    # the final recipe's knobs (nas_med.final.recipe); these defaults are the search recipe, unchanged
     optimizer: str = "adam"      # adam or adamw (nas_med.schedule)
     schedule: str = "constant"   # constant or cosine (linear warm-up, then cosine decay to 0)
     warmup: float = 0.0          # share of all steps spent warming up (cosine only)

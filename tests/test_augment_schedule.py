@@ -11,7 +11,7 @@ from nas_med.arch import ArchSpec, StageSpec, build
 from nas_med.augment import POLICIES, augment_batch, check_policy
 from nas_med.data import load_dataset
 from nas_med.errors import UserError
-from nas_med.recipe import FinalRecipe, apply_recipe, check_folds
+from nas_med.final.recipe import FinalRecipe, apply_recipe, check_folds
 from nas_med.schedule import lr_factor, make_optimizer, make_scheduler
 from nas_med.train import TrainConfig, train
 

@@ -12,10 +12,10 @@ from nas_med.confirm import (
     auc_standard_error,
     confirm,
     cross_validated_auc,
-    fold_indices,
     near_best,
 )
 from nas_med.data import load_dataset
+from nas_med.data.splits import fold_indices
 from nas_med.errors import UserError
 from nas_med.search.records import CONFIRMED
 from nas_med.select import choose, completed, confirmed_aucs, minimalist, pareto_front, value

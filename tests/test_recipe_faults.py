@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from nas_med.cli.main import cli
-from nas_med.recipe import FinalRecipe
-from nas_med.recipe_file import read_recipe_file
+from nas_med.final.recipe import FinalRecipe
+from nas_med.final.recipe_file import read_recipe_file
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 

@@ -10,8 +10,8 @@ from nas_med.arch import ArchSpec, StageSpec, build
 from nas_med.data import synthetic
 from nas_med.data.types import Split
 from nas_med.errors import UserError
-from nas_med.recipe import FinalRecipe, apply_recipe
-from nas_med.settle import settle
+from nas_med.final.recipe import FinalRecipe, apply_recipe
+from nas_med.final.settle import settle
 from nas_med.train import TrainConfig, train
 
 
@@ -76,9 +76,9 @@ def test_settle_keeps_the_lowest_validation_loss_and_never_looks_at_the_test_spl
 
 
 def test_one_variant_or_the_search_recipe_trains_nothing_more(data, monkeypatch):
-    import nas_med.settle as settle_module
+    import nas_med.final.settle as settle_module
 
-    monkeypatch.setattr(settle_module, "train", lambda *a, **k: pytest.fail("settle trained a model"))
+    monkeypatch.setattr(settle_module, "fit", lambda *a, **k: pytest.fail("settle trained a model"))
     cfg = apply_recipe(TrainConfig(device="cpu"), FinalRecipe(augment="none"))
     assert settle(SPEC, data, cfg, FinalRecipe(augment="none"), seeds=(0,)) == (cfg, [], {})
     assert settle(SPEC, data, cfg, None, seeds=(0,)) == (cfg, [], {})

@@ -39,7 +39,7 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
     and a model card."""
     from ..confirm import is_confirmed, small_validation
     from ..export import export_study
-    from ..recipe import check_recipe_name
+    from ..final.recipe import check_recipe_name
     from ..search.study import load_nas_study
     from ..select import choose
     from .stages import stage_progress

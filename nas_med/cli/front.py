@@ -181,7 +181,7 @@ def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor:
     print_front(study, console, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
                 trial_number=trial_number)
     if retrain:
-        from ..retrain import retrain_study
+        from ..final import retrain_study
         from .stages import stage_progress
 
         with stage_progress(study, device):

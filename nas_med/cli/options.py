@@ -61,7 +61,7 @@ def storage_option(what: str = "Storage URL", **kwargs):
 
 
 def recipe_options(func, folds: bool = True):
-    """``--recipe final|search`` and (with ``folds``) ``--folds K`` (see ``nas_med.recipe``). Checked by the
+    """``--recipe final|search`` and (with ``folds``) ``--folds K`` (see ``nas_med.final.recipe``). Checked by the
     library, so a bad value is one line and exit 2."""
     if folds:
         func = click.option("--folds", default=None, metavar="K",
@@ -73,7 +73,7 @@ def recipe_options(func, folds: bool = True):
 
 
 def parse_folds(text: str | None) -> int | None:
-    from ..recipe import check_folds
+    from ..final.recipe import check_folds
 
     if text is None:
         return None

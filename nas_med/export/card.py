@@ -6,7 +6,7 @@ from importlib import resources
 from string import Template
 
 from ..data.types import Dataset
-from ..retrain import TestReport
+from ..final.retrain import TestReport
 from .load import ONNX_OPSET, PARITY_TOLERANCE
 
 __all__ = ["NO_LICENCE", "model_card"]
@@ -51,7 +51,7 @@ def _test_paragraph(report: TestReport, card: dict) -> str:
 
 
 def _settled_sentence(rows: list[dict]) -> str:
-    """How the final recipe's lr and augmentation were chosen on validation (``nas_med.settle``), or nothing."""
+    """How the final recipe's lr and augmentation were chosen on validation (``nas_med.final.settle``), or nothing."""
     if not rows:
         return ""
     tried = "; ".join(f"lr {r['lr']:g}, {r['augment']}: {_num(r['val_loss'])}" + (" (kept)" if r["chosen"] else "")

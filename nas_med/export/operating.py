@@ -24,8 +24,8 @@ from ..calibration import (
 )
 from ..data.types import Dataset
 from ..errors import UserError
+from ..final.bootstrap import bootstrap_metrics, interval
 from ..metrics import confusion, per_class, sensitivity_specificity
-from ..retrain import _interval, bootstrap_metrics
 from .load import normalise
 
 __all__ = ["OPERATING_FILE", "RELIABILITY_FILE", "decide", "operating_point", "reliability_figure"]
@@ -103,7 +103,7 @@ def operating_point(model: nn.Module, data: Dataset, pre: dict, *, target_sensit
         record["test"].update(
             sensitivity=sens, specificity=spec, true_positives=int(matrix[positive, positive]), positives=pos,
             true_negatives=int(matrix[1 - positive, 1 - positive]), negatives=int(len(y_test) - pos),
-            ci={m: list(_interval(samples[:, i], confidence)) for i, m in
+            ci={m: list(interval(samples[:, i], confidence)) for i, m in
                 ((1, "accuracy"), (2, "sensitivity"), (3, "specificity"))}, confidence=confidence)
     return record, {"probs": test, "predicted": predicted}
 

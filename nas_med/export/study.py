@@ -11,14 +11,11 @@ import optuna
 
 from ..data.types import Dataset
 from ..errors import UserError
-from ..final import study_recipe
+from ..final import FinalPlan, TestReport, study_recipe, train_final, training_data
 from ..progress import emit
-from ..recipe import apply_recipe
-from ..retrain import TestReport, on_device, retrain_and_test, reuse
 from ..search import records
-from ..search.records import load_study_data, seed_list, stored_config, trial_name, trial_recipe
+from ..search.records import load_study_data, stored_config
 from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, value
-from ..settle import settle
 from .write import check_target, make_temp, publish, remove_empty, write_export
 
 __all__ = ["ExportResult", "export_study"]
@@ -70,7 +67,7 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
     into a temporary folder beside it and renames it into place, so a failure leaves nothing behind. The model
     is trained with the study's final recipe (``recipe="search"``: the trial's search config); ``folds`` K > 1
-    exports a K-fold ensemble (``nas_med.ensemble``)."""
+    exports a K-fold ensemble (``nas_med.final.ensemble``)."""
     out = Path(out)
     if precision is not None:
         from ..errors import look_up
@@ -83,28 +80,16 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         raise UserError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}.")
     check_target(out, force)
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
-    spec, cfg = trial_recipe(choice.trial)
-    final = study_recipe(study, recipe, folds)
-    cfg = on_device(apply_recipe(cfg, final), device, precision)
-    seeds_used = seed_list(seeds, cfg.seed)
+    plan = FinalPlan(study_recipe(study, recipe, folds), seeds, n_bootstrap, device, precision, keep_model=True)
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
-        name, folds = trial_name(choice.trial), 1 if final is None else final.folds
-        # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
-        cfg, settled, trained = settle(spec, data, cfg, final, seeds_used, name, keep=folds == 1)
-        fit = reuse(trained)
-        if folds > 1:  # a fold ensemble on train + val (nas_med.ensemble)
-            from ..ensemble import fold_fit, pooled
-
-            data, name, fit = pooled(data), f"{name} ({folds}-fold ensemble)", fold_fit(folds)
-        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=name, keep_model=True, fit=fit)
-        report.trial, report.settled = choice.trial.number, settled
-        report.kind = records.kind(choice.trial)
+        report = train_final(study, choice, plan, data)
         method = stored_config(study).get("cam_method", "gradcam")
         emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature and threshold on "
              "validation, test figures, CAM grid, model card")
-        parity, cam_quality = write_export(tmp, report, data, card=_card_context(study, choice, cfg.seed),
+        parity, cam_quality = write_export(tmp, report, training_data(data, plan),
+                                           card=_card_context(study, choice, report.train_config["seed"]),
                                            cam_method=method, cam_images=cam_images,
                                            target_sensitivity=target_sensitivity)
         check_target(out, force)  # the target may have changed while training

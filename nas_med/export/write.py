@@ -18,7 +18,7 @@ from ..arch import ArchSpec, cam_target_layer
 from ..arch.ensemble import ensemble_keys
 from ..data.types import Dataset
 from ..errors import UserError
-from ..retrain import TestReport
+from ..final.retrain import TestReport
 from ..search.records import json_safe
 from .card import model_card
 from .checks import clean_stale_partials, partial_prefix

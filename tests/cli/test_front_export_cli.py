@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from nas_med import retrain
 from nas_med.cli.main import cli
 from nas_med.data import synthetic
 from nas_med.export import FILES
 from nas_med.export import study as export_study_module
+from nas_med.final import plan as final_plan
 from nas_med.select import choose
 
 
@@ -28,7 +28,7 @@ def small_data():
 @pytest.fixture
 def quick_data(monkeypatch, small_data):
     """Retraining reads this small stand-in for the study's data (tests/test_retrain.py loads the real one)."""
-    monkeypatch.setattr(retrain, "load_study_data", lambda study: small_data)
+    monkeypatch.setattr(final_plan, "load_study_data", lambda study: small_data)
     monkeypatch.setattr(export_study_module, "load_study_data", lambda study: small_data)
 
 

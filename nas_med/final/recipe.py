@@ -25,10 +25,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass, fields, replace
 
-from .augment import AUTO, AUTO_CHOICES, check_policy
-from .errors import UserError
-from .schedule import OPTIMIZERS, SCHEDULES
-from .train import TrainConfig
+from ..augment import AUTO, AUTO_CHOICES, check_policy
+from ..errors import UserError
+from ..schedule import OPTIMIZERS, SCHEDULES
+from ..train import TrainConfig
 
 __all__ = ["CHOOSABLE", "RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
 

@@ -14,28 +14,20 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from .arch import ArchSpec, build
-from .data.types import Dataset
-from .progress import emit
+from ..arch import ArchSpec
+from ..data.types import Dataset
+from ..fit import fit
+from ..progress import emit
+from ..train import TrainConfig, TrainResult
 from .recipe import FinalRecipe, apply_recipe
-from .train import TrainConfig, TrainResult, train
 
-__all__ = ["settle", "train_seed"]
+__all__ = ["settle"]
 
 log = logging.getLogger(__name__)
-
-
-def train_seed(spec: ArchSpec, data: Dataset, cfg: TrainConfig) -> TrainResult:
-    """One training run of ``spec`` with ``cfg.seed`` setting the initial weights too, not only the batch order
-    (``retrain_and_test`` trains the same way, so the runs ``settle`` keeps are the ones it would make)."""
-    torch.manual_seed(cfg.seed)
-    return train(build(spec), data, cfg)
 
 
 def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe | None, seeds: Sequence[int],
@@ -54,9 +46,10 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
         results = {}
         for seed in seeds:
             step += 1
+            run = f"lr {variant['lr']:g}, augment {variant['augment']}, seed {seed}"
             emit("settle", step, len(variants) * len(seeds), f"{label}: choosing the final recipe on validation, "
-                 f"lr {variant['lr']:g}, augment {variant['augment']}, seed {seed}")
-            results[seed] = train_seed(spec, data, replace(variant_cfg, seed=seed))
+                 f"{run}, {variant_cfg.epochs} epochs")
+            results[seed] = fit(spec, data, variant_cfg, seed, label=f"{label}: {run}")
         losses = [float(r.val.get("loss", math.inf)) for r in results.values()]
         loss = float(np.mean(losses)) if all(math.isfinite(x) for x in losses) else math.inf
         rows.append({**variant, "val_loss": loss if math.isfinite(loss) else None,
