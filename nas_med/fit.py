@@ -4,8 +4,8 @@ objective builds with ``seeded_build`` because it checks the memory estimate bet
 
 ``torch.manual_seed(seed)`` before ``build(spec)`` makes the initial weights follow the seed, not only the batch
 order, so a run repeats exactly. With a ``label``, ``fit`` tells the progress listeners (``nas_med.progress``)
-about every epoch (stage ``run``: epoch k of E, the validation loss) and the run's end (stage ``fitted``: the best
-epoch and its validation loss and AUC)."""
+about the run's start and every epoch (stage ``run``: epoch k of E, k = 0 at the start, the validation loss) and
+its end (stage ``fitted``: the best epoch and its validation loss and AUC)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -42,6 +42,7 @@ def fit(spec: ArchSpec, data: Dataset, cfg: TrainConfig, seed: int | None = None
         if on_epoch is not None:
             on_epoch(epoch, record)
 
+    emit("run", 0, cfg.epochs, label)
     result = train(model, data, cfg, on_epoch=epoch_done)
     emit("fitted", result.best_epoch + 1, len(result.history), label, val_loss=result.val.get("loss"),
          val_auc=result.val.get("auc"), epochs=cfg.epochs)
