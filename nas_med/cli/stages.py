@@ -95,6 +95,8 @@ class StageDisplay:
             if event.stage != self.unit:  # a new kind of step: count (and time) its steps afresh
                 self.unit, self.done, self.start = event.stage, 0, time.monotonic()
                 self.plan(event.n)
+            elif not self.planned:  # settling close variants adds seeds to the count it announced
+                self.plan(event.n)
             self.line = f"{UNITS[event.stage]}: {event.text}"
             self._show(self.line)
             self.done += 1  # steps started; the estimate at step k uses the k - 1 finished before it

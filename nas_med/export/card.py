@@ -54,10 +54,15 @@ def _settled_sentence(rows: list[dict]) -> str:
     """How the final recipe's lr and augmentation were chosen on validation (``nas_med.final.settle``), or nothing."""
     if not rows:
         return ""
-    tried = "; ".join(f"lr {r['lr']:g}, {r['augment']}: {_num(r['val_loss'])}" + (" (kept)" if r["chosen"] else "")
-                      for r in rows)
+    tried = "; ".join(f"lr {r['lr']:g}, {r['augment']}: {_num(r['val_loss'])}" + _seeds(r)
+                      + (" (kept)" if r["chosen"] else "") for r in rows)
     return (f" The learning rate and augmentation were chosen on the validation split, before any test, by the "
-            f"mean validation loss of the same seeds ({tried}).")
+            f"mean validation loss over the seeds each trained with; a clearly worse one with fewer ({tried}).")
+
+
+def _seeds(row: dict) -> str:
+    seeds = row.get("seeds")  # reports made before settling dropped clearly worse variants have none
+    return "" if not seeds else f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
 
 
 def _metric_rows(report: TestReport) -> str:
