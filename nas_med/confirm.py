@@ -103,7 +103,7 @@ def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: i
     multilabel = data.task == "multilabel"
     probs = np.zeros((len(pool), data.num_classes), dtype=np.float64)
     dev = pick_device(cfg.device)
-    for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed, pool.groups)):
+    for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed, pool.groups, "--cv-folds")):
         emit("fold", k + 1, folds, f"trial {trial.number} fold {k + 1}/{folds}", trial=trial.number)
         rest = np.setdiff1d(np.arange(len(pool)), held)
         part, out = pool.subset(torch.as_tensor(rest)), pool.subset(torch.as_tensor(held))

@@ -130,7 +130,7 @@ def test_final_recipe_trains_with_augmentation_and_patience():
 
 @pytest.mark.parametrize("bad", [0, -1, 21, True, "3"])
 def test_bad_folds(bad):
-    with pytest.raises(UserError, match="--folds"):
+    with pytest.raises(UserError, match="--ensemble"):
         check_folds(bad)
 
 

@@ -1,4 +1,4 @@
-"""Recipe files, --recipe and --folds: bad input is one line ``Error: ...``, exit 2, nothing written."""
+"""Recipe files, --recipe and --ensemble (old spelling --folds): bad input is one line ``Error: ...``, exit 2, nothing written."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +29,7 @@ def _one_line_exit_2(result, needle: str) -> None:
     ("search: [1, 2]\n", "'search' must be a mapping"),
     ("final:\n  augment: heavy\n", "unknown augmentation policy 'heavy'"),
     ("final:\n  epochs: 0\n", "epochs must be a positive integer"),
-    ("final:\n  folds: 0\n", "--folds"),
+    ("final:\n  folds: 0\n", "a recipe's folds"),
     ("final:\n  colour: red\n", "unknown key 'colour'"),
     ("search:\n  dataset: [\n", "not valid YAML"),
     ("search:\n  trails: 3\n", "unknown search option 'trails'"),
@@ -49,13 +49,21 @@ def test_missing_recipe_file(tmp_path):
     _one_line_exit_2(result, "does not exist")
 
 
-@pytest.mark.parametrize("folds, needle", [("0", "--folds"), ("abc", "--folds"), ("-3", "--folds"),
-                                           ("99", "--folds")])
-def test_bad_folds_on_export(tmp_path, folds, needle):
+@pytest.mark.parametrize("folds", ["0", "abc", "-3", "99"])
+def test_bad_ensemble_on_export(tmp_path, folds):
     result = CliRunner().invoke(cli, ["export", "--study", "x", "--storage", f"sqlite:///{tmp_path / 's.db'}",
-                                      "--out", str(tmp_path / "out"), "--folds", folds])
-    _one_line_exit_2(result, needle)
+                                      "--out", str(tmp_path / "out"), "--ensemble", folds])
+    _one_line_exit_2(result, "--ensemble")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_old_spelling_of_ensemble_works_with_a_note(tmp_path):
+    result = CliRunner().invoke(cli, ["export", "--study", "x", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                                      "--out", str(tmp_path / "out"), "--folds", "0"])
+    assert result.exit_code == 2
+    note, error = [line for line in result.output.splitlines() if line.strip()]
+    assert note.startswith("Note: export --folds is now --ensemble") and "--cv-folds" in note
+    assert error.startswith("Error: --ensemble") and "got 0" in error
 
 
 def test_unknown_recipe_name_on_export(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .front import RULE_HELP, print_wide, retrain_table, rule_options, wide_console
-from .options import parse_folds, recipe_options, storage_option
+from .options import old_spelling, parse_folds, recipe_options, storage_option
 
 EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial is retrained --seeds times (its own "
                "seed first, then the following ones), every seed is tested, and the first seed's model is exported "
@@ -34,7 +34,8 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
                    prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
                    cam_images: int, device: str | None, precision: str | None,
-                   target_sensitivity: float | None, recipe: str, folds: str | None) -> None:
+                   target_sensitivity: float | None, recipe: str, ensemble: str | None,
+                   old_folds: str | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""
     from ..confirm import is_confirmed, small_validation
@@ -44,7 +45,9 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
     from ..select import choose
     from .stages import stage_progress
 
-    k = parse_folds(folds)  # bad --folds / --recipe: one line, exit 2, before the study is opened
+    ensemble = old_spelling(ensemble, old_folds, "export --folds", "--ensemble",
+                            "the members of a fold ensemble; confirm's cross-validation folds are --cv-folds")
+    k = parse_folds(ensemble)  # bad --ensemble / --recipe: one line, exit 2, before the study is opened
     check_recipe_name(recipe)
     study = load_nas_study(study_name, storage)
     console = wide_console()

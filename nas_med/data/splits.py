@@ -57,14 +57,14 @@ def stratified_indices(labels: torch.Tensor, ratios: tuple[float, ...], seed: in
     return out
 
 
-def fold_indices(labels: torch.Tensor, folds: int, seed: int,
-                 groups: torch.Tensor | np.ndarray | None = None) -> list[np.ndarray]:
+def fold_indices(labels: torch.Tensor, folds: int, seed: int, groups: torch.Tensor | np.ndarray | None = None,
+                 what: str = "the number of folds") -> list[np.ndarray]:
     """K held-out index sets, stratified by class (multi-label: by the first positive label); images sharing a
-    patient group stay in one fold. UserError unless 2 <= K <= the images of the rarest class."""
+    patient group stay in one fold. UserError naming ``what`` unless 2 <= K <= the images of the rarest class."""
     strata = sample_strata(labels)
     smallest = int(np.unique(strata, return_counts=True)[1].min()) if len(strata) else 0
     if folds < 2 or folds > max(2, smallest):
-        raise UserError(f"--folds must be between 2 and the images of the rarest class ({smallest}), got {folds}.")
+        raise UserError(f"{what} must be between 2 and the images of the rarest class ({smallest}), got {folds}.")
     if groups is not None:
         return stratified_indices(labels, tuple([1 / folds] * folds), seed, np.asarray(groups))
     from sklearn.model_selection import StratifiedKFold

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def fold_ensemble(spec: ArchSpec, data: Dataset, cfg: TrainConfig, k: int, name: str | None = None) -> TrainResult:
     """A TrainResult holding a K-member Ensemble trained on ``data.train`` (train + val pooled,
     ``data.splits.pooled``); member i's seed is ``cfg.seed * 1000 + i``."""
-    folds = fold_indices(data.train.labels, k, cfg.seed, data.train.groups)
+    folds = fold_indices(data.train.labels, k, cfg.seed, data.train.groups, "--ensemble")
     n = len(data.train)
     label = name or spec.summary()
     members, stats, results = [], [], []

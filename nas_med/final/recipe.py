@@ -120,7 +120,8 @@ def _positive(x) -> bool:
 
 def check_folds(folds) -> int:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1 or folds > 20:
-        raise UserError(f"--folds must be an integer from 1 (a single model) to 20, got {folds!r}.")
+        raise UserError(f"--ensemble (a recipe's folds) must be an integer from 1 (a single model) to 20, got "
+                        f"{folds!r}.")
     return folds
 
 

@@ -91,7 +91,8 @@ def study_recipe(study: optuna.Study, recipe: str | FinalRecipe | None = "final"
     if folds is not None:
         check_folds(folds)
         if out is None and folds > 1:
-            raise UserError("--folds trains the final recipe's ensemble; it cannot be used with --recipe search.")
+            raise UserError("--ensemble trains the final recipe's fold ensemble; it cannot be used with --recipe "
+                            "search.")
         if out is not None:
             out = replace(out, folds=folds)
     return out

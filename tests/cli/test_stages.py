@@ -37,7 +37,7 @@ def study_with_recipe(tiny_study, tmp_path, monkeypatch):
 def test_piped_export_prints_every_settle_run_seed_and_member(study_with_recipe, tmp_path, monkeypatch):
     monkeypatch.setattr(stages, "LINE_SECONDS", 0.0)  # an epoch line every epoch (default: at most 30 s apart)
     result = CliRunner().invoke(cli, ["export", *study_with_recipe, "--out", str(tmp_path / "model"), "--seeds",
-                                      "2", "--folds", "2", "--bootstrap", "20", "--cam-images", "4",
+                                      "2", "--ensemble", "2", "--bootstrap", "20", "--cam-images", "4",
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
     out = result.output
