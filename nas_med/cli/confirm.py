@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..confirm import DEFAULT_FOLDS, DEFAULT_MAX_CANDIDATES
-from ..select import DEFAULT_AUC_TOLERANCE
+from ..select import DEFAULT_AUC_TOLERANCE, Rule
 from .options import old_spelling, storage_option
 
 
@@ -44,10 +44,11 @@ def confirm_command(study_name: str, storage: str | None, folds: int | None, old
     for number, cv in aucs.items():
         click.echo(f"trial {number}: validation AUC {value(by_number[number], 'auc'):.4f}, {folds}-fold "
                    f"cross-validated AUC {cv:.4f}")
-    print_front(study, wide_console(), auc_tolerance=auc_tolerance)
+    rule = Rule(auc_tolerance)
+    print_front(study, wide_console(), rule)
     from ..dashboard import mark_choice
 
-    mark_choice(study, auc_tolerance)
+    mark_choice(study, rule)
 
 
 def register(cli: click.Group) -> None:

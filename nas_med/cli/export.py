@@ -31,8 +31,7 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
               help="Binary tasks: the threshold is the highest with at least this validation sensitivity of the "
                    "positive class (default: Youden's J).")
 @recipe_options
-def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
-                   prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
+def export_command(study_name: str, storage: str | None, out: str, rule, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
                    cam_images: int, device: str | None, precision: str | None,
                    target_sensitivity: float | None, recipe: str, ensemble: str | None,
                    old_folds: str | None) -> None:
@@ -53,7 +52,7 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
     console = wide_console()
     small = small_validation(study)
     if small and trial_number is None:
-        choice = choose(study, None, auc_tolerance, cam_floor, prefer)
+        choice = choose(study, None, rule)
         if not is_confirmed(study, choice.trial.number):
             click.echo(f"Warning: exporting trial {choice.trial.number}, an unconfirmed choice: {small}, so one "
                        f"run's AUC may have picked it by luck. Run `nas-med confirm --study {study_name}` first "
@@ -61,7 +60,7 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
     with stage_progress(study, device):
         result = export_study(study, out, trial_number=trial_number, seeds=seeds, force=force,
                               n_bootstrap=n_bootstrap, device=device, cam_images=cam_images,
-                              auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
+                              rule=rule,
                               target_sensitivity=target_sensitivity, precision=precision,
                               recipe=recipe, folds=k)
     console.print(f"{'★ minimalist choice' if trial_number is None else 'chosen'}: {result.choice.reason}",

@@ -15,7 +15,7 @@ from ..final import FinalPlan, TestReport, study_recipe, train_final, training_d
 from ..progress import emit
 from ..search import records
 from ..search.records import load_study_data, stored_config
-from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, value
+from ..select import Choice, Rule, choose, completed, value
 from .write import check_target, make_temp, publish, remove_empty, write_export
 
 __all__ = ["ExportResult", "export_study"]
@@ -59,10 +59,9 @@ def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
 def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | None = None,
                  seeds: int | Sequence[int] = 3, force: bool = False, n_bootstrap: int = 1000,
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
-                 auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
-                 prefer=None, precision: str | None = None, target_sensitivity: float | None = None,
+                 rule: Rule | None = None, precision: str | None = None, target_sensitivity: float | None = None,
                  recipe="final", folds: int | None = None) -> ExportResult:
-    """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
+    """Retrain the chosen trial (``trial_number`` or the minimalist choice under ``rule``), test it and write the folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
     into a temporary folder beside it and renames it into place, so a failure leaves nothing behind. The model
@@ -79,7 +78,7 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     if target_sensitivity is not None and not 0 < target_sensitivity <= 1:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}.")
     check_target(out, force)
-    choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
+    choice = choose(study, trial_number, rule)
     plan = FinalPlan(study_recipe(study, recipe, folds), seeds, n_bootstrap, device, precision, keep_model=True)
     tmp, created = make_temp(out)
     try:

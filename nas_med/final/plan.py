@@ -17,7 +17,7 @@ from ..data.splits import pooled
 from ..data.types import Dataset
 from ..search import records
 from ..search.records import load_study_data, seed_list, trial_name, trial_recipe
-from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed
+from ..select import Choice, Rule, choose, completed
 from .recipe import FinalRecipe, apply_recipe
 from .recipe_file import study_recipe
 from .retrain import TestReport, on_device, retrain_and_test
@@ -71,25 +71,23 @@ def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPla
 
 def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
                   data: Dataset | None = None, n_bootstrap: int = 1000, *, device: str | None = None,
-                  keep_model: bool = False, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None, precision: str | None = None,
+                  keep_model: bool = False, rule: Rule | None = None, precision: str | None = None,
                   recipe="final") -> TestReport:
-    """Retrain and test trial ``trial_number`` (default: the minimalist choice under the given rule) with the
+    """Retrain and test trial ``trial_number`` (default: the minimalist choice under ``rule``) with the
     study's final recipe (``recipe="search"``: the trial's own search config; see ``study_recipe``), one network per
     seed whatever fold count the recipe names (a fold ensemble is ``export``'s)."""
-    choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
+    choice = choose(study, trial_number, rule)
     plan = FinalPlan(study_recipe(study, recipe, folds=1), seeds, n_bootstrap, device, precision, keep_model)
     return train_final(study, choice, plan, data)
 
 
 def retrain_study(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
                   data: Dataset | None = None, n_bootstrap: int = 1000, *, baselines: bool = True,
-                  device: str | None = None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-                  cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None,
-                  precision: str | None = None, recipe="final") -> list[TestReport]:
+                  device: str | None = None, rule: Rule | None = None, precision: str | None = None,
+                  recipe="final") -> list[TestReport]:
     """The chosen trial's report, then (with ``baselines``) one per completed baseline of the study, all trained
     with the same ``recipe`` and tested on the same test images with the same bootstrap resamples."""
-    choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
+    choice = choose(study, trial_number, rule)
     data = data if data is not None else load_study_data(study)
     plan = FinalPlan(study_recipe(study, recipe, folds=1), seeds, n_bootstrap, device, precision)
     trials = [choice.trial]

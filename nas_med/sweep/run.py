@@ -107,7 +107,7 @@ def _to_test(study: optuna.Study, config: SweepConfig) -> dict[str, tuple[Frozen
     from ..select import completed, study_minimalist
 
     out: dict[str, tuple[FrozenTrial, str]] = {}
-    choice = study_minimalist(study, config.auc_tolerance, config.cam_floor)
+    choice = study_minimalist(study, config.rule)
     if choice is not None:
         out[MINIMALIST] = (choice.trial, choice.reason)
     for name in config.baselines:
