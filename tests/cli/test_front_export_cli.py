@@ -27,7 +27,7 @@ def small_data():
 
 @pytest.fixture
 def quick_data(monkeypatch, small_data):
-    """Retraining reads this small stand-in for the study's data (tests/test_retrain.py loads the real one)."""
+    """Retraining reads this small stand-in for the study's data (tests/final/test_retrain.py loads the real one)."""
     monkeypatch.setattr(final_plan, "load_study_data", lambda study: small_data)
     monkeypatch.setattr(export_study_module, "load_study_data", lambda study: small_data)
 

@@ -10,7 +10,7 @@ from nas_med.cli.main import cli
 from nas_med.final.recipe import FinalRecipe
 from nas_med.final.recipe_file import read_recipe_file
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 
 @pytest.fixture(autouse=True)
