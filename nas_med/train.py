@@ -132,6 +132,13 @@ class Normalizer:
     def to_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std}
 
+    @classmethod
+    def from_dict(cls, stats: dict) -> Normalizer:
+        """The normaliser a stored ``to_dict()`` describes (an exported folder's ``preprocessing.json``)."""
+        normalizer = cls.__new__(cls)
+        normalizer.mean, normalizer.std, normalizer._on = list(stats["mean"]), list(stats["std"]), {}
+        return normalizer
+
 
 class DeviceSplit:
     """A split held on the training device (uint8 images, so a small dataset fits on a GPU)."""
@@ -158,36 +165,35 @@ def _loss_fn(data: Dataset, cfg: TrainConfig, device: torch.device) -> Callable:
     return lambda logits, y: F.cross_entropy(logits.float(), y, weight=weight)
 
 
+def batched_logits(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
+                   batch_size: int = 256) -> torch.Tensor:
+    """fp32 logits of uint8 ``images``, normalised and run batch by batch in eval mode without gradients (the one
+    inference loop: validation, test predictions, an export's operating point)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([model(normalize(images[start:start + batch_size])).float()
+                              for start in range(0, images.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
+
+
 def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer, multilabel: bool,
                   batch_size: int = 256) -> torch.Tensor:
     """Class probabilities (softmax, or sigmoid for multi-label) for uint8 images, in eval mode."""
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            logits = model(normalize(images[start:start + batch_size])).float()
-            out.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
-    model.train(was_training)
-    return torch.cat(out)
+    logits = batched_logits(model, images, normalize, batch_size)
+    return torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
 
 
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: str, loss_fn: Callable,
              batch_size: int = 256, positive: int | None = None) -> dict:
-    """Loss and metrics of ``model`` on ``split``."""
-    multilabel = task == "multilabel"
-    was_training = model.training
-    model.eval()
-    losses, probs = [], []
-    with torch.no_grad():
-        for start in range(0, len(split), batch_size):
-            x = normalize(split.images[start:start + batch_size])
-            y = split.labels[start:start + batch_size]
-            logits = model(x).float()
-            losses.append(loss_fn(logits, y) * len(y))  # summed on the device, read once below
-            probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
-    model.train(was_training)
-    p = torch.cat(probs).cpu().numpy()
+    """Loss and metrics of ``model`` on ``split`` (the loss averaged batch by batch, as it always was)."""
+    logits = batched_logits(model, split.images, normalize, batch_size)
+    losses = [loss_fn(logits[start:start + batch_size], split.labels[start:start + batch_size])
+              * len(split.labels[start:start + batch_size]) for start in range(0, len(split), batch_size)]
+    probs = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)
+    p = probs.cpu().numpy()
     metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics

@@ -14,6 +14,8 @@ from torch import nn
 
 from ..arch import ArchSpec, build, cam_target_layer
 from ..errors import UserError
+from ..metrics import decide
+from ..train import Normalizer
 from .checks import check_folder, check_operating_point, read_ensemble, read_json
 
 __all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
@@ -78,9 +80,8 @@ def read_preprocessing(path: str | Path) -> dict:
 
 
 def normalise(images: torch.Tensor, pre: dict) -> torch.Tensor:
-    mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
-    return (images.float() / 255 - mean) / std
+    """uint8 images standardised with the folder's stored statistics (``train.Normalizer``, the one normaliser)."""
+    return Normalizer.from_dict(pre)(images)
 
 
 def _read(path: Path, size: int, channels: int) -> np.ndarray:
@@ -132,10 +133,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     z = logits.double() / float(op.get("temperature") or 1.0)  # the same arithmetic as the export's figures
     probs = (torch.sigmoid(z) if multilabel else torch.softmax(z, 1)).numpy()
     classes = pre["class_names"]
-    if positive is not None and threshold is not None:
-        chosen = np.where(probs[:, positive] >= threshold, positive, 1 - positive)
-    else:
-        chosen = probs.argmax(1)
+    chosen = decide(probs, positive, threshold)
     cams: list[str | None] = [None] * len(paths)
     if cam_out is not None:
         cams = _write_cams(model, x, pixels, [int(c) for c in chosen], paths, Path(cam_out), cam_method,
