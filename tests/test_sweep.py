@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import optuna
 import pytest
@@ -76,6 +77,10 @@ def test_grid_yields_a_tested_choice_per_point(sweep_run):
     for name in ("auc_vs_fraction.png", "depth_vs_size.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "test AUC" in output and output.count("minimalist") >= 4
+    # the final training of each point's choice shows its runs: settle variants, the seed, how each run ended
+    assert len(re.findall(r"^settle: trial \d+: choosing the final recipe on validation", output, re.M)) >= 4 * 2
+    assert len(re.findall(r"^retrain: trial \d+: seed \d+ \(1 of 1\)", output, re.M)) == 4
+    assert len(re.findall(r"^  done: trial \d+: .*validation loss \d\.\d{4}", output, re.M)) >= 4 * 2
 
 
 def test_rerun_resumes_without_new_trials(sweep_run):
