@@ -8,10 +8,8 @@ import re
 
 import optuna
 import pytest
-import torch
-from click.testing import CliRunner
+from cli_invoke import invoke  # tests/cli_invoke.py
 
-from nas_med.cli.main import cli
 from nas_med.report.sweep import sweep_section_html
 from nas_med.search.records import SWEEP, SWEEP_POINT, SWEEP_RESULTS
 from nas_med.sweep import sweep_of, sweep_studies
@@ -23,12 +21,7 @@ POINTS = ["t:f0.5-s16", "t:f0.5-s24", "t:f1-s16", "t:f1-s24"]
 
 
 def _invoke(args: list[str]):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 16-24 px nets on a shared 2-core machine: one thread is faster
-    try:
-        result = CliRunner().invoke(cli, args)
-    finally:
-        torch.set_num_threads(threads)
+    result = invoke(args, threads=1)  # 16-24 px nets on a shared 2-core machine: one thread is faster
     return result, result.output  # stdout and stderr, interleaved
 
 

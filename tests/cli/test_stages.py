@@ -8,11 +8,10 @@ import time
 
 import optuna
 import pytest
-from click.testing import CliRunner
+from cli_invoke import invoke  # tests/cli_invoke.py
 from rich.console import Console
 
 from nas_med.cli import stages
-from nas_med.cli.main import cli
 from nas_med.data import synthetic
 from nas_med.final import FinalRecipe
 from nas_med.final import plan as final_plan
@@ -36,7 +35,7 @@ def study_with_recipe(tiny_study, tmp_path, monkeypatch):
 
 def test_piped_export_prints_every_settle_run_seed_and_member(study_with_recipe, tmp_path, monkeypatch):
     monkeypatch.setattr(stages, "LINE_SECONDS", 0.0)  # an epoch line every epoch (default: at most 30 s apart)
-    result = CliRunner().invoke(cli, ["export", *study_with_recipe, "--out", str(tmp_path / "model"), "--seeds",
+    result = invoke(["export", *study_with_recipe, "--out", str(tmp_path / "model"), "--seeds",
                                       "2", "--ensemble", "2", "--bootstrap", "20", "--cam-images", "4",
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
@@ -57,7 +56,7 @@ def test_piped_export_prints_every_settle_run_seed_and_member(study_with_recipe,
 
 
 def test_piped_front_retrain_shows_the_seed_and_its_validation_loss(study_with_recipe):
-    result = CliRunner().invoke(cli, ["front", *study_with_recipe, "--retrain", "--seeds", "1", "--no-baselines",
+    result = invoke(["front", *study_with_recipe, "--retrain", "--seeds", "1", "--no-baselines",
                                       "--bootstrap", "20", "--device", "cpu", "--recipe", "search"])
     assert result.exit_code == 0, result.output
     assert re.search(r"^retrain: trial \d+: seed \d+ \(1 of 1\), 2 epochs \[elapsed", result.output, re.M)
