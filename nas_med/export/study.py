@@ -16,6 +16,7 @@ from ..progress import emit
 from ..search import records
 from ..search.records import load_study_data, stored_config
 from ..select import Choice, Rule, choose, completed, value
+from .card import CardContext
 from .write import check_target, make_temp, publish, remove_empty, write_export
 
 __all__ = ["ExportResult", "export_study"]
@@ -34,7 +35,7 @@ class ExportResult:
     cam_quality: float
 
 
-def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
+def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> CardContext:
     cfg = stored_config(study)
     t = choice.trial
     objectives = {"validation AUC": f"{value(t, 'auc'):.4f}", "parameters": f"{int(value(t, 'params')):,}",
@@ -48,12 +49,10 @@ def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
                   "params": int(value(b, "params")), "epoch_seconds": value(b, "epoch_seconds"),
                   "cam_quality": value(b, "cam_quality")}
                  for b in completed(study, baselines=True) if b.number != t.number]
-    return {"study": study.study_name, "trial": t.number, "val_auc": value(t, "auc"),
-            "kind": records.kind(t),
-            "reason": choice.reason, "dataset": cfg.get("dataset"), "fraction": cfg.get("fraction", 1.0),
-            "objectives": objectives, "baselines": baselines, "own_seed": own_seed,
-            "search": {k: cfg.get(k) for k in ("dataset", "fraction", "size", "channels", "seed", "space", "epochs",
-                                              "sampler", "pruner", "cam_method", "cam_images", "versions")}}
+    return CardContext(study.study_name, t.number, value(t, "auc"), records.kind(t), choice.reason, cfg.get("dataset"),
+                       cfg.get("fraction", 1.0), objectives, baselines, own_seed,
+                       {k: cfg.get(k) for k in ("dataset", "fraction", "size", "channels", "seed", "space", "epochs",
+                                                "sampler", "pruner", "cam_method", "cam_images", "versions")})
 
 
 def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | None = None,

@@ -20,7 +20,7 @@ from ..data.types import Dataset
 from ..errors import UserError
 from ..final.retrain import TestReport
 from ..search.records import json_safe
-from .card import model_card
+from .card import CardContext, model_card
 from .checks import clean_stale_partials, partial_prefix
 from .load import ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
 
@@ -103,7 +103,7 @@ def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
             "input_name": "input", "output_name": "logits"}
 
 
-def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict | None = None,
+def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardContext | None = None,
                  cam_method: str = "gradcam", cam_images: int = 16,
                  target_sensitivity: float | None = None) -> tuple[dict[str, float], float]:
     """Write every file of an export into the existing, empty ``folder`` from ``report`` (which must hold the
@@ -137,9 +137,9 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
                                     cam_target_layer(model, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
                "test_mask_energy": None if energy != energy else energy,
-               "exported_seed": report.seeds[0], **({"study": card} if card else {})}
+               "exported_seed": report.seeds[0], **({"study": card.to_dict()} if card is not None else {})}
     (folder / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {},
+    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card,
                                                  op, mask_energy=energy), encoding="utf-8")
     return parity, cam_quality
 
