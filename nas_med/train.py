@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import augment_batch, check_policy
+from .data.preprocess import channel_stats
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics
@@ -109,12 +110,12 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 class Normalizer:
-    """uint8 (B, C, H, W) -> float, standardised with the training split's per-channel mean and std."""
+    """uint8 (B, C, H, W) -> float, standardised with the training split's per-channel mean and std, or with
+    stored ``stats`` (``to_dict()``; an exported folder's preprocessing): the one normaliser."""
 
-    def __init__(self, train_images: torch.Tensor):
-        x = train_images.float() / 255
-        self.mean = x.mean(dim=(0, 2, 3)).tolist()
-        self.std = [max(s, 1e-3) for s in x.std(dim=(0, 2, 3)).tolist()]
+    def __init__(self, train_images: torch.Tensor | None = None, stats: dict | None = None):
+        self.mean, std = channel_stats(train_images) if stats is None else (list(stats["mean"]), list(stats["std"]))
+        self.std = [max(s, 1e-3) for s in std] if stats is None else std
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,13 +132,6 @@ class Normalizer:
 
     def to_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std}
-
-    @classmethod
-    def from_dict(cls, stats: dict) -> Normalizer:
-        """The normaliser a stored ``to_dict()`` describes (an exported folder's ``preprocessing.json``)."""
-        normalizer = cls.__new__(cls)
-        normalizer.mean, normalizer.std, normalizer._on = list(stats["mean"]), list(stats["std"]), {}
-        return normalizer
 
 
 class DeviceSplit:
@@ -171,12 +165,11 @@ def batched_logits(model: nn.Module, images: torch.Tensor, normalize: Normalizer
     inference loop: validation, test predictions, an export's operating point)."""
     was_training = model.training
     model.eval()
-    try:
-        with torch.no_grad():
-            return torch.cat([model(normalize(images[start:start + batch_size])).float()
-                              for start in range(0, images.shape[0], batch_size)])
-    finally:
-        model.train(was_training)
+    with torch.no_grad():
+        logits = torch.cat([model(normalize(images[i:i + batch_size])).float()
+                            for i in range(0, images.shape[0], batch_size)])
+    model.train(was_training)
+    return logits
 
 
 def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer, multilabel: bool,
@@ -194,6 +187,9 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
               * len(split.labels[start:start + batch_size]) for start in range(0, len(split), batch_size)]
     probs = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)
     p = probs.cpu().numpy()
+    if not np.isfinite(p).all():  # a finite loss can hide them (inf logits); metrics of NaN mean nothing
+        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {int((~np.isfinite(p)).any(1).sum())} "
+                             f"of {len(p)} images")
     metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics

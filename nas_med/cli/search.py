@@ -7,13 +7,14 @@ import click
 from rich.console import Console
 
 from ..search.config import PRUNERS, SAMPLERS, SearchConfig
-from .options import data_options, storage_option
+from .options import data_options, read_option, split_options, storage_option
 
 
 @click.command("search")
 @click.option("--dataset", default="synthetic", show_default=True,
               help="synthetic, a MedMNIST 2D name, radimagenet-msk or folder:PATH.")
 @data_options
+@split_options
 @click.option("--space", default="default", show_default=True, help="Search space: a shipped name or a YAML file.")
 @click.option("--trials", type=int, default=SearchConfig.trials, show_default=True, help="Trials to run this time (queued ones left by an interrupted run count).")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
@@ -41,6 +42,16 @@ from .options import data_options, storage_option
 @click.option("--gpus", default=None, metavar="0,1,...",
               help="GPUs for local workers (CUDA_VISIBLE_DEVICES each): one worker per GPU, round-robin if "
                    "--workers is larger.")
+@click.option("--epoch-time", default=SearchConfig.epoch_time, show_default=True,
+              help="model: epoch_seconds from the cost model of a reference CPU (the same on any machine and load, "
+                   "so the study repeats); measured: this machine's measured time (does not repeat).")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads of every trial, fixed with the study (default: this machine's cores); the "
+                   "thread count changes float sums, so it is part of what makes a study repeat.")
+@click.option("--trial-batch", type=int, default=SearchConfig.trial_batch, show_default=True,
+              help="Trials proposed together, each from the finished trials of earlier batches only: any number "
+                   "of workers runs the same trials. 0: each trial is sampled when it starts (with several "
+                   "workers, timing then changes the study).")
 @click.option("--quiet", is_flag=True, help="One log line per trial instead of the live display.")
 @click.option("--recipe", "recipe_file", default=None, type=click.Path(dir_okay=False),
               help="A recipe file (studies/NAME.yaml): its search section fills the options not given here, its "
@@ -125,9 +136,12 @@ def _apply_recipe_file(kwargs: dict, path: str | None):
 
     recipe = read_recipe_file(path)
     ctx = click.get_current_context()
+    params = {p.name: p for p in ctx.command.params}
     for key, value in recipe.search.items():
         if ctx.get_parameter_source(key) in (ParameterSource.DEFAULT, None):
-            kwargs[key] = value
+            kwargs[key] = read_option(params[key], value, ctx, f"recipe file '{path}': search: {key}")
+    if kwargs.get("channels") is not None:
+        kwargs["channels"] = int(kwargs["channels"])
     return recipe
 
 

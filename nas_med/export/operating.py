@@ -35,7 +35,7 @@ RELIABILITY_FILE = "reliability.png"
 
 
 def _logits(model: nn.Module, images: torch.Tensor, pre: dict) -> np.ndarray:
-    return batched_logits(model, images, Normalizer.from_dict(pre)).cpu().numpy()
+    return batched_logits(model, images, Normalizer(stats=pre)).cpu().numpy()
 
 
 def _check_target(target: float | None) -> None:

@@ -10,7 +10,7 @@ from typing import Sequence
 import optuna
 
 from ..data.types import Dataset
-from ..errors import UserError
+from ..errors import UserError, disk_full
 from ..final import FinalPlan, TestReport, study_recipe, train_final, training_data
 from ..progress import emit
 from ..search import records
@@ -35,12 +35,25 @@ class ExportResult:
     cam_quality: float
 
 
+def _epoch_rows(study: optuna.Study, t) -> dict:
+    """The objective's epoch seconds (modelled or measured) and, where modelled, the measured ones beside it;
+    the study's reproducibility record."""
+    from ..search.reproducibility import study_note
+
+    device, measured = t.user_attrs.get(records.DEVICE, "?"), records.measured_epoch_seconds(t)
+    if measured is None:
+        return {f"epoch seconds ({device})": f"{value(t, 'epoch_seconds'):.3f}"}
+    note = study_note(study)
+    return {"epoch seconds (cost model, the search's objective)": f"{value(t, 'epoch_seconds'):.3f}",
+            f"epoch seconds measured ({device})": f"{measured:.3f}", **({"search record": note} if note else {})}
+
+
 def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> CardContext:
     cfg = stored_config(study)
     t = choice.trial
     objectives = {"validation AUC": f"{value(t, 'auc'):.4f}", "parameters": f"{int(value(t, 'params')):,}",
                   "FLOPs": "-" if records.flops(t) is None else f"{records.flops(t):,}",
-                  f"epoch seconds ({t.user_attrs.get(records.DEVICE, '?')})": f"{value(t, 'epoch_seconds'):.3f}",
+                  **_epoch_rows(study, t),
                   f"CAM quality ({cfg.get('cam_method', 'gradcam')}, ROAD, {cfg.get('cam_images')} val images)":
                       f"{value(t, 'cam_quality'):+.3f}"}
     if t.user_attrs.get(records.MASK_ENERGY) is not None:  # datasets with lesion masks
@@ -60,7 +73,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
                  rule: Rule | None = None, precision: str | None = None, target_sensitivity: float | None = None,
                  recipe="final", folds: int | None = None) -> ExportResult:
-    """Retrain the chosen trial (``trial_number`` or the minimalist choice under ``rule``), test it and write the folder ``out``.
+    """Retrain the chosen trial (``trial_number`` or the minimalist choice under ``rule``), test it and write the
+    folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
     into a temporary folder beside it and renames it into place, so a failure leaves nothing behind. The model
@@ -92,9 +106,12 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                                            target_sensitivity=target_sensitivity)
         check_target(out, force)  # the target may have changed while training
         publish(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_empty(created)
+        full = disk_full(exc, f"--out '{out}'", "; nothing was written (the partial folder was removed)")
+        if full is not None:
+            raise full from None
         raise
     log.info("exported trial %d to %s", choice.trial.number, out)
     report.model = None
