@@ -73,8 +73,8 @@ class SearchConfig:
             raise UserError(f"--fraction must be in (0, 1], got {self.fraction}.")
         if self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}.")
-        if self.threads is not None and not 1 <= self.threads <= 1024:
-            raise UserError(f"--threads must be between 1 and 1024, got {self.threads}.")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            raise UserError(f"--threads must be between 1 and 4096, got {self.threads}.")
         if not 0 <= self.trial_batch <= 10_000:
             raise UserError(f"--trial-batch must be between 0 and 10000, got {self.trial_batch}.")
         look_up(self.epoch_time, EPOCH_TIMES, "epoch time")
