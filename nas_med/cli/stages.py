@@ -74,10 +74,12 @@ class StageDisplay:
     def left(self) -> str:
         """The time since the command started and, once a step of the current kind is done, the estimate of the
         rest of that kind's steps."""
-        now = time.monotonic()
-        if not self.done or self.total is None:
+        now, finished, run = time.monotonic(), self.done, self.running
+        if run is not None and run.n:  # the step in training counts by its share of epochs done
+            finished = self.done - 1 + run.k / run.n
+        if finished <= 0 or self.total is None:
             return f"elapsed {now - self.began:.0f} s"
-        rest = (now - self.start) / self.done * max(0, self.total - self.done)
+        rest = (now - self.start) / finished * max(0, self.total - finished)
         return f"elapsed {now - self.began:.0f} s, ~{rest:.0f} s left"
 
     def __call__(self, event: Event) -> None:
