@@ -184,7 +184,7 @@ def test_load_refuses_what_is_not_an_export(exported, tmp_path):
 
 def test_target_errors_come_before_any_training(tiny_study, tmp_path, monkeypatch):
     study, _ = tiny_study
-    monkeypatch.setattr(export_study_module, "retrain_and_test", lambda *a, **k: pytest.fail("trained anyway"))
+    monkeypatch.setattr(export_study_module, "train_final", lambda *a, **k: pytest.fail("trained anyway"))
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
