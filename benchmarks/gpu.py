@@ -85,10 +85,24 @@ def generated(n: int, size: int, channels: int = 3, classes: int = 5, seed: int 
 
 
 def median_candidate(size: int, channels: int = 3, classes: int = 5, seed: int = 0, draws: int = 41):
-    """The median by FLOPs of ``draws`` valid specs drawn from the default space."""
-    from epoch_time import candidates
+    """The median by FLOPs of ``draws`` distinct valid specs drawn (seeded) from the default space."""
+    import optuna
 
-    specs = candidates(draws, size, seed, channels, classes)
+    from nas_med.arch import InvalidSpec, check
+    from nas_med.arch.cost import spec_cost
+    from nas_med.space import load_space, sample
+
+    space = load_space("default")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    found: dict[str, tuple[int, object]] = {}
+    while len(found) < draws:
+        spec = sample(study.ask(), space, in_channels=channels, num_classes=classes, input_size=size)
+        try:
+            check(spec)
+        except InvalidSpec:
+            continue
+        found.setdefault(spec.summary(), (spec_cost(spec)["flops"], spec))
+    specs = [s for _, s in sorted(found.values(), key=lambda fs: fs[0])]
     return specs[len(specs) // 2]
 
 

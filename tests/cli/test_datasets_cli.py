@@ -143,7 +143,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "class-no-images": ([f"folder:{tmp / 'noimg'}"], f"class folder '{tmp / 'noimg' / 'b'}' has no images"),
         "single-class": ([f"folder:{tmp / 'oneclass'}"], "single class 'only'"),
         "unreadable-only": ([f"folder:{tmp / 'junk'}"], "none of the 2 image files"),
-        "fraction-zero": (["synthetic", "--fraction", "0"], "--fraction must be in (0, 1], got 0.0"),
+        "fraction-zero": (["synthetic", "--fraction", "0"], "--fraction must be in (0, 1], got 0."),
         "fraction-above-one": (["synthetic", "--fraction", "1.5"], "--fraction must be in (0, 1], got 1.5"),
         "fraction-too-small": (["synthetic", "--fraction", "0.001"], "--fraction 0.001 keeps 0 of 600 training"),
         "csv-columns": (["radimagenet-msk", "--data-root", str(tmp / "rin")], "must have the columns filename,label"),
