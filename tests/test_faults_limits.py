@@ -120,16 +120,23 @@ def test_a_stored_data_root_is_absolute(tmp_path, monkeypatch):
 
 def test_a_number_reads_the_same_in_a_space_file_a_recipe_file_and_an_option(tmp_path):
     space = tmp_path / "space.yaml"
-    space.write_text("name: s\narch: {block: [simple], stages: [2], base_width: [4]}\ntrain: {lr: [1e-3]}\n")
+    space.write_text("name: s\narch: {block: [simple], stages: [2], base_width: ['4']}\n"
+                     "train: {lr: [1e-3, '2e-3']}\n")
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("search:\n  trials: 1e0\n  fraction: 5e-1\n  seed: '3'\nfinal:\n  lr: 1e-3\n")
+    recipe.write_text("search:\n  trials: 1e0\n  fraction: 5e-1\n  seed: '3'\n"
+                      "final:\n  lr: 1e-3\n  epochs: '60'\n  batch_size: 3.2e1\n  warmup: '0.1'\n")
     result, db = queue(tmp_path, "--space", space, "--recipe", recipe)
     assert result.exit_code == 0, result.output
     from nas_med.search.records import CONFIG
 
     study = optuna.load_study(study_name="f", storage=f"sqlite:///{db}")
     config = study.user_attrs[CONFIG]
-    assert config["space_definition"]["train"]["lr"] == [0.001]
+    assert config["space_definition"]["train"]["lr"] == [0.001, 0.002]
+    assert config["space_definition"]["arch"]["base_width"] == [4]
+    from nas_med.recipe import FinalRecipe
+    from nas_med.search.records import FINAL_RECIPE
+
+    assert study.user_attrs[FINAL_RECIPE] == FinalRecipe(lr=1e-3, epochs=60, batch_size=32, warmup=0.1).to_dict()
     assert (config["fraction"], config["seed"]) == (0.5, 3) and isinstance(config["seed"], int)
 
 
@@ -140,7 +147,11 @@ def test_a_number_reads_the_same_in_a_space_file_a_recipe_file_and_an_option(tmp
     ("search:\n  fraction: [0.5]\n", "search: fraction: --fraction must be a number"),
     ("search:\n  dataset: {a: 1}\n", "search: dataset must be a text"),
     ("search:\n  channels: 2\n", "search: channels:"),
-], ids=["seed-text", "timeout-nan", "seed-negative", "fraction-list", "dataset-mapping", "channels-2"])
+    ("final:\n  lr: .inf\n", "lr must be > 0 and weight_decay >= 0 (both finite), got inf"),
+    ("final:\n  epochs: 2.5\n", "epochs must be a positive integer, got 2.5"),
+    ("search:\n  space: tiny\nfinal:\n  weight_decay: .nan\n", "got 0.001, nan"),
+], ids=["seed-text", "timeout-nan", "seed-negative", "fraction-list", "dataset-mapping", "channels-2", "final-lr-inf",
+        "final-epochs-fraction", "final-weight-decay-nan"])
 def test_a_recipe_file_with_text_where_a_number_belongs_is_one_line(text, expect, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(text)
@@ -183,6 +194,14 @@ NON_FINITE = {
                              "needs softmax; the files do not belong together"),
     "classes-disagree": (lambda f: _op(f, class_names=["b", "a"]), "says class_names"),
 }
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "'nan'"])
+def test_a_space_value_that_is_not_finite_is_refused(value, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(f"name: s\narch: {{block: [simple], stages: [2], base_width: [4]}}\ntrain: {{lr: [{value}]}}\n")
+    result, db = queue(tmp_path, "--space", space)
+    refused(result, "train.lr[0]: must be", db)
 
 
 @pytest.mark.parametrize("case", NON_FINITE, ids=list(NON_FINITE))

@@ -180,7 +180,7 @@ class Number(click.ParamType):
         below = b.low is not None and (number <= b.low if b.low_open else number < b.low)
         above = b.high is not None and number > b.high
         if below or above:
-            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
+            shown = str(number) if len(str(number)) <= 40 else f"{str(number)[:20]}...({len(str(number))} digits)"
             if b.what:
                 raise UserError(f"{self.option} must be {b.what}, got {shown}.")
             side = f"at least {b.low:,}" if below else f"at most {b.high:,}"
