@@ -136,7 +136,9 @@ def test_a_number_reads_the_same_in_a_space_file_a_recipe_file_and_an_option(tmp
     from nas_med.recipe import FinalRecipe
     from nas_med.search.records import FINAL_RECIPE
 
-    assert study.user_attrs[FINAL_RECIPE] == FinalRecipe(lr=1e-3, epochs=60, batch_size=32, warmup=0.1).to_dict()
+    stored = FinalRecipe.from_dict(study.user_attrs[FINAL_RECIPE])
+    assert stored == FinalRecipe(lr=1e-3, epochs=60, batch_size=32, warmup=0.1)
+    assert isinstance(stored.epochs, int) and isinstance(stored.batch_size, int)
     assert (config["fraction"], config["seed"]) == (0.5, 3) and isinstance(config["seed"], int)
 
 
