@@ -498,3 +498,21 @@ def test_a_full_disk_while_creating_a_study_is_one_line_naming_the_storage_and_l
     result = invoke("search", "--storage", url, "--study", "full", "--trials", 400, "--workers", 0, *TINY)
     refused(result, f"cannot use storage '{url}': its disk is full")
     assert not path.exists() and [p.name for p in path.parent.iterdir()] == []
+
+
+def test_a_relative_folder_dataset_is_stored_absolute_and_the_study_named_as_given(tmp_path, monkeypatch):
+    from nas_med.search.records import CONFIG
+
+    _images(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/f.db"
+    args = ("search", "--storage", url, "--dataset", "folder:imgs", "--workers", 0, *TINY)
+    result = invoke(*args, "--trials", 1)
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="folder-imgs-16px", storage=url)
+    assert study.user_attrs[CONFIG]["dataset"] == f"folder:{tmp_path / 'imgs'}"
+    config = dict(study.user_attrs[CONFIG], dataset="folder:imgs")
+    study.set_user_attr(CONFIG, config)  # as stored before paths were made absolute: it still resumes
+    result = invoke(*args, "--trials", 2)
+    assert result.exit_code == 0, result.output
+    assert len(optuna.load_study(study_name="folder-imgs-16px", storage=url).trials) == 2

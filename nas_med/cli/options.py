@@ -39,6 +39,15 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str | None):
     return None if value is None else parse_ratios(value)
 
 
+def absolute_dataset(name: str) -> str:
+    """``folder:REL`` as ``folder:/ABS`` (a study stores it: export, confirm and workers may run from another
+    folder); any other name unchanged."""
+    prefix = "folder:"
+    if not name.startswith(prefix) or not name[len(prefix):].strip():
+        return name
+    return prefix + str(Path(name[len(prefix):]).expanduser().absolute())
+
+
 def split_options(func):
     """--split-ratios, --group-regex, --group-csv: how an image folder is split (``search`` stores them)."""
 
