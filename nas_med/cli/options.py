@@ -138,6 +138,7 @@ BOUNDS: dict[str, Bound] = {
     "--cam-images": Bound(1, 100_000),
     "--workers": Bound(None, 1024),
     "--threads": Bound(1, 4096),
+    "--trial-batch": Bound(0, 10_000),
     "--size": Bound(8, 1024, "between 8 and 1024 pixels"),
     "--fraction": Bound(0, 1, "in (0, 1]", low_open=True),
     "--seeds": Bound(1, 1000),

@@ -42,6 +42,16 @@ from .options import absolute_dataset, data_options, read_option, split_options,
 @click.option("--gpus", default=None, metavar="0,1,...",
               help="GPUs for local workers (CUDA_VISIBLE_DEVICES each): one worker per GPU, round-robin if "
                    "--workers is larger.")
+@click.option("--epoch-time", default=SearchConfig.epoch_time, show_default=True,
+              help="model: epoch_seconds from the cost model of a reference CPU (the same on any machine and load, "
+                   "so the study repeats); measured: this machine's measured time (does not repeat).")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads of every trial, fixed with the study (default: this machine's cores); the "
+                   "thread count changes float sums, so it is part of what makes a study repeat.")
+@click.option("--trial-batch", type=int, default=SearchConfig.trial_batch, show_default=True,
+              help="Trials proposed together, each from the finished trials of earlier batches only: any number "
+                   "of workers runs the same trials. 0: each trial is sampled when it starts (with several "
+                   "workers, timing then changes the study).")
 @click.option("--quiet", is_flag=True, help="One log line per trial instead of the live display.")
 @click.option("--recipe", "recipe_file", default=None, type=click.Path(dir_okay=False),
               help="A recipe file (studies/NAME.yaml): its search section fills the options not given here, its "

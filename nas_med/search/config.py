@@ -17,6 +17,8 @@ DIRECTIONS = ("maximize", "minimize", "minimize", "maximize")
 # at a 2x2 map with grad-cam's thresholds) cannot be resumed, its values would not compare
 CAM_SCORE = "gradcam4-road-morf-top5-top2"
 OLD_CAM_SCORE = "road-combined-30-70"
+EPOCH_COST_MODEL = "epoch_cost_model"  # key of the stored cost model (objectives.epoch_cost.CostModel.to_dict())
+EPOCH_TIMES = ("model", "measured")  # epoch_seconds from the cost model (repeats exactly) or measured (does not)
 # settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change
 IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",
                  "class_weighting", "split_ratios", "group_regex", "group_csv")
@@ -51,6 +53,10 @@ class SearchConfig:
     class_weighting: bool = False
     positive: str | None = None            # binary tasks: the class whose recall is the sensitivity (None: default)
     workers: int = 1
+    # reproducibility (search.reproducibility): fixed when the study is created, read back by workers and resumes
+    epoch_time: str = "model"      # EPOCH_TIMES
+    threads: int | None = None     # torch CPU threads of every trial (None: this machine's cores, when created)
+    trial_batch: int = 4           # trials sampled together from the trials of earlier batches (0: as each starts)
     quiet: bool = False
     artifacts: bool = True
     extra: dict = field(default_factory=dict)
@@ -67,6 +73,11 @@ class SearchConfig:
             raise UserError(f"--fraction must be in (0, 1], got {self.fraction}.")
         if self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}.")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            raise UserError(f"--threads must be between 1 and 4096, got {self.threads}.")
+        if not 0 <= self.trial_batch <= 10_000:
+            raise UserError(f"--trial-batch must be between 0 and 10000, got {self.trial_batch}.")
+        look_up(self.epoch_time, EPOCH_TIMES, "epoch time")
         if self.cam_images < 2:
             raise UserError(f"--cam-images must be at least 2, got {self.cam_images}.")
         look_up(self.sampler, SAMPLERS, "sampler")
@@ -119,6 +130,10 @@ class SearchConfig:
                     versions={"nas_med": __version__, "optuna": optuna.__version__, "torch": torch.__version__})
         if data_fingerprint is not None:
             data["data_fingerprint"] = data_fingerprint
+        if self.epoch_time == "model":
+            from ..objectives.epoch_cost import REFERENCE_CPU
+
+            data[EPOCH_COST_MODEL] = REFERENCE_CPU.to_dict()
         return data
 
     @classmethod
@@ -127,7 +142,19 @@ class SearchConfig:
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["baselines"] = tuple(kwargs.get("baselines", ()))
+        # a study made before these settings existed measured its epoch times and sampled each trial as it started
+        kwargs.setdefault("epoch_time", "measured")
+        kwargs.setdefault("trial_batch", 0)
         return cls(**kwargs)
+
+
+def stored_cost_model(stored: dict):
+    """The epoch-time cost model a study scores with (``objectives.epoch_cost.CostModel``), None if it measures."""
+    if stored.get("epoch_time", "measured") != "model":
+        return None
+    from ..objectives.epoch_cost import CostModel
+
+    return CostModel.from_dict(stored[EPOCH_COST_MODEL])
 
 
 def _same_folder(key: str, stored, new) -> bool:
