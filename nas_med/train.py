@@ -26,7 +26,7 @@ from .augment import augment_batch, check_policy
 from .data.preprocess import channel_stats
 from .data.types import Dataset, Split
 from .errors import UserError
-from .metrics import all_metrics
+from .metrics import all_metrics, nonfinite_rows
 from .precision import (
     channels_last_safe,
     resolve_precision,
@@ -169,7 +169,10 @@ def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
             logits = model(normalize(images[start:start + batch_size])).float()
             out.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
     model.train(was_training)
-    return torch.cat(out)
+    probs = torch.cat(out)
+    if bad := nonfinite_rows(probs):  # a finite loss can hide them (inf logits): no metric or class from NaN
+        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {bad} of {len(probs)} images")
+    return probs
 
 
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: str, loss_fn: Callable,
@@ -188,9 +191,8 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
             probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
     model.train(was_training)
     p = torch.cat(probs).cpu().numpy()
-    if not np.isfinite(p).all():  # a finite loss can hide them (inf logits); metrics of NaN mean nothing
-        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {int((~np.isfinite(p)).any(1).sum())} "
-                             f"of {len(p)} images")
+    if bad := nonfinite_rows(p):
+        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {bad} of {len(p)} images")
     metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics

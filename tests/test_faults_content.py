@@ -421,7 +421,7 @@ def test_stale_partial_export_folders_are_cleaned(tmp_path):
     import sys
     import time
 
-    from nas_med.export.checks import clean_stale_partials, partial_prefix
+    from nas_med.export.partials import clean_stale_partials, partial_prefix
 
     out = tmp_path / "model"
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

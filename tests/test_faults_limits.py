@@ -277,6 +277,10 @@ def test_predictions_that_go_non_finite_under_a_finite_loss_fail_the_run():
 
     with pytest.raises(TrainingFailed, match="non-finite predictions .* for 6 of 6 images"):
         evaluate(Inf(), split, Normalizer(images), "binary", lambda logits, y: torch.tensor(0.5))
+    from nas_med.train import predict_probs  # the test split of a retraining / an export
+
+    with pytest.raises(TrainingFailed, match="non-finite predictions .* for 6 of 6 images"):
+        predict_probs(Inf(), images, Normalizer(images), False)
 
 
 def test_an_export_whose_final_recipe_cannot_train_is_one_line_and_writes_nothing(tmp_path):
@@ -433,8 +437,6 @@ def _enospc(path="") -> OSError:
 
 
 def test_a_full_disk_during_export_is_one_line_naming_out_and_leaves_nothing(tiny_study, tmp_path, monkeypatch):
-    from test_export import small_data  # noqa: F401  (the module's fixture, used below)
-
     from nas_med.errors import UserError
     from nas_med.export import export_study
 

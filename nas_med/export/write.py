@@ -22,8 +22,8 @@ from ..errors import UserError
 from ..retrain import TestReport
 from ..search.records import json_safe
 from .card import model_card
-from .checks import clean_stale_partials, partial_prefix
 from .load import FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
+from .partials import clean_stale_partials, partial_prefix
 
 __all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
 
