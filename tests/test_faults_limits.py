@@ -75,6 +75,7 @@ def test_an_option_at_its_limit_is_one_line_and_writes_nothing(case, tmp_path, i
     "dashboard --storage sqlite:///{tmp}/x.db --port 1e9",
     "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --seed -3",
     "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --trials-per-point 0",
+    "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --sweep ..",
     "arch sample --seed 99999999999",
     "arch show minicnn --size 1000000000",
     "datasets show synthetic --seed -1",
@@ -83,7 +84,8 @@ def test_an_option_at_its_limit_is_one_line_and_writes_nothing(case, tmp_path, i
 def test_every_numeric_option_is_checked_before_anything_runs(command, tmp_path):
     result = invoke(*command.format(tmp=tmp_path).split())
     option = [w for w in command.split() if w.startswith("--")][-1]
-    refused(result, f"{option} must be", tmp_path / "x.db", tmp_path / "o", tmp_path / "r")
+    refused(result, f"{option} must be" if option != "--sweep" else "--sweep '..' may hold only", tmp_path / "x.db",
+            tmp_path / "o", tmp_path / "r")
 
 
 def test_a_sweep_whose_smallest_fraction_leaves_a_class_empty_writes_no_storage(tmp_path, isolated):
