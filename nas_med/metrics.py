@@ -9,6 +9,12 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 
+def nonfinite_rows(probs) -> int:
+    """How many images (rows of ``probs``, a numpy array or a torch tensor) have a NaN or infinite probability."""
+    values = np.asarray(probs.detach().cpu() if hasattr(probs, "detach") else probs, dtype=np.float64)
+    return int((~np.isfinite(values.reshape(len(values), -1))).any(1).sum())
+
+
 def auc(task: str, labels: np.ndarray, probs: np.ndarray) -> float:
     """Binary: AUC of the class-1 probability; multi-class: macro one-vs-rest; multi-label: mean per label.
     Labels with a single class present give 0.5 (undefined AUC)."""

@@ -9,6 +9,7 @@ mapping ``{low, high, log?, step?}`` (an int or float range) or a single value (
 """
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ def _check_value(path: str, spec: Field, value: Any) -> None:
     number_types = (int,) if spec.kind == "int" else (int, float)
     if isinstance(value, bool) or not isinstance(value, number_types):
         raise _fail(path, f"expected {'an integer' if spec.kind == 'int' else 'a number'}, got {value!r:.120}.")
+    if not math.isfinite(value):
+        raise _fail(path, f"must be a finite number, got {value!r:.120}.")
     if spec.allowed is not None and value not in spec.allowed:
         raise _fail(path, f"{value!r} is not one of {list(spec.allowed)}.")
     if spec.above_zero and value <= 0:
@@ -161,9 +164,23 @@ def _check_field(path: str, spec: Field, raw: Any) -> Any:
         raise _fail(path, "the list of choices is empty.")
     if len(values) > MAX_CHOICES:
         raise _fail(path, f"{len(values)} choices; at most {MAX_CHOICES} are allowed.")
+    values = [_as_number(spec, v) for v in values]
     for i, value in enumerate(values):
         _check_value(f"{path}[{i}]", spec, value)
     return list(values)
+
+
+def _as_number(spec: Field, value: Any) -> Any:
+    """A number written as text ("1e-3", "64") read as the recipe file and the command line read it."""
+    if spec.kind not in ("int", "float") or not isinstance(value, str):
+        return value
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return value
+    if spec.kind == "int":
+        return int(number) if number.is_integer() else value
+    return number
 
 
 def _check_section(name: str, path: str, raw: Any, fields_: dict[str, Field]) -> dict[str, Any]:

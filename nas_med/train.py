@@ -26,7 +26,7 @@ from .augment import augment_batch, check_policy
 from .data.preprocess import channel_stats
 from .data.types import Dataset, Split
 from .errors import UserError
-from .metrics import all_metrics
+from .metrics import all_metrics, nonfinite_rows
 from .precision import (
     channels_last_safe,
     resolve_precision,
@@ -176,7 +176,10 @@ def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
                   batch_size: int = 256) -> torch.Tensor:
     """Class probabilities (softmax, or sigmoid for multi-label) for uint8 images, in eval mode."""
     logits = batched_logits(model, images, normalize, batch_size)
-    return torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
+    probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
+    if bad := nonfinite_rows(probs):  # a finite loss can hide them (inf logits): no metric or class from NaN
+        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {bad} of {len(probs)} images")
+    return probs
 
 
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: str, loss_fn: Callable,
@@ -187,9 +190,8 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
               * len(split.labels[start:start + batch_size]) for start in range(0, len(split), batch_size)]
     probs = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)
     p = probs.cpu().numpy()
-    if not np.isfinite(p).all():  # a finite loss can hide them (inf logits); metrics of NaN mean nothing
-        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {int((~np.isfinite(p)).any(1).sum())} "
-                             f"of {len(p)} images")
+    if bad := nonfinite_rows(p):  # a finite loss can hide them (inf logits); metrics of NaN mean nothing
+        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {bad} of {len(p)} images")
     metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics

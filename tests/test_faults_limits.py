@@ -75,6 +75,7 @@ def test_an_option_at_its_limit_is_one_line_and_writes_nothing(case, tmp_path, i
     "dashboard --storage sqlite:///{tmp}/x.db --port 1e9",
     "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --seed -3",
     "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --trials-per-point 0",
+    "sweep --fractions 0.5 --storage sqlite:///{tmp}/x.db --sweep ..",
     "arch sample --seed 99999999999",
     "arch show minicnn --size 1000000000",
     "datasets show synthetic --seed -1",
@@ -83,7 +84,8 @@ def test_an_option_at_its_limit_is_one_line_and_writes_nothing(case, tmp_path, i
 def test_every_numeric_option_is_checked_before_anything_runs(command, tmp_path):
     result = invoke(*command.format(tmp=tmp_path).split())
     option = [w for w in command.split() if w.startswith("--")][-1]
-    refused(result, f"{option} must be", tmp_path / "x.db", tmp_path / "o", tmp_path / "r")
+    refused(result, f"{option} must be" if option != "--sweep" else "--sweep '..' may hold only", tmp_path / "x.db",
+            tmp_path / "o", tmp_path / "r")
 
 
 def test_a_sweep_whose_smallest_fraction_leaves_a_class_empty_writes_no_storage(tmp_path, isolated):
@@ -120,16 +122,25 @@ def test_a_stored_data_root_is_absolute(tmp_path, monkeypatch):
 
 def test_a_number_reads_the_same_in_a_space_file_a_recipe_file_and_an_option(tmp_path):
     space = tmp_path / "space.yaml"
-    space.write_text("name: s\narch: {block: [simple], stages: [2], base_width: [4]}\ntrain: {lr: [1e-3]}\n")
+    space.write_text("name: s\narch: {block: [simple], stages: [2], base_width: ['4']}\n"
+                     "train: {lr: [1e-3, '2e-3']}\n")
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("search:\n  trials: 1e0\n  fraction: 5e-1\n  seed: '3'\nfinal:\n  lr: 1e-3\n")
+    recipe.write_text("search:\n  trials: 1e0\n  fraction: 5e-1\n  seed: '3'\n"
+                      "final:\n  lr: 1e-3\n  epochs: '60'\n  batch_size: 3.2e1\n  warmup: '0.1'\n")
     result, db = queue(tmp_path, "--space", space, "--recipe", recipe)
     assert result.exit_code == 0, result.output
     from nas_med.search.records import CONFIG
 
     study = optuna.load_study(study_name="f", storage=f"sqlite:///{db}")
     config = study.user_attrs[CONFIG]
-    assert config["space_definition"]["train"]["lr"] == [0.001]
+    assert config["space_definition"]["train"]["lr"] == [0.001, 0.002]
+    assert config["space_definition"]["arch"]["base_width"] == [4]
+    from nas_med.recipe import FinalRecipe
+    from nas_med.search.records import FINAL_RECIPE
+
+    stored = FinalRecipe.from_dict(study.user_attrs[FINAL_RECIPE])
+    assert stored == FinalRecipe(lr=1e-3, epochs=60, batch_size=32, warmup=0.1)
+    assert isinstance(stored.epochs, int) and isinstance(stored.batch_size, int)
     assert (config["fraction"], config["seed"]) == (0.5, 3) and isinstance(config["seed"], int)
 
 
@@ -140,7 +151,11 @@ def test_a_number_reads_the_same_in_a_space_file_a_recipe_file_and_an_option(tmp
     ("search:\n  fraction: [0.5]\n", "search: fraction: --fraction must be a number"),
     ("search:\n  dataset: {a: 1}\n", "search: dataset must be a text"),
     ("search:\n  channels: 2\n", "search: channels:"),
-], ids=["seed-text", "timeout-nan", "seed-negative", "fraction-list", "dataset-mapping", "channels-2"])
+    ("final:\n  lr: .inf\n", "lr must be > 0 and weight_decay >= 0 (both finite), got inf"),
+    ("final:\n  epochs: 2.5\n", "epochs must be a positive integer, got 2.5"),
+    ("search:\n  space: tiny\nfinal:\n  weight_decay: .nan\n", "got 0.001, nan"),
+], ids=["seed-text", "timeout-nan", "seed-negative", "fraction-list", "dataset-mapping", "channels-2", "final-lr-inf",
+        "final-epochs-fraction", "final-weight-decay-nan"])
 def test_a_recipe_file_with_text_where_a_number_belongs_is_one_line(text, expect, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(text)
@@ -183,6 +198,14 @@ NON_FINITE = {
                              "needs softmax; the files do not belong together"),
     "classes-disagree": (lambda f: _op(f, class_names=["b", "a"]), "says class_names"),
 }
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "'nan'"])
+def test_a_space_value_that_is_not_finite_is_refused(value, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(f"name: s\narch: {{block: [simple], stages: [2], base_width: [4]}}\ntrain: {{lr: [{value}]}}\n")
+    result, db = queue(tmp_path, "--space", space)
+    refused(result, "train.lr[0]: must be", db)
 
 
 @pytest.mark.parametrize("case", NON_FINITE, ids=list(NON_FINITE))
@@ -256,6 +279,10 @@ def test_predictions_that_go_non_finite_under_a_finite_loss_fail_the_run():
 
     with pytest.raises(TrainingFailed, match="non-finite predictions .* for 6 of 6 images"):
         evaluate(Inf(), split, Normalizer(images), "binary", lambda logits, y: torch.tensor(0.5))
+    from nas_med.train import predict_probs  # the test split of a retraining / an export
+
+    with pytest.raises(TrainingFailed, match="non-finite predictions .* for 6 of 6 images"):
+        predict_probs(Inf(), images, Normalizer(images), False)
 
 
 def test_an_export_whose_final_recipe_cannot_train_is_one_line_and_writes_nothing(tmp_path):
@@ -413,8 +440,6 @@ def _enospc(path="") -> OSError:
 
 
 def test_a_full_disk_during_export_is_one_line_naming_out_and_leaves_nothing(tiny_study, tmp_path, monkeypatch):
-    from test_export import small_data  # noqa: F401  (the module's fixture, used below)
-
     from nas_med.errors import UserError
     from nas_med.export import export_study
 
@@ -478,3 +503,21 @@ def test_a_full_disk_while_creating_a_study_is_one_line_naming_the_storage_and_l
     result = invoke("search", "--storage", url, "--study", "full", "--trials", 400, "--workers", 0, *TINY)
     refused(result, f"cannot use storage '{url}': its disk is full")
     assert not path.exists() and [p.name for p in path.parent.iterdir()] == []
+
+
+def test_a_relative_folder_dataset_is_stored_absolute_and_the_study_named_as_given(tmp_path, monkeypatch):
+    from nas_med.search.records import CONFIG
+
+    _images(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/f.db"
+    args = ("search", "--storage", url, "--dataset", "folder:imgs", "--workers", 0, *TINY)
+    result = invoke(*args, "--trials", 1)
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="folder-imgs-16px", storage=url)
+    assert study.user_attrs[CONFIG]["dataset"] == f"folder:{tmp_path / 'imgs'}"
+    config = dict(study.user_attrs[CONFIG], dataset="folder:imgs")
+    study.set_user_attr(CONFIG, config)  # as stored before paths were made absolute: it still resumes
+    result = invoke(*args, "--trials", 2)
+    assert result.exit_code == 0, result.output
+    assert len(optuna.load_study(study_name="folder-imgs-16px", storage=url).trials) == 2

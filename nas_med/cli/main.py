@@ -19,19 +19,20 @@ class _Group(click.Group):
     """Turns a UserError raised anywhere below into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context):
-        storage = sys.modules.get("nas_med.search.storage")
+        storage = sys.modules.get("nas_med.search.storage_files")
         if storage is not None:
             storage.forget_created()  # (one process may run several commands: tests, notebooks)
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            storage = sys.modules.get("nas_med.search.storage")
+            storage = sys.modules.get("nas_med.search.storage_files")
             if storage is not None:
                 storage.discard_new()  # a storage file this run created before the error: nothing is left
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(2)
         except Exception as exc:  # a storage that cannot be written (read-only, locked, full, wrong schema)
-            from ..search.storage import discard_new, storage_failure
+            from ..search.storage import storage_failure
+            from ..search.storage_files import discard_new
 
             train = sys.modules.get("nas_med.train")  # (not imported: nothing trained, nothing failed to)
             if train is not None and isinstance(exc, train.TrainingFailed):  # export, retrain, confirm, sweep

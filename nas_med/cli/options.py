@@ -39,6 +39,15 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str | None):
     return None if value is None else parse_ratios(value)
 
 
+def absolute_dataset(name: str) -> str:
+    """``folder:REL`` as ``folder:/ABS`` (a study stores it: export, confirm and workers may run from another
+    folder); any other name unchanged."""
+    prefix = "folder:"
+    if not name.startswith(prefix) or not name[len(prefix):].strip():
+        return name
+    return prefix + str(Path(name[len(prefix):]).expanduser().absolute())
+
+
 def split_options(func):
     """--split-ratios, --group-regex, --group-csv: how an image folder is split (``search`` stores them)."""
 
@@ -192,7 +201,7 @@ class Number(click.ParamType):
         below = b.low is not None and (number <= b.low if b.low_open else number < b.low)
         above = b.high is not None and number > b.high
         if below or above:
-            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
+            shown = str(number) if len(str(number)) <= 40 else f"{str(number)[:20]}...({len(str(number))} digits)"
             if b.what:
                 raise UserError(f"{self.option} must be {b.what}, got {shown}.")
             side = f"at least {b.low:,}" if below else f"at most {b.high:,}"

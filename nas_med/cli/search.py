@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 
 from ..search.config import PRUNERS, SAMPLERS, SearchConfig
-from .options import data_options, read_option, split_options, storage_option
+from .options import absolute_dataset, data_options, read_option, split_options, storage_option
 
 
 @click.command("search")
@@ -78,6 +78,8 @@ def search_command(**kwargs) -> None:
         kwargs["workers"] = 1
     config = SearchConfig(**kwargs, data_root=data_root, baselines=baselines)
     config.validate()
+    config.study = config.study_name()  # named from the dataset as given (folder:imgs -> folder-imgs)
+    config.dataset = absolute_dataset(config.dataset)  # stored absolute
     check_gpus(gpus, config.device)
     config.extra.update(gpus=gpus, init_only=init_only)
     storage_hint = f" --storage {mask_url(config.storage)}" if config.storage else ""

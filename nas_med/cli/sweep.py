@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..search.config import PRUNERS, SAMPLERS
-from .options import storage_option
+from .options import absolute_dataset, storage_option
 
 
 def sweep_table(result) -> Table:
@@ -69,6 +69,11 @@ def sweep_command(**kwargs) -> None:
     kwargs["sizes"] = parse_sizes(kwargs["sizes"])
     kwargs["baselines"] = tuple(b.strip() for b in kwargs["baselines"].split(",") if b.strip())
     kwargs["channels"] = int(kwargs["channels"]) if kwargs["channels"] else None
+    if kwargs["name"] is None and kwargs["dataset"].startswith("folder:"):  # named from the dataset as given
+        from ..search.names import slug
+
+        kwargs["name"] = f"{slug(kwargs['dataset'])}-sweep"
+    kwargs["dataset"] = absolute_dataset(kwargs["dataset"])  # stored on every point's study: absolute
     if kwargs["data_root"] is not None:  # stored on every point's study: absolute, so it reads from anywhere
         kwargs["data_root"] = str(Path(kwargs["data_root"]).expanduser().absolute())
     config = SweepConfig(**kwargs)

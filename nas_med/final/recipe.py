@@ -13,6 +13,7 @@ tried and not kept, are in benchmarks/README.md ("The final recipe's defaults").
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..augment import AUTO, AUTO_CHOICES, check_policy
@@ -77,10 +78,10 @@ class FinalRecipe:
             raise UserError(f"final recipe: epochs must be a positive integer, got {self.epochs!r}.")
         if not isinstance(self.batch_size, int) or self.batch_size < 2:
             raise UserError(f"final recipe: batch_size must be an integer >= 2, got {self.batch_size!r}.")
-        if not 0 <= float(self.warmup) < 1:
+        if not 0 <= float(self.warmup) < 1:  # (NaN fails too)
             raise UserError(f"final recipe: warmup must be in [0, 1), got {self.warmup!r}.")
-        if not all(_positive(lr) for lr in self.choices("lr")) or not float(self.weight_decay) >= 0:
-            raise UserError(f"final recipe: lr must be > 0 and weight_decay >= 0, got {self.lr!r}, "
+        if not all(_positive(lr) for lr in self.choices("lr")) or not 0 <= float(self.weight_decay) < math.inf:
+            raise UserError(f"final recipe: lr must be > 0 and weight_decay >= 0 (both finite), got {self.lr!r}, "
                             f"{self.weight_decay!r}.")
         if not isinstance(self.patience, int) or self.patience < 0:
             raise UserError(f"final recipe: patience must be an integer >= 0, got {self.patience!r}.")
@@ -98,8 +99,16 @@ class FinalRecipe:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"final recipe: unknown key '{unknown[0]}' (valid: {', '.join(sorted(known))}).")
+        for key in ("epochs", "batch_size", "patience", "folds"):  # 60, "60", 6e1: one number, read one way
+            if key in data:
+                data[key] = _whole(_number(data[key]))
+        for key in ("warmup", "weight_decay"):
+            if key in data:
+                data[key] = _number(data[key])
         try:
             return cls(**data)
+        except UserError:
+            raise
         except (TypeError, ValueError) as exc:
             raise UserError(f"final recipe: {exc}") from None
 
@@ -114,8 +123,13 @@ def _number(x):
     return x
 
 
+def _whole(x):
+    """``x`` as an int when it is a float with an integral value (else unchanged, for ``check`` to refuse)."""
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
 def _positive(x) -> bool:
-    return not isinstance(x, bool) and isinstance(x, (int, float)) and x > 0
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and 0 < x < math.inf
 
 
 def check_folds(folds) -> int:

@@ -157,11 +157,20 @@ def stored_cost_model(stored: dict):
     return CostModel.from_dict(stored[EPOCH_COST_MODEL])
 
 
+def _same_folder(key: str, stored, new) -> bool:
+    """A study made before dataset paths were stored absolute (``folder:imgs``) resumes as ``folder:/abs/imgs``."""
+    from pathlib import Path
+
+    if key != "dataset" or not all(isinstance(v, str) and v.startswith("folder:") for v in (stored, new)):
+        return False
+    return Path(stored[7:]).expanduser().absolute() == Path(new[7:]).expanduser().absolute()
+
+
 def differences(stored: dict, new: dict) -> list[str]:
     """Human-readable list of identity settings that differ between a stored and a new configuration."""
     out = []
     for key in IDENTITY_KEYS:
-        if stored.get(key) != new.get(key):
+        if stored.get(key) != new.get(key) and not _same_folder(key, stored.get(key), new.get(key)):
             out.append(f"{key}: stored {stored.get(key)!r}, given {new.get(key)!r}")
     if "cam_score" in new and stored.get("cam_score", OLD_CAM_SCORE) != new["cam_score"]:
         out.append(f"cam_quality: the study scored it as {stored.get('cam_score', OLD_CAM_SCORE)}, this nas-med "

@@ -143,8 +143,12 @@ def load_study_data(study: optuna.Study) -> Dataset:
 
     stored = stored_config(study)
     cfg = SearchConfig.from_resolved(stored)
-    data = load_dataset(cfg.dataset, data_root=cfg.data_root, size=cfg.size, channels=cfg.channels,
-                        fraction=cfg.fraction, seed=cfg.seed, **cfg.splitting())
+    try:
+        data = load_dataset(cfg.dataset, data_root=cfg.data_root, size=cfg.size, channels=cfg.channels,
+                            fraction=cfg.fraction, seed=cfg.seed, **cfg.splitting())
+    except UserError as exc:  # (the options it names are those the study was made with)
+        raise UserError(f"cannot load the data study '{study.study_name}' was searched on (stored: dataset "
+                        f"{cfg.dataset}, data root {cfg.data_root}): {exc}") from None
     if cfg.positive is not None:
         from ..data.positive import positive_index
 

@@ -6,7 +6,6 @@ re-queued as a WAITING copy with the same parameters, which the next worker runs
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -21,10 +20,7 @@ from ..errors import UserError
 from . import records
 from ._optuna_private import set_user_attrs_in_one_commit, storage_of
 from .names import DEFAULT_STORAGE
-from .storage_files import check_journal, discard_new, forget_created, is_journal, note_created
-
-__all__ = ["DEFAULT_STORAGE", "check_journal", "discard_new", "forget_created", "is_journal", "mask_url",
-           "open_storage", "storage_failure"]
+from .storage_files import check_journal, created, creating, in_memory, is_journal
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +32,6 @@ SQLITE_TIMEOUT = 60  # seconds a writer waits for the sqlite lock before "databa
 def mask_url(url: str) -> str:
     """The URL (or a message quoting one) with any password replaced by ***, safe to print."""
     return re.sub(r"(://[^:/@\s]+):[^\s/]*@", r"\1:***@", str(url))
-
-
-def in_memory(url: str) -> bool:
-    """Whether ``url`` names an SQLite database that lives only in this process (``sqlite://``,
-    ``sqlite:///:memory:``, ``?mode=memory``)."""
-    url = str(url)
-    if not url.startswith("sqlite:"):
-        return False
-    path = url[len("sqlite:"):].split("?", 1)[0]
-    return path.lstrip("/") in ("", ":memory:") or "mode=memory" in url or path.startswith("file::memory:")
 
 
 def artifact_dir(url: str) -> Path:
@@ -218,7 +204,7 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
             if Path(url).is_file():
                 check_journal(Path(url))
             else:
-                note_created(Path(url))
+                created(Path(url))
             storage = JournalStorage(JournalFileBackend(url))
             _OPENED.append(url)
             return storage
@@ -246,7 +232,7 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
         kwargs.update(heartbeat_interval=seconds, grace_period=2 * seconds,
                       heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=MAX_RETRY))
     try:
-        with _creating(url):
+        with creating(url):
             storage = RDBStorage(url, **kwargs)
     except ImportError as exc:
         missing = _missing_driver(url, exc)
@@ -262,39 +248,6 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
         _use_wal(storage)
     _OPENED.append(url)
     return storage
-
-
-@contextlib.contextmanager
-def _creating(url: str):
-    """Around opening an SQLite storage: an exclusive ``flock`` on its file, so that two processes starting at
-    the same moment on a new file do not both create Optuna's tables (the second would fail on the schema
-    version row); sqlite's own locks are ``fcntl`` locks, which this does not touch. A file this made and could
-    not open is removed again."""
-    path = Path(url[len("sqlite:///"):].split("?", 1)[0]) if url.startswith("sqlite:///") else None
-    try:
-        import fcntl
-    except ImportError:  # (Windows: no flock; the race stays possible there)
-        fcntl = None
-    if path is None or fcntl is None:
-        yield
-        return
-    existed = path.exists()
-    if not existed:
-        note_created(path)
-    try:
-        fh = open(path, "ab")  # noqa: SIM115 - held for the whole block
-    except OSError:
-        yield  # RDBStorage names the problem
-        return
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        yield
-    except BaseException:
-        if not existed and path.is_file() and path.stat().st_size == 0:
-            path.unlink(missing_ok=True)
-        raise
-    finally:
-        fh.close()  # releases the lock
 
 
 def _use_wal(storage: RDBStorage) -> None:

@@ -14,7 +14,7 @@ __all__ = ["MAX_SIZE", "MINIMALIST", "MIN_SIZE", "SweepConfig", "SweepPoint", "p
 
 MINIMALIST = "minimalist"
 MIN_SIZE, MAX_SIZE = 8, 1024
-_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,150}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,149}")  # starting with a letter or digit (not "..")
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
@@ -133,7 +133,9 @@ class SweepConfig:
         if any(s is not None for s in self.sizes):
             self.sizes = parse_sizes(",".join(str(s) for s in self.sizes))
         if self.name is not None and not _NAME.fullmatch(self.name):
-            raise UserError(f"--sweep '{self.name}' may hold only letters, digits and _.+- characters (at most 150).")
+            shown = self.name if len(self.name) <= 60 else f"{self.name[:40]}... ({len(self.name)} characters)"
+            raise UserError(f"--sweep {shown!r} may hold only letters, digits and _.+- characters, starting with a "
+                            "letter or digit (at most 150).")
         if self.trials_per_point < 1:
             raise UserError(f"--trials-per-point must be at least 1, got {self.trials_per_point}.")
         if self.seeds < 1:
