@@ -152,7 +152,7 @@ def test_policy_in_a_search_space():
 def test_auto_policy_is_chosen_on_validation_not_by_size():
     from nas_med.augment import check_policy
 
-    assert FinalRecipe().augment == ("none", "light")  # chosen per model on validation (nas_med.settle)
+    assert FinalRecipe().augment == ("none", "light")  # chosen per model on validation (nas_med.final.settle)
     assert FinalRecipe(augment="auto").augment == ("none", "light")  # what an older study stored
     assert check_policy("strong") == "strong"
     data = load_dataset("synthetic", size=16)

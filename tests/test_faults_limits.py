@@ -135,7 +135,7 @@ def test_a_number_reads_the_same_in_a_space_file_a_recipe_file_and_an_option(tmp
     config = study.user_attrs[CONFIG]
     assert config["space_definition"]["train"]["lr"] == [0.001, 0.002]
     assert config["space_definition"]["arch"]["base_width"] == [4]
-    from nas_med.recipe import FinalRecipe
+    from nas_med.final.recipe import FinalRecipe
     from nas_med.search.records import FINAL_RECIPE
 
     stored = FinalRecipe.from_dict(study.user_attrs[FINAL_RECIPE])

@@ -24,7 +24,7 @@ from ..train import TrainConfig
 __all__ = ["CHOOSABLE", "RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
 
 RECIPES = ("final", "search")
-CHOOSABLE = ("lr", "augment")  # a list of values: each is tried on validation (nas_med.settle)
+CHOOSABLE = ("lr", "augment")  # a list of values: each is tried on validation (nas_med.final.settle)
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,10 @@ class FinalRecipe:
     schedule: str = "cosine"
     warmup: float = 0.1
     batch_size: int = 32
-    augment: str | tuple[str, ...] = AUTO_CHOICES  # chosen on validation per model (nas_med.settle); "auto" too
+    augment: str | tuple[str, ...] = AUTO_CHOICES  # chosen on validation per model (nas_med.final.settle); "auto" too
     flips: bool = True
     patience: int = 0
-    folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.ensemble)
+    folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.final.ensemble)
 
     def __post_init__(self) -> None:
         if self.augment == AUTO:
@@ -148,7 +148,7 @@ def check_recipe_name(name: str) -> str:
 def apply_recipe(cfg: TrainConfig, recipe: FinalRecipe | None, variant: dict | None = None) -> TrainConfig:
     """``cfg`` (a trial's search config) trained with ``recipe``; None keeps ``cfg`` (``--recipe search``).
     Where the recipe lists several ``lr`` or ``augment`` values, ``variant`` picks one of ``recipe.variants()``
-    (default: the first; ``nas_med.settle`` chooses on validation)."""
+    (default: the first; ``nas_med.final.settle`` chooses on validation)."""
     if recipe is None:
         return cfg
     variant = variant or recipe.variants()[0]

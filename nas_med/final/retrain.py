@@ -57,7 +57,7 @@ class TestReport:
     train_config: dict = field(default_factory=dict)
     normalization: dict = field(default_factory=dict)
     positive: str | None = None  # binary tasks: the class whose recall is the sensitivity
-    settled: list = field(default_factory=list)  # the final-recipe variants tried on validation (nas_med.settle)
+    settled: list = field(default_factory=list)  # the final-recipe variants tried on validation (nas_med.final.settle)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
