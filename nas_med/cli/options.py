@@ -34,8 +34,8 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str | None):
 
 
 def source_options(func):
-    """--cache-dir, --download/--no-download, --split-ratios, --group-regex, --group-csv: where data comes from
-    and how an image folder is split (kept apart from ``data_options``, whose keys other commands forward)."""
+    """--cache-dir, --download/--no-download, --split-ratios, --group-regex, --group-csv, --duplicates: where data
+    comes from and how it is split (kept apart from ``data_options``, whose keys other commands forward)."""
 
     @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                   help="Cache of downloads and prepared tensors. [default: $NAS_MED_CACHE or ~/.cache/nas-med]")
@@ -48,6 +48,10 @@ def source_options(func):
                        "(or whole match) is the patient id, kept in one split.")
     @click.option("--group-csv", type=click.Path(dir_okay=False), default=None,
                   help="folder: datasets: CSV with columns filename,group giving each file's patient id.")
+    @click.option("--duplicates", default="group", show_default=True, metavar="keep|group|drop",
+                  help="Near-duplicate images (perceptual hash): keep (report only); group (folders: each group "
+                       "of copies in one split, as a patient; fixed splits such as MedMNIST stay as published); "
+                       "drop (fixed splits: val/test copies of training images removed, counts stated).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
