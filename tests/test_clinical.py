@@ -165,7 +165,9 @@ def test_export_warns_prints_progress_and_writes_the_operating_point(breast_expo
     op = json.loads((out / "operating_point.json").read_text())
     assert op["positive_class"] == "malignant" and op["positive_index"] == 0
     assert 0 <= op["threshold"] <= 1 and op["temperature"] > 0
-    assert set(op["ece"]) == {"val_before", "val_after", "test_before", "test_after"}
+    assert set(op["ece"]) == {f"{s}_{w}" for s in ("val", "test", "fit") for w in ("before", "after")}
+    assert op["calibration_source"] == "out-of-fold" and op["n_fit"] == 546 + 78  # 78 validation images: small
+    assert op["conformal"]["n_calibration"] == 624 and 0 < op["conformal"]["test"]["coverage"] <= 1
     assert (out / "reliability.png").is_file()
 
 

@@ -35,7 +35,8 @@ def small_data():
 def exported(tiny_study, small_data, tmp_path_factory):
     study, _ = tiny_study
     out = tmp_path_factory.mktemp("export") / "model"
-    result = export_study(study, out, seeds=1, n_bootstrap=200, data=small_data, cam_images=8)
+    # the validation-split path of calibration (test_clinical exports with the default out-of-fold one)
+    result = export_study(study, out, seeds=1, n_bootstrap=200, data=small_data, cam_images=8, calibration_folds=0)
     return study, out, result
 
 
@@ -77,6 +78,8 @@ def test_model_card_states_data_objectives_metrics_and_licence(exported):
     kept = next(r for r in settled if r["chosen"])["augment"]
     assert metrics["test"]["train_config"]["augment"] == kept and f"augmentation {kept};" in card
     assert "chosen on the validation split" in card and card.count("(kept)") == 1
+    assert "fitted on the validation split (64 images)" in card and "## Prediction sets" in card
+    assert "held-out images of the exported model itself" in card  # the exact split-conformal case
     # synthetic data has lesion masks: mask energy beside CAM quality, and what CAM quality is worth
     from nas_med.objectives.cam import CAM_QUALITY_NOTE
 
@@ -210,12 +213,13 @@ def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_da
 
     monkeypatch.setattr(export_write, "_save_onnx", boom)
     with pytest.raises(RuntimeError, match="ONNX exporter failed"):
-        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4)
+        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, calibration_folds=0)
     assert list(tmp_path.iterdir()) == []  # neither the temporary folder nor the parent it created remain
     monkeypatch.undo()
     target.mkdir(parents=True)
     (target / "old.txt").write_text("old")
-    result = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True)
+    result = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
+                          calibration_folds=0)
     assert result.path == target and sorted(p.name for p in target.iterdir()) == sorted(FILES)
     assert _leftovers(target.parent) == []
 

@@ -105,15 +105,26 @@ def read_operating_point(path: str | Path) -> dict:
 
 
 def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str | Path | None = None,
-                   cam_method: str = "gradcam", threshold: float | None = None) -> list[dict]:
+                   cam_method: str = "gradcam", threshold: float | None = None,
+                   coverage: float | None = None) -> list[dict]:
     """Class probabilities for image files (PNG/JPEG) with the exported model in ``path``: softmax (sigmoid for
     multi-label) of the logits divided by the stored temperature. Binary tasks call the positive class when its
     probability is at least the stored threshold (``threshold`` overrides it); others take the argmax. Each image
     is converted to the model's channels and size. With ``cam_out``, a CAM overlay of the predicted class is
     written there per image (``<name>.cam.png``). Returns one dict per image: image, probabilities {class: p},
-    prediction, cam (path or None), and for binary tasks positive_class and threshold."""
+    prediction, cam (path or None), for binary tasks positive_class and threshold, and where the folder holds
+    conformal scores prediction_set (the classes in the split-conformal set at ``coverage``, default the stored
+    one) and coverage."""
+    from ..conformal import check_coverage, prediction_sets, quantile
+
+    if coverage is not None:
+        check_coverage(coverage)
     pre = read_preprocessing(path)
     op = read_operating_point(path)
+    conformal = op.get("conformal")
+    if coverage is not None and not conformal:
+        raise UserError(f"--coverage: the model in '{path}' stores no prediction-set calibration (exported before "
+                        "prediction sets, or a multi-label model); export it again.")
     positive = op.get("positive_index")
     if threshold is not None and not 0 <= threshold <= 1:
         raise UserError(f"--threshold must be in [0, 1], got {threshold}.")
@@ -136,6 +147,10 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
         chosen = np.where(probs[:, positive] >= threshold, positive, 1 - positive)
     else:
         chosen = probs.argmax(1)
+    sets, level = None, None
+    if conformal:
+        level = float(conformal["coverage"]) if coverage is None else coverage
+        sets = prediction_sets(probs, quantile(np.asarray(conformal["scores"]), level))
     cams: list[str | None] = [None] * len(paths)
     if cam_out is not None:
         cams = _write_cams(model, x, pixels, [int(c) for c in chosen], paths, Path(cam_out), cam_method,
@@ -147,6 +162,8 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
         entry = {"image": str(p), "probabilities": dict(zip(classes, row)), "prediction": pred, "cam": cams[i]}
         if positive is not None:
             entry.update(positive_class=classes[positive], threshold=threshold)
+        if sets is not None:
+            entry.update(prediction_set=[c for c, inside in zip(classes, sets[i]) if inside], coverage=level)
         out.append(entry)
     return out
 

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import optuna
 
+from ..conformal import DEFAULT_COVERAGE, check_coverage
+from ..crossfit import calibration_folds_for, check_calibration_folds, out_of_fold
 from ..data.types import Dataset
 from ..errors import UserError
 from ..final import study_recipe
@@ -64,13 +66,16 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
                  auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
                  prefer=None, precision: str | None = None, target_sensitivity: float | None = None,
-                 recipe="final", folds: int | None = None) -> ExportResult:
+                 recipe="final", folds: int | None = None, calibration_folds: int | None = None,
+                 coverage: float = DEFAULT_COVERAGE) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
     into a temporary folder beside it and renames it into place, so a failure leaves nothing behind. The model
     is trained with the study's final recipe (``recipe="search"``: the trial's search config); ``folds`` K > 1
-    exports a K-fold ensemble (``nas_med.ensemble``)."""
+    exports a K-fold ensemble (``nas_med.ensemble``). Temperature, threshold and the prediction sets at
+    ``coverage`` are fitted on the out-of-fold predictions of ``calibration_folds`` models of the same recipe
+    (``nas_med.crossfit``; 0: on the validation split; None: K = 5 where the validation split is small)."""
     out = Path(out)
     if precision is not None:
         from ..errors import look_up
@@ -81,6 +86,9 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         raise UserError(f"--cam-images must be at least 2, got {cam_images}.")
     if target_sensitivity is not None and not 0 < target_sensitivity <= 1:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}.")
+    if calibration_folds is not None:
+        check_calibration_folds(calibration_folds)
+    check_coverage(coverage)
     check_target(out, force)
     choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
     spec, cfg = trial_recipe(choice.trial)
@@ -99,14 +107,17 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
 
             data, name, fit = pooled(data), f"{name} ({folds}-fold ensemble)", fold_fit(folds)
         report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=name, keep_model=True, fit=fit)
+        calibration_folds = calibration_folds_for(data, calibration_folds)
+        held_out = out_of_fold(spec, data, cfg, calibration_folds) if calibration_folds else None
         report.trial, report.settled = choice.trial.number, settled
         report.kind = records.kind(choice.trial)
         method = stored_config(study).get("cam_method", "gradcam")
-        emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature and threshold on "
-             "validation, test figures, CAM grid, model card")
+        emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature, threshold and "
+             "prediction sets on held-out predictions, test figures, CAM grid, model card")
         parity, cam_quality = write_export(tmp, report, data, card=_card_context(study, choice, cfg.seed),
                                            cam_method=method, cam_images=cam_images,
-                                           target_sensitivity=target_sensitivity)
+                                           target_sensitivity=target_sensitivity, held_out=held_out,
+                                           coverage=coverage)
         check_target(out, force)  # the target may have changed while training
         publish(tmp, out)
     except BaseException:

@@ -105,9 +105,12 @@ def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
 
 def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict | None = None,
                  cam_method: str = "gradcam", cam_images: int = 16,
-                 target_sensitivity: float | None = None) -> tuple[dict[str, float], float]:
+                 target_sensitivity: float | None = None, held_out=None,
+                 coverage: float | None = None) -> tuple[dict[str, float], float]:
     """Write every file of an export into the existing, empty ``folder`` from ``report`` (which must hold the
-    model); returns (parity, test CAM quality). ``card`` adds study context to the model card."""
+    model); returns (parity, test CAM quality). ``card`` adds study context to the model card; ``held_out``
+    (``calibration.HeldOut``) is what temperature, threshold and prediction sets are fitted on (default: the
+    validation split), ``coverage`` the prediction sets' (default 0.9)."""
     from safetensors.torch import save_file
 
     from .._version import __version__
@@ -130,7 +133,8 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     from .operating import OPERATING_FILE, RELIABILITY_FILE, operating_point, reliability_figure
 
     op, op_arrays = operating_point(model, data, pre, target_sensitivity=target_sensitivity,
-                                    n_bootstrap=max(1, report.n_bootstrap), confidence=report.confidence)
+                                    n_bootstrap=max(1, report.n_bootstrap), confidence=report.confidence,
+                                    held_out=held_out, **({} if coverage is None else {"coverage": coverage}))
     (folder / OPERATING_FILE).write_text(json.dumps(json_safe(op), indent=2) + "\n", encoding="utf-8")
     reliability_figure(op, folder / RELIABILITY_FILE)
     cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png", op_arrays,
