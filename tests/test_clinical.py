@@ -142,6 +142,8 @@ def test_search_prints_a_header_and_the_confirm_hint(breast_study):
                      r"test 156 images, 28 px, 1 channel\(s\); device cpu", output), output
     assert len(re.findall(r"^trial \d+ complete", output, re.M)) == 2
     assert "Hint: the validation split is small (78 images, 21 of the rarest class)" in output
+    # the pre-flight summary names the near-duplicate groups across splits (the known train-test copy among them)
+    assert re.search(r"near-duplicates \(perceptual hash.*across splits: .*\b[1-9]\d* train-test", output)
     assert "nas-med confirm --study breast" in output
 
 
@@ -174,6 +176,8 @@ def test_export_warns_prints_progress_and_writes_the_operating_point(breast_expo
 def test_the_card_is_written_for_clinical_readers(breast_export):
     out, _ = breast_export
     card = (out / "README.md").read_text()
+    assert re.search(r"Train/test independence: Near-duplicates .*across splits: .*\b[1-9]\d* train-test", card)
+    assert "## Prediction sets" in card and "empirical coverage" in card
     for heading in ("## Intended use", "**Out of scope:**", "## Data", "Class balance per split",
                     "## Positive class and operating point", "## Test metrics at the operating point",
                     "Confusion matrix", "Per-class figures", "## Calibration", "## Limitations", "## Use"):

@@ -53,32 +53,8 @@ def test_coverage_report_and_bad_coverage():
             check_coverage(bad)
 
 
-@pytest.fixture(scope="module")
-def breast_model(breastmnist_root, tmp_path_factory):
-    """A 2-epoch minicnn on BreastMNIST exported the way `export` writes it, calibrated out-of-fold (3 folds)."""
-    import torch
-
-    from nas_med.arch import baseline_spec
-    from nas_med.crossfit import out_of_fold
-    from nas_med.data import load_dataset
-    from nas_med.export.write import write_export
-    from nas_med.retrain import retrain_and_test
-    from nas_med.train import TrainConfig
-
-    torch.set_num_threads(1)
-    data = load_dataset("breastmnist", data_root=breastmnist_root, download=False)
-    spec = baseline_spec("minicnn", 1, 2, 28)
-    cfg = TrainConfig(epochs=2, batch_size=64, lr=2e-3, device="cpu", seed=0)
-    report = retrain_and_test(spec, data, cfg, seeds=(0,), n_bootstrap=50, keep_model=True)
-    held = out_of_fold(spec, data, cfg, 3)
-    out = tmp_path_factory.mktemp("breast") / "model"
-    out.mkdir()
-    write_export(out, report, data, cam_images=2, held_out=held)
-    return out, data, held
-
-
-def test_out_of_fold_calibration_and_prediction_sets_in_the_export(breast_model):
-    out, data, held = breast_model
+def test_out_of_fold_calibration_and_prediction_sets_in_the_export(breast_minicnn_export):
+    out, data, held = breast_minicnn_export
     assert held.logits.shape == (546 + 78, 2) and held.kind == "out-of-fold"
     assert np.abs(held.logits).sum(1).min() > 0  # every pooled image got its held-out logits
     op = json.loads((out / "operating_point.json").read_text())
@@ -97,8 +73,8 @@ def test_out_of_fold_calibration_and_prediction_sets_in_the_export(breast_model)
     assert "Train/test independence: Near-duplicates" in card and "train-test" in card
 
 
-def test_predict_returns_sets_at_the_stored_or_given_coverage(breast_model, tmp_path):
-    out, data, _ = breast_model
+def test_predict_returns_sets_at_the_stored_or_given_coverage(breast_minicnn_export, tmp_path):
+    out, data, _ = breast_minicnn_export
     paths = []
     for i in range(6):
         path = tmp_path / f"{i}.png"

@@ -10,7 +10,7 @@ import click
 from ..errors import UserError
 
 COMMAND_MODULES = ("datasets", "arch", "search", "worker", "dashboard", "front", "confirm", "export", "predict",
-                   "report", "sweep")
+                   "evaluate", "report", "sweep")
 
 
 class _Group(click.Group):

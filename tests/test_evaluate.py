@@ -1,0 +1,95 @@
+"""``nas-med evaluate``: an exported model on a second dataset with the same class names (issue 26)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nas_med.cli.main import cli
+from nas_med.errors import UserError
+from nas_med.export.evaluate import match_classes
+
+
+def _folder(root, data, classes):
+    """The test images of ``data`` as PNG files in one sub-folder per class name of ``classes``."""
+    for i in range(len(data.test)):
+        label = int(data.test.labels[i])
+        path = root / classes[label] / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(data.test.images[i, 0].numpy()).save(path)
+    return root
+
+
+@pytest.fixture
+def model(breast_minicnn_export, tmp_path):
+    """A private copy of the shared export (evaluate writes into the model folder)."""
+    import shutil
+
+    out, data, _ = breast_minicnn_export
+    copy = tmp_path / "model"
+    shutil.copytree(out, copy)
+    return copy, data
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_evaluate_a_folder_with_the_same_classes(model, tmp_path, isolated):
+    folder, data = model
+    ext = _folder(tmp_path / "site-b", data, data.classes)
+    before = {p.name: _sha(p) for p in folder.iterdir() if p.is_file() and p.name != "README.md"}
+    result = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{ext}", "--bootstrap", "100"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((folder / "evaluations" / "site-b-all.json").read_text())
+    assert record["n"] == len(data.test) and record["split"] == "all"
+    lo, hi = record["auc_ci"]
+    assert 0 <= lo <= record["auc"] <= hi <= 1
+    # the same images as the export's test split (PNG round trip is lossless at 28 px): the same figures
+    op = json.loads((folder / "operating_point.json").read_text())
+    at = record["at_stored_threshold"]
+    assert at["threshold"] == op["threshold"]
+    assert at["sensitivity"]["value"] == pytest.approx(op["test"]["sensitivity"])
+    assert at["specificity"]["value"] == pytest.approx(op["test"]["specificity"])
+    assert record["calibration"]["ece_at_stored_temperature"] == pytest.approx(op["ece"]["test_after"])
+    assert record["prediction_sets"]["empirical_coverage"] == pytest.approx(op["conformal"]["test"]["coverage"])
+    best = record["at_best_threshold"]
+    assert best["sensitivity"]["value"] + best["specificity"]["value"] >= \
+        at["sensitivity"]["value"] + at["specificity"]["value"] - 1e-9  # Youden's J on these images
+    card = (folder / "README.md").read_text()
+    assert card.count("## External evaluations") == 1 and "`site-b-all`" in card
+    again = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{ext}", "--name", "second",
+                                     "--bootstrap", "20"])
+    assert again.exit_code == 0, again.output
+    card = (folder / "README.md").read_text()
+    assert card.count("## External evaluations") == 1 and "`second`" in card and "`site-b-all`" in card
+    after = {p.name: _sha(p) for p in folder.iterdir() if p.is_file() and p.name != "README.md"}
+    assert after == before  # weights and every other file untouched
+
+
+def test_classes_are_matched_by_name():
+    assert match_classes(["malignant", "benign"], ["benign", "malignant"], "x").tolist() == [1, 0]
+    with pytest.raises(UserError, match=r"the model's 'normal, benign' not in the dataset; the dataset's 'benign' "
+                                        r"not in the model"):
+        match_classes(["malignant", "normal, benign"], ["benign", "malignant"], "folder:x")
+
+
+def test_bad_input_is_one_line_and_writes_nothing(model, tmp_path, isolated):
+    folder, data = model
+    wrong = _folder(tmp_path / "wrong", data, ["malignant", "benign"])
+    result = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{wrong}"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "'benign'" in line and "'normal, benign'" in line and len(result.output.strip().splitlines()) == 1
+    assert not (folder / "evaluations").exists()
+    ext = _folder(tmp_path / "ok", data, data.classes)
+    for args, needle in ((["--split", "everything"], "--split must be one of"),
+                         (["--bootstrap", "0"], "--bootstrap must be at least 1")):
+        result = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{ext}", *args])
+        assert result.exit_code == 2 and needle in result.output
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "nothing"), "--dataset", f"folder:{ext}"])
+    assert result.exit_code == 2 and "not an exported model folder" in result.output
+    assert not (folder / "evaluations").exists()
