@@ -93,3 +93,61 @@ def test_bad_input_is_one_line_and_writes_nothing(model, tmp_path, isolated):
     result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "nothing"), "--dataset", f"folder:{ext}"])
     assert result.exit_code == 2 and "not an exported model folder" in result.output
     assert not (folder / "evaluations").exists()
+
+
+def _metadata(path, ext, rows):
+    import csv
+
+    with open(path, "w", newline="") as fh:  # quoted: the class folder "normal, benign" holds a comma
+        writer = csv.writer(fh)
+        writer.writerow(["filename", "sex", "age", "site"])
+        writer.writerows(rows)
+    return path
+
+
+def test_subgroup_figures_from_a_metadata_csv(model, tmp_path, isolated):
+    folder, data = model
+    ext = _folder(tmp_path / "site-c", data, data.classes)
+    files = sorted(p.relative_to(ext).as_posix() for p in ext.rglob("*.png"))
+    rows = [(f, "F" if k % 3 else "M", 20 + k % 60, "tiny" if k < 8 else "main") for k, f in enumerate(files)]
+    meta = _metadata(tmp_path / "meta.csv", ext, rows)
+    result = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{ext}", "--metadata", str(meta),
+                                      "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((folder / "evaluations" / "site-c-all.json").read_text())
+    groups = {(g["attribute"], g["value"]): g for g in record["subgroups"]}
+    assert groups[("sex", "F")]["n"] + groups[("sex", "M")]["n"] == len(files)
+    assert groups[("site", "tiny")]["n"] == 8 and groups[("site", "tiny")]["too_small"]
+    assert not groups[("site", "main")]["too_small"]
+    bands = [v for a, v in groups if a == "age"]
+    assert len(bands) == 4 and sum(groups[("age", b)]["n"] for b in bands) == len(files)  # quartile bands
+    main = groups[("site", "main")]
+    lo, hi = main["auc"]["ci"]
+    assert lo <= main["auc"]["value"] <= hi and sum(main["per_class"]) == main["n"]
+    card = (folder / "README.md").read_text()
+    assert "Subgroups of `site-c-all`" in card and "too few to say" in card
+    assert "site = tiny: 8 images" in result.output
+
+
+def test_bad_metadata_is_one_line_and_writes_nothing(model, tmp_path, isolated):
+    folder, data = model
+    ext = _folder(tmp_path / "site-d", data, data.classes)
+    files = sorted(p.relative_to(ext).as_posix() for p in ext.rglob("*.png"))
+    cases = {"misses": [(f, "F", 40, "a") for f in files[1:]],
+             "twice": [(f, "F", 40, "a") for f in files] + [(files[0], "M", 41, "b")]}
+    for what, rows in cases.items():
+        meta = _metadata(tmp_path / f"{what}.csv", ext, rows)
+        result = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{ext}", "--metadata",
+                                          str(meta)])
+        assert result.exit_code == 2 and "Traceback" not in result.output, what
+        line = result.output.strip().splitlines()[-1]
+        assert (f"no row for 1 of {len(files)}" in line) if what == "misses" else (f"maps '{files[0]}' twice" in line)
+    (tmp_path / "unquoted.csv").write_text(f"filename,sex\n{files[-1]},F\n")
+    result = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{ext}", "--metadata",
+                                      str(tmp_path / "unquoted.csv")])
+    assert result.exit_code == 2 and "line 2 has more fields than its header" in result.output
+    (tmp_path / "nokey.csv").write_text("file,sex\na.png,F\n")
+    result = CliRunner().invoke(cli, ["evaluate", str(folder), "--dataset", f"folder:{ext}", "--metadata",
+                                      str(tmp_path / "nokey.csv")])
+    assert result.exit_code == 2 and "needs a column filename" in result.output
+    assert not (folder / "evaluations").exists()

@@ -24,11 +24,10 @@ from ..calibration import apply_temperature, ece, fit_temperature, youden_thresh
 from ..conformal import prediction_sets, quantile
 from ..data.types import Dataset, Split
 from ..errors import UserError
-from ..metrics import all_metrics, sensitivity_specificity
-from ..retrain import _interval, bootstrap_metrics
 from .checks import read_json
 from .load import _load, read_operating_point, read_preprocessing
-from .operating import _logits, decide
+from .operating import _logits
+from .subgroups import MIN_IMAGES, MIN_PER_CLASS, metrics_with_ci, read_metadata, subgroup_rows
 
 __all__ = ["EVALUATIONS", "SPLITS", "Evaluation", "evaluate", "match_classes"]
 
@@ -36,7 +35,6 @@ EVALUATIONS = "evaluations"
 SPLITS = ("test", "val", "train", "all")
 SECTION = "## External evaluations"
 MARKER = "<!-- nas-med evaluations: rebuilt by `nas-med evaluate` from evaluations/*.json -->"
-METRICS = ("auc", "accuracy", "sensitivity", "specificity")
 
 
 @dataclass(frozen=True)
@@ -72,24 +70,13 @@ def _split(data: Dataset, split: str) -> Split:
     return data.splits[split]
 
 
-def _with_ci(task: str, labels: np.ndarray, probs: np.ndarray, positive: int, threshold: float | None,
-             n_bootstrap: int, confidence: float) -> dict:
-    """AUC, accuracy, sensitivity and specificity (at ``threshold``, else argmax) with bootstrap intervals."""
-    point = all_metrics(task, labels, probs, positive)
-    if threshold is not None:
-        sens, spec = sensitivity_specificity(task, labels, probs, positive, threshold)
-        point.update(accuracy=float((decide(probs, positive, threshold) == labels).mean()), sensitivity=sens,
-                     specificity=spec)
-    samples = bootstrap_metrics(task, labels, [probs], n_bootstrap, 0, positive, threshold)[0]
-    return {m: {"value": float(point[m]), "ci": list(_interval(samples[:, i], confidence))}
-            for i, m in enumerate(METRICS)}
-
-
 def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | None = None, split: str | None = None,
              name: str | None = None, n_bootstrap: int = 1000, confidence: float = 0.95,
-             cache_dir: str | Path | None = None, download: bool = True) -> Evaluation:
+             cache_dir: str | Path | None = None, download: bool = True,
+             metadata: str | Path | None = None) -> Evaluation:
     """Evaluate the exported model in ``model_dir`` on ``split`` of ``dataset`` (default: ``all`` images of a
-    folder, else ``test``); write ``evaluations/<name>.json`` and the card section. See the module docstring."""
+    folder, else ``test``); write ``evaluations/<name>.json`` and the card section. ``metadata``: a CSV of
+    attributes per image (``export.subgroups``) for figures per subgroup. See the module docstring."""
     from ..data import load_dataset
 
     folder = Path(model_dir)
@@ -113,6 +100,11 @@ def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | Non
     if len(part) < 2:
         raise UserError(f"the {split} split of '{dataset}' has {len(part)} image(s); at least 2 are needed.")
     labels = to_model[part.labels.numpy()]
+    attributes = None
+    if metadata is not None:
+        files = data.info.get("split_files")
+        files = None if files is None else sum((files[s] for s in data.splits if split in ("all", s)), [])
+        attributes = read_metadata(metadata, files, len(part))
     task = "binary" if len(classes) == 2 else "multiclass"
     logits = _logits(model, part.images, pre)
     temperature = float(op.get("temperature") or 1.0)
@@ -131,18 +123,22 @@ def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | Non
         positive = int(positive)
         best = youden_threshold(probs[:, positive], labels == positive)
         record["positive_class"] = classes[positive]
-        record["at_stored_threshold"] = {"threshold": float(op["threshold"]), **_with_ci(
+        record["at_stored_threshold"] = {"threshold": float(op["threshold"]), **metrics_with_ci(
             task, labels, probs, positive, float(op["threshold"]), n_bootstrap, confidence)}
         record["at_best_threshold"] = {"threshold": best, "rule": "Youden's J on these images (optimistic)",
-                                       **_with_ci(task, labels, probs, positive, best, n_bootstrap, confidence)}
+                                       **metrics_with_ci(task, labels, probs, positive, best, n_bootstrap, confidence)}
     else:
-        record["at_argmax"] = _with_ci(task, labels, probs, 1, None, n_bootstrap, confidence)
+        record["at_argmax"] = metrics_with_ci(task, labels, probs, 1, None, n_bootstrap, confidence)
     metrics = record.get("at_stored_threshold") or record["at_argmax"]
     record["auc"], record["auc_ci"] = metrics["auc"]["value"], metrics["auc"]["ci"]
     record["calibration"] = {"stored_temperature": temperature,
                              "ece_unscaled": ece(apply_temperature(logits, 1.0), labels),
                              "ece_at_stored_temperature": ece(probs, labels),
                              "temperature_this_data_wants": fit_temperature(logits, labels)}
+    if attributes is not None:
+        thr = record.get("at_stored_threshold", {}).get("threshold")
+        record["subgroups"] = subgroup_rows(task, labels, probs, attributes, positive, thr, n_bootstrap, confidence)
+        record["metadata"] = str(metadata)
     conformal = op.get("conformal")
     if conformal:
         sets = prediction_sets(probs, quantile(np.asarray(conformal["scores"]), float(conformal["coverage"])))
@@ -193,6 +189,19 @@ def _row(r: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _subgroup_lines(r: dict) -> list[str]:
+    rows = r.get("subgroups")
+    if not rows:
+        return []
+    out = ["", f"Subgroups of `{r['name']}` (from `{Path(r.get('metadata', '')).name}`; groups under {MIN_IMAGES} "
+               f"images or {MIN_PER_CLASS} of a class are flagged: too few to say anything):", "",
+           "| attribute | value | images (per class) | AUC | sensitivity | specificity | |", "|---|---|---|---|---|---|---|"]
+    out += [f"| {g['attribute']} | {g['value']} | {g['n']} ({', '.join(str(c) for c in g['per_class'])}) | "
+            f"{_ci(g['auc'])} | {_ci(g['sensitivity'])} | {_ci(g['specificity'])} | "
+            f"{'too few to say' if g['too_small'] else ''} |" for g in rows]
+    return out
+
+
 def _rebuild_card(folder: Path) -> None:
     """The card's "External evaluations" section, rebuilt from every ``evaluations/*.json`` (at the card's end)."""
     card = (folder / "README.md").read_text(encoding="utf-8")
@@ -215,4 +224,6 @@ def _rebuild_card(folder: Path) -> None:
              "| evaluation | data | AUC | sensitivity | specificity | best threshold: sens. / spec. | ECE | "
              "set coverage |", "|---|---|---|---|---|---|---|---|"]
     lines += [_row(r) for r in records]
+    for r in records:
+        lines += _subgroup_lines(r)
     _write_atomic(folder / "README.md", head + "\n".join(lines) + "\n")
