@@ -56,6 +56,10 @@ def test_evaluate_a_folder_with_the_same_classes(model, tmp_path, isolated):
     assert at["specificity"]["value"] == pytest.approx(op["test"]["specificity"])
     assert record["calibration"]["ece_at_stored_temperature"] == pytest.approx(op["ece"]["test_after"])
     assert record["prediction_sets"]["empirical_coverage"] == pytest.approx(op["conformal"]["test"]["coverage"])
+    # the evaluated images are the model's own test images: every one a copy of a test image, some of train too
+    over = record["model_data_overlap"]
+    assert over["test"] == len(data.test) and over["train"] >= 1 and over["threshold"] == 4
+    assert f"{len(data.test)} of its test" in result.output
     best = record["at_best_threshold"]
     assert best["sensitivity"]["value"] + best["specificity"]["value"] >= \
         at["sensitivity"]["value"] + at["specificity"]["value"] - 1e-9  # Youden's J on these images

@@ -56,6 +56,12 @@ def evaluate_command(model_dir: str, dataset: str, data_root: str | None, split:
         p = r["prediction_sets"]
         click.echo(f"prediction sets at {p['coverage']:.0%}: coverage here {p['empirical_coverage']:.4f}, mean size "
                    f"{p['mean_set_size']:.2f}")
+    over = r["model_data_overlap"]
+    if isinstance(over, dict):
+        copies = ", ".join(f"{over[s]} of its {s}" for s in ("train", "val", "test") if s in over)
+        click.echo(f"copies of the model's own images among these (pHash, <= {over['threshold']} bits): {copies}")
+    else:
+        click.echo(f"copies of the model's own images: {over}")
     for g in r.get("subgroups") or []:
         click.echo(f"  {g['attribute']} = {g['value']}: {g['n']} images, AUC {ci(g['auc'])}, sensitivity "
                    f"{ci(g['sensitivity'])}, specificity {ci(g['specificity'])}"

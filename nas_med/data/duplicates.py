@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 
 __all__ = ["DEFAULT_THRESHOLD", "DUPLICATE_MODES", "DEFAULT_MODE", "DuplicateReport", "check_mode",
-           "find_groups", "hamming_pairs", "merge_groups", "phash", "report_for", "drop_copies_of_earlier_splits"]
+           "DATA_HASHES", "find_groups", "hamming_pairs", "hashes_record", "read_hashes", "merge_groups", "near_copies", "phash", "report_for", "drop_copies_of_earlier_splits"]
 
 HASH_SIDE, LOW = 32, 8
 DEFAULT_THRESHOLD = 4  # bits of 64; benchmarks/README.md: where false matches start on BreastMNIST / brain MRI
@@ -126,6 +126,16 @@ def find_groups(hashes: np.ndarray, threshold: int = DEFAULT_THRESHOLD) -> np.nd
     with no near copy has a group of its own. Ids are 0..G-1 in order of first appearance."""
     i, j, _ = hamming_pairs(hashes, threshold)
     return _components(len(hashes), i, j)
+
+
+def near_copies(query: np.ndarray, reference: np.ndarray, threshold: int = DEFAULT_THRESHOLD) -> np.ndarray:
+    """(len(query),) bool: which query hashes lie within ``threshold`` bits of some reference hash."""
+    query, reference = np.asarray(query, dtype=np.uint64), np.asarray(reference, dtype=np.uint64)
+    i, j, _ = hamming_pairs(np.concatenate([reference, query]), threshold)  # i < j: a reference before a query
+    hit = np.zeros(len(query), dtype=bool)
+    cross = (i < len(reference)) & (j >= len(reference))
+    hit[j[cross] - len(reference)] = True
+    return hit
 
 
 def merge_groups(*keys: np.ndarray) -> np.ndarray:
@@ -240,6 +250,22 @@ def report_for(images: dict[str, torch.Tensor], labels: dict[str, torch.Tensor],
                            cross_class=sum(1 for m in dups if len({label_of[i] for i in m}) > 1),
                            examples=examples, dropped=dict(dropped or {}), mode=mode,
                            fixed_splits=fixed_splits)
+
+
+DATA_HASHES = "data_hashes.json"  # in an exported folder: the pHash of every image it was trained and tested on
+
+
+def hashes_record(splits: dict) -> dict:
+    """The pHashes of every split's images (``Split`` objects), as the JSON an export keeps so that ``evaluate``
+    can find copies of the model's own images in other data without the images themselves."""
+    return {"hash": "pHash, 64 bits as 16 hex digits (nas_med.data.duplicates.phash)", "threshold": DEFAULT_THRESHOLD,
+            "splits": {name: [f"{int(v):016x}" for v in phash(split.images)] for name, split in splits.items()}}
+
+
+def read_hashes(record: dict) -> dict[str, np.ndarray]:
+    """The split -> uint64 hashes of a ``hashes_record``."""
+    return {name: np.array([int(v, 16) for v in values], dtype=np.uint64)
+            for name, values in (record.get("splits") or {}).items()}
 
 
 def drop_copies_of_earlier_splits(images: dict[str, torch.Tensor], threshold: int = DEFAULT_THRESHOLD

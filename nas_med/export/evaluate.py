@@ -5,8 +5,9 @@ model's input size and channels, matches classes by name (not by index: a folder
 alphabetically, a MedMNIST file has its own order), and measures on the chosen split: AUC, accuracy, sensitivity
 and specificity with bootstrap intervals at the stored operating point and at the best threshold for this data
 (Youden's J on these very images: optimistic, the ceiling of re-thresholding), calibration (ECE with and without
-the stored temperature, and the temperature this data would want), the stored prediction sets' coverage, and the
-dataset's own near-duplicate groups. The record is written to ``MODEL_DIR/evaluations/<name>.json`` and the card's
+the stored temperature, and the temperature this data would want), the stored prediction sets' coverage, the
+dataset's own near-duplicate groups, and how many of its images copy an image the model was trained, validated or
+tested on (from the export's ``data_hashes.json``). The record is written to ``MODEL_DIR/evaluations/<name>.json`` and the card's
 "External evaluations" section is rebuilt from every record there; the weights are never touched.
 """
 from __future__ import annotations
@@ -117,7 +118,7 @@ def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | Non
         "images": f"{pre['channels']} x {pre['input_size']} x {pre['input_size']} (the model's input)",
         "n_bootstrap": n_bootstrap, "confidence": confidence,
         "duplicates_within_dataset": data.info.get("duplicates"),
-        "training_overlap": "not checked: the model folder does not hold its training images",
+        "model_data_overlap": _overlap(folder, part.images),
     }
     if positive is not None and op.get("threshold") is not None:
         positive = int(positive)
@@ -152,6 +153,24 @@ def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | Non
     return Evaluation(out, record)
 
 
+def _overlap(folder: Path, images: torch.Tensor) -> dict | str:
+    """How many evaluated images are near copies of the images the model was trained, validated and tested on
+    (from the export's ``data_hashes.json``), or why that cannot be said."""
+    from ..data.duplicates import DATA_HASHES, near_copies, phash, read_hashes
+
+    path = folder / DATA_HASHES
+    if not path.is_file():
+        return f"not checked: the model folder has no {DATA_HASHES} (exported before near-duplicate checks)"
+    stored = read_json(path)
+    threshold = int(stored.get("threshold", 4))
+    query = phash(images)
+    out: dict = {"threshold": threshold}
+    for split, ref in read_hashes(stored).items():
+        hit = near_copies(query, ref, threshold)
+        out[split] = int(hit.sum())
+    return out
+
+
 def _finite(value):
     """NaN and infinities as None, so the JSON is strict."""
     if isinstance(value, float):
@@ -179,13 +198,15 @@ def _ci(entry: dict) -> str:
 def _row(r: dict) -> str:
     m = r.get("at_stored_threshold") or r.get("at_argmax")
     best = r.get("at_best_threshold")
-    cal, sets = r["calibration"], r.get("prediction_sets")
+    cal, sets, over = r["calibration"], r.get("prediction_sets"), r.get("model_data_overlap")
     cells = [f"`{r['name']}`", f"{r['dataset']} ({r['split']}, {r['n']} images)", _ci(m["auc"]),
              _ci(m["sensitivity"]), _ci(m["specificity"]),
              "-" if not best else f"{best['threshold']:.4f}: {_ci(best['sensitivity'])} / {_ci(best['specificity'])}",
              "n/a" if cal["ece_at_stored_temperature"] is None else
              f"{cal['ece_unscaled']:.3f} -> {cal['ece_at_stored_temperature']:.3f}",
-             "-" if not sets else f"{sets['empirical_coverage']:.3f} (size {sets['mean_set_size']:.2f})"]
+             "-" if not sets else f"{sets['empirical_coverage']:.3f} (size {sets['mean_set_size']:.2f})",
+             " / ".join(str(over.get(s, "-")) for s in ("train", "val", "test")) if isinstance(over, dict) else
+             "not checked"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -220,9 +241,10 @@ def _rebuild_card(folder: Path) -> None:
              "`evaluations/`). AUC, sensitivity and specificity at the stored operating point with 95% bootstrap "
              "intervals; the best threshold is chosen on the evaluated images themselves (optimistic: what "
              "re-thresholding there could reach at most); ECE without -> with the stored temperature; coverage of "
-             "the stored prediction sets.", "",
+             "the stored prediction sets; evaluated images within a few bits (pHash) of an image the model was trained, "
+             "validated or tested on (such copies make the figures optimistic).", "",
              "| evaluation | data | AUC | sensitivity | specificity | best threshold: sens. / spec. | ECE | "
-             "set coverage |", "|---|---|---|---|---|---|---|---|"]
+             "set coverage | copies of the model's train / val / test images |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [_row(r) for r in records]
     for r in records:
         lines += _subgroup_lines(r)

@@ -20,7 +20,7 @@ __all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "pred
            "read_operating_point", "read_preprocessing", "read_spec"]
 
 FILES = ("spec.json", "model.safetensors", "model.torchscript.pt", "model.onnx", "preprocessing.json", "README.md",
-         "cam_grid.png", "metrics.json", "operating_point.json", "reliability.png")
+         "cam_grid.png", "metrics.json", "operating_point.json", "reliability.png", "data_hashes.json")
 PARITY_TOLERANCE = 1e-4
 ONNX_OPSET = 17
 

@@ -130,6 +130,9 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     parity = check_parity(folder, model)
     pre = _preprocessing(spec, data, report.normalization)
     (folder / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
+    from ..data.duplicates import DATA_HASHES, hashes_record
+
+    (folder / DATA_HASHES).write_text(json.dumps(hashes_record(data.splits)) + "\n", encoding="utf-8")
     from .operating import OPERATING_FILE, RELIABILITY_FILE, operating_point, reliability_figure
 
     op, op_arrays = operating_point(model, data, pre, target_sensitivity=target_sensitivity,

@@ -15,8 +15,11 @@ from nas_med.data.duplicates import (
     check_mode,
     find_groups,
     hamming_pairs,
+    hashes_record,
     merge_groups,
+    near_copies,
     phash,
+    read_hashes,
 )
 from nas_med.errors import UserError
 
@@ -56,6 +59,20 @@ def test_hamming_pairs_agree_with_brute_force():
     gid = find_groups(h, 4)
     assert gid[3] == gid[50] == gid[80] and gid[7] == gid[200] and gid[3] != gid[7]
     assert len(set(gid.tolist())) == 400 - 3
+
+
+def test_near_copies_and_the_stored_hashes_round_trip():
+    rng = np.random.default_rng(2)
+    ref = rng.integers(0, 2**63, 50, dtype=np.uint64)
+    query = rng.integers(0, 2**63, 20, dtype=np.uint64)
+    query[3], query[7] = ref[10], ref[11] ^ np.uint64(0b101)
+    assert np.flatnonzero(near_copies(query, ref, 4)).tolist() == [3, 7]
+    assert np.flatnonzero(near_copies(query, ref, 0)).tolist() == [3]
+    from nas_med.data.types import Split
+
+    images = torch.as_tensor(np.stack([_smooth(s) for s in range(5)]))[:, None]
+    record = hashes_record({"train": Split(images, torch.zeros(5, dtype=torch.long))})
+    assert (read_hashes(record)["train"] == phash(images)).all()
 
 
 def test_merge_groups_joins_patients_and_copies():
