@@ -34,6 +34,10 @@ from .options import data_options, storage_option
 @click.option("--positive", default=None, metavar="CLASS",
               help="Binary tasks: the class whose recall is the sensitivity (default: the class meaning disease, "
                    "e.g. malignant for breastmnist, pneumonia for pneumoniamnist; else class 1). Stored on the study.")
+@click.option("--duplicates", default="group", show_default=True, metavar="keep|group|drop",
+              help="Near-duplicate images (perceptual hash): group (folders: each group of copies in one split; "
+                   "fixed splits such as MedMNIST stay as published and the groups are reported), keep (report "
+                   "only), drop (fixed splits: val/test copies of earlier splits' images removed, counts stated).")
 @click.option("--class-weighting/--no-class-weighting", default=False, help="Weight the loss by class frequency.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (CPU threads are divided between them). 0: only create the study "

@@ -46,6 +46,7 @@ class SearchConfig:
     cam_method: str = "gradcam"
     class_weighting: bool = False
     positive: str | None = None            # binary tasks: the class whose recall is the sensitivity (None: default)
+    duplicates: str = "group"              # data.duplicates: keep|group|drop (a study stored without it: keep)
     workers: int = 1
     quiet: bool = False
     artifacts: bool = True
@@ -65,6 +66,9 @@ class SearchConfig:
             raise UserError(f"--workers must be at least 1, got {self.workers}.")
         if self.cam_images < 2:
             raise UserError(f"--cam-images must be at least 2, got {self.cam_images}.")
+        from ..data.duplicates import check_mode
+
+        check_mode(self.duplicates)
         look_up(self.sampler, SAMPLERS, "sampler")
         look_up(self.pruner, PRUNERS, "pruner")
         from ..precision import PRECISIONS
@@ -113,6 +117,7 @@ class SearchConfig:
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["baselines"] = tuple(kwargs.get("baselines", ()))
+        kwargs.setdefault("duplicates", "keep")  # made before near-duplicate groups: its splits ignored them
         return cls(**kwargs)
 
 

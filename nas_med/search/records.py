@@ -126,14 +126,15 @@ def seed_list(seeds: int | Sequence[int], own: int) -> list[int]:
 
 
 def load_study_data(study: optuna.Study) -> Dataset:
-    """The study's dataset, loaded as the search loaded it (name, root, size, channels, fraction, seed)."""
+    """The study's dataset, loaded as the search loaded it (name, root, size, channels, fraction, seed,
+    near-duplicate handling)."""
     from ..data import load_dataset
     from .config import SearchConfig
 
     stored = stored_config(study)
     cfg = SearchConfig.from_resolved(stored)
     data = load_dataset(cfg.dataset, data_root=cfg.data_root, size=cfg.size, channels=cfg.channels,
-                        fraction=cfg.fraction, seed=cfg.seed)
+                        fraction=cfg.fraction, seed=cfg.seed, duplicates=cfg.duplicates)
     if cfg.positive is not None:
         from ..data.positive import positive_index
 

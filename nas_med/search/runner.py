@@ -66,7 +66,7 @@ def _load_data(config: SearchConfig) -> Dataset:
     from ..data.positive import positive_index
 
     data = load_dataset(config.dataset, data_root=config.data_root, size=config.size, channels=config.channels,
-                        fraction=config.fraction, seed=config.seed)
+                        fraction=config.fraction, seed=config.seed, duplicates=config.duplicates)
     data.info["positive"] = positive_index(data.task, data.name, data.classes, config.positive)
     return data
 

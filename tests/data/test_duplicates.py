@@ -107,3 +107,15 @@ def test_breastmnist_known_train_test_copy_found_and_dropped(breastmnist_root):
     test_h = phash(dropped.test.images)
     assert not np.isin(h[0], test_h)  # the known copy is gone from test
     assert "dropped (--duplicates drop)" in after.line()
+
+
+def test_a_study_keeps_its_duplicate_handling():
+    from nas_med.search.config import SearchConfig
+
+    assert SearchConfig().duplicates == "group"
+    new = SearchConfig(duplicates="drop")
+    assert SearchConfig.from_resolved(new.resolved({}, {})).duplicates == "drop"
+    old = {k: v for k, v in SearchConfig().resolved({}, {}).items() if k != "duplicates"}
+    assert SearchConfig.from_resolved(old).duplicates == "keep"  # made before: its folder splits ignored copies
+    with pytest.raises(UserError, match="--duplicates must be one of"):
+        SearchConfig(duplicates="x").validate()
