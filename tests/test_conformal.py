@@ -94,3 +94,24 @@ def test_predict_returns_sets_at_the_stored_or_given_coverage(breast_minicnn_exp
         result = CliRunner().invoke(cli, ["predict", str(out), paths[0], "--coverage", bad])
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.output.strip().splitlines()[-1].startswith("Error: --coverage must be in (0, 1)")
+
+
+def test_an_export_without_prediction_sets_refuses_coverage(breast_minicnn_export, tmp_path):
+    import shutil
+
+    out, data, _ = breast_minicnn_export
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    op = json.loads((old / "operating_point.json").read_text())
+    del op["conformal"]  # as written before prediction sets existed
+    (old / "operating_point.json").write_text(json.dumps(op))
+    path = tmp_path / "x.png"
+    Image.fromarray(data.test.images[0, 0].numpy()).save(path)
+    rows = json.loads(CliRunner().invoke(cli, ["predict", str(old), str(path), "--json"]).output)
+    assert "prediction_set" not in rows[0] and rows[0]["prediction"] in data.classes
+    result = CliRunner().invoke(cli, ["predict", str(old), str(path), "--coverage", "0.8"])
+    assert result.exit_code == 2 and "stores no prediction-set calibration" in result.output
+    op["conformal"] = {"scores": [0.1, "x"], "coverage": 0.9}
+    (old / "operating_point.json").write_text(json.dumps(op))
+    result = CliRunner().invoke(cli, ["predict", str(old), str(path)])
+    assert result.exit_code == 2 and "'conformal' must hold" in result.output
