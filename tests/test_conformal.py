@@ -71,6 +71,11 @@ def test_out_of_fold_calibration_and_prediction_sets_in_the_export(breast_minicn
     helped = op["ece"]["test_after"] <= op["ece"]["test_before"]
     assert helped == op["scaling_helped_on_test"] and (("Scaling did not help on test" in card) != helped)
     assert "Train/test independence: Near-duplicates" in card and "train-test" in card
+    # subgroups of the test split (--metadata): every test image in one group per attribute; site b is too small
+    groups = {(g["attribute"], g["value"]): g for g in op["subgroups"]}
+    assert groups[("sex", "F")]["n"] + groups[("sex", "M")]["n"] == 156 and groups[("site", "b")]["n"] == 6
+    assert groups[("site", "b")]["too_small"] and not groups[("sex", "F")]["too_small"]
+    assert "## Subgroups of the test split" in card and re.search(r"\| site \| b \| 6 \(.*too few to say", card)
 
 
 def test_predict_returns_sets_at_the_stored_or_given_coverage(breast_minicnn_export, tmp_path):

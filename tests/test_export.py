@@ -204,6 +204,24 @@ def test_target_errors_come_before_any_training(tiny_study, tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "full"] and (full / "keep.txt").exists()
 
 
+def test_bad_metadata_coverage_or_calibration_folds_stop_before_training(tiny_study, small_data, tmp_path,
+                                                                         monkeypatch):
+    study, _ = tiny_study
+    monkeypatch.setattr(export_study_module, "settle", lambda *a, **k: pytest.fail("trained anyway"))
+    meta = tmp_path / "meta.csv"
+    meta.write_text("filename,sex\na.png,F\n")  # synthetic data has no files: an index column is needed
+    with pytest.raises(UserError, match="needs a column index"):
+        export_study(study, tmp_path / "m1", data=small_data, metadata=meta)
+    meta.write_text("index,sex\n0,F\n")
+    with pytest.raises(UserError, match=f"no row for {len(small_data.test) - 1} of {len(small_data.test)}"):
+        export_study(study, tmp_path / "m2", data=small_data, metadata=meta)
+    with pytest.raises(UserError, match="--coverage must be in"):
+        export_study(study, tmp_path / "m3", data=small_data, coverage=1.0)
+    with pytest.raises(UserError, match="--calibration-folds must be 0"):
+        export_study(study, tmp_path / "m4", data=small_data, calibration_folds=1)
+    assert list(tmp_path.iterdir()) == [meta]  # nothing written
+
+
 def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_data, tmp_path, monkeypatch):
     study, _ = tiny_study
     target = tmp_path / "deep" / "model"

@@ -37,11 +37,15 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
                    "where the validation split is small (under 200 images or 30 of a class), else 0]")
 @click.option("--coverage", type=float, default=DEFAULT_COVERAGE, show_default=True,
               help="Share of images whose prediction set holds the true class (split conformal), in (0, 1).")
+@click.option("--metadata", type=click.Path(dir_okay=False), default=None,
+              help="CSV of attributes per image (a filename or index column and columns such as sex, age, site): "
+                   "the card gives AUC, sensitivity and specificity per subgroup of the test split.")
 @recipe_options
 def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
                    prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
                    cam_images: int, device: str | None, precision: str | None,
-                   target_sensitivity: float | None, calibration_folds: int | None, coverage: float, recipe: str,
+                   target_sensitivity: float | None, calibration_folds: int | None, coverage: float,
+                   metadata: str | None, recipe: str,
                    folds: str | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""
@@ -73,7 +77,8 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
                               n_bootstrap=n_bootstrap, device=device, cam_images=cam_images,
                               auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
                               target_sensitivity=target_sensitivity, precision=precision,
-                              recipe=recipe, folds=k, calibration_folds=calibration_folds, coverage=coverage)
+                              recipe=recipe, folds=k, calibration_folds=calibration_folds, coverage=coverage,
+                              metadata=metadata)
     console.print(f"{'★ minimalist choice' if trial_number is None else 'chosen'}: {result.choice.reason}",
                   soft_wrap=True)
     print_wide(console, retrain_table([result.report]))

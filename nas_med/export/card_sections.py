@@ -131,6 +131,25 @@ def _conformal(op: dict, classes: list[str]) -> str:
             "of the training classes.")
 
 
+def _subgroups(op: dict) -> str:
+    rows = op.get("subgroups")
+    if not rows:
+        return ""
+    from .subgroups import MIN_IMAGES, MIN_PER_CLASS
+
+    lines = ["## Subgroups of the test split", "",
+             f"Figures per attribute value (from `--metadata`), at the operating point, with 95% bootstrap intervals; "
+             f"groups under {MIN_IMAGES} images or {MIN_PER_CLASS} of a class are flagged: too few to say anything.",
+             "", "| attribute | value | images (per class) | AUC | sensitivity | specificity | |",
+             "|---|---|---|---|---|---|---|"]
+    for g in rows:
+        lines.append(f"| {g['attribute']} | {g['value']} | {g['n']} ({', '.join(str(c) for c in g['per_class'])}) | "
+                     + " | ".join(_f(g[m]["value"], 3) + _band(g[m]["ci"]) for m in ("auc", "sensitivity",
+                                                                                     "specificity"))
+                     + f" | {'too few to say' if g['too_small'] else ''} |")
+    return "\n".join(lines) + "\n\n"
+
+
 def _independence(data: Dataset) -> str:
     d = data.info.get("duplicates")
     if not d:
@@ -194,4 +213,5 @@ def clinical_fields(op: dict, data: Dataset, report) -> dict[str, str]:
         "confusion_table": _confusion(op, data.classes), "per_class_table": _per_class(op, data.classes),
         "calibration_text": _calibration(op), "limitations": _limitations(data),
         "conformal_text": _conformal(op, data.classes), "independence_text": _independence(data),
+        "subgroups_section": _subgroups(op),
     }

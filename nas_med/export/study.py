@@ -21,6 +21,7 @@ from ..search import records
 from ..search.records import load_study_data, seed_list, stored_config, trial_name, trial_recipe
 from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, value
 from ..settle import settle
+from .subgroups import read_metadata
 from .write import check_target, make_temp, publish, remove_empty, write_export
 
 __all__ = ["ExportResult", "export_study"]
@@ -67,7 +68,7 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
                  prefer=None, precision: str | None = None, target_sensitivity: float | None = None,
                  recipe="final", folds: int | None = None, calibration_folds: int | None = None,
-                 coverage: float = DEFAULT_COVERAGE) -> ExportResult:
+                 coverage: float = DEFAULT_COVERAGE, metadata: str | Path | None = None) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
@@ -75,7 +76,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     is trained with the study's final recipe (``recipe="search"``: the trial's search config); ``folds`` K > 1
     exports a K-fold ensemble (``nas_med.ensemble``). Temperature, threshold and the prediction sets at
     ``coverage`` are fitted on the out-of-fold predictions of ``calibration_folds`` models of the same recipe
-    (``nas_med.crossfit``; 0: on the validation split; None: K = 5 where the validation split is small)."""
+    (``nas_med.crossfit``; 0: on the validation split; None: K = 5 where the validation split is small);
+    ``metadata`` (a CSV, ``export.subgroups``) adds figures per subgroup of the test split to the card."""
     out = Path(out)
     if precision is not None:
         from ..errors import look_up
@@ -98,6 +100,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
+        subgroups = None if metadata is None else read_metadata(
+            metadata, (data.info.get("split_files") or {}).get("test"), len(data.test))  # checked before training
         name, folds = trial_name(choice.trial), 1 if final is None else final.folds
         # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
         cfg, settled, trained = settle(spec, data, cfg, final, seeds_used, name, keep=folds == 1)
@@ -117,7 +121,7 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         parity, cam_quality = write_export(tmp, report, data, card=_card_context(study, choice, cfg.seed),
                                            cam_method=method, cam_images=cam_images,
                                            target_sensitivity=target_sensitivity, held_out=held_out,
-                                           coverage=coverage)
+                                           coverage=coverage, subgroups=subgroups)
         check_target(out, force)  # the target may have changed while training
         publish(tmp, out)
     except BaseException:

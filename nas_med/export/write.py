@@ -106,11 +106,13 @@ def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
 def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict | None = None,
                  cam_method: str = "gradcam", cam_images: int = 16,
                  target_sensitivity: float | None = None, held_out=None,
-                 coverage: float | None = None) -> tuple[dict[str, float], float]:
+                 coverage: float | None = None, subgroups: dict[str, list[str]] | None = None
+                 ) -> tuple[dict[str, float], float]:
     """Write every file of an export into the existing, empty ``folder`` from ``report`` (which must hold the
     model); returns (parity, test CAM quality). ``card`` adds study context to the model card; ``held_out``
     (``calibration.HeldOut``) is what temperature, threshold and prediction sets are fitted on (default: the
-    validation split), ``coverage`` the prediction sets' (default 0.9)."""
+    validation split), ``coverage`` the prediction sets' (default 0.9); ``subgroups`` ({attribute: value per test
+    image}, ``subgroups.read_metadata``) adds figures per subgroup of the test split."""
     from safetensors.torch import save_file
 
     from .._version import __version__
@@ -140,6 +142,14 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
                                     held_out=held_out, **({} if coverage is None else {"coverage": coverage}))
     (folder / OPERATING_FILE).write_text(json.dumps(json_safe(op), indent=2) + "\n", encoding="utf-8")
     reliability_figure(op, folder / RELIABILITY_FILE)
+    if subgroups is not None and op.get("test"):
+        from .subgroups import subgroup_rows
+
+        task = "binary" if data.num_classes == 2 else "multiclass"
+        op["subgroups"] = subgroup_rows(task, data.test.labels.numpy(), op_arrays["probs"], subgroups,
+                                        op.get("positive_index"), op.get("threshold"), max(1, report.n_bootstrap),
+                                        report.confidence)
+        (folder / OPERATING_FILE).write_text(json.dumps(json_safe(op), indent=2) + "\n", encoding="utf-8")
     cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png", op_arrays,
                                     cam_target_layer(model, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
