@@ -1,73 +1,29 @@
-"""Epoch time under load: do 10 fixed candidates rank alike by ``epoch_seconds`` on an idle machine and with a
-competing CPU-bound process?
+"""Epoch time: how well the cost model behind the ``epoch_seconds`` objective ranks measured epoch times.
 
-Goal: Spearman rank correlation of ``epoch_seconds`` between the two conditions >= 0.9.
+Goal: on an idle machine, Spearman rank correlation >= 0.9 between the cost model's epoch seconds (the objective
+of a new study, ``nas_med.objectives.epoch_cost``) and the measured ones (``epoch_seconds_measured``: training
+steps per epoch x the 25th percentile of the steps' CPU time) of a study's completed trials. The median relative
+error |model - measured| / measured is printed beside it, and the Spearman's 95 % bootstrap interval.
 
-``epoch_seconds`` (nas_med.train) is the number of training steps per epoch times a low quantile (10 %) of the
-step times of all epochs: other processes lengthen some steps, not all, so a low quantile measures the network
-on this device. The old measure, the median of the epochs' wall times, is kept beside it as
-``epoch_seconds_raw``; its Spearman is printed for comparison (not the goal).
+Evaluate (default): ``nas_med.search.search`` on BreastMNIST (real files from ../shared/data) at 28 and 64 px,
+default space, 20 trials of 2 epochs per size, no pruning (every trial completes), ``--threads 2`` (what a new
+study uses on a 2-core machine); Spearman per size and pooled.
+--fit: time reference networks instead (drawn from the default and paper spaces with seed 1000, never the
+evaluation's; synthetic images at 16, 28, 64 and 128 px, batch 32 or 64, a third with light augmentation; one
+epoch each through ``nas_med.train.train``) and print the coefficients to paste into ``REFERENCE_CPU`` with their
+in-sample figures. The CPU and load are printed first: fit and evaluate only on an idle machine.
+--quick: synthetic 16 px, tiny space, 5 trials of 1 epoch (and, with --fit, 8 reference networks).
 
-Candidates: 10 specs drawn at random (seeded) from the default search space at 32 px, on the embedded synthetic
-dataset (600 train images, 4 classes), default precision, batch 32, 3 epochs each. For every candidate, in turn:
-one run alone, then one run while ``--busy`` busy-looping Python processes (started by this script, default 1)
-compete for the CPU; alternating per candidate keeps slow drifts of the machine's own load out of the comparison.
-The loaded/idle ratio of the median epoch time is printed for both measures.
-
---quick: 4 candidates at 16 px, 1 epoch.
-
-Reproduce:  .venv/bin/python benchmarks/epoch_time.py            (full, ~2-4 min on 2 cores)
-            .venv/bin/python benchmarks/epoch_time.py --busy 2   (one busy process per core of a 2-core machine)
+Reproduce:  .venv/bin/python benchmarks/epoch_time.py --threads 2          (~4 min on 2 idle cores)
+            .venv/bin/python benchmarks/epoch_time.py --threads 2 --fit    (~5 min)
             .venv/bin/python benchmarks/epoch_time.py --quick
 """
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
+import statistics
 import time
 
-from _common import parser, result, setup
-
-BUSY = "while True:\n    pass\n"
-
-
-@contextlib.contextmanager
-def busy(n: int):
-    """``n`` CPU-bound processes for the duration of the block."""
-    procs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(n)]
-    time.sleep(0.3)  # let them get going
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
-
-
-def candidates(count: int, size: int, seed: int, in_channels: int = 1, num_classes: int = 4) -> list:
-    """``count`` valid specs drawn at random from the default space (seeded), ordered by FLOPs."""
-    import optuna
-
-    from nas_med.arch import InvalidSpec, check
-    from nas_med.arch.cost import spec_cost
-    from nas_med.space import load_space, sample
-
-    space = load_space("default")
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    out, seen = [], set()
-    while len(out) < count:
-        spec = sample(study.ask(), space, in_channels=in_channels, num_classes=num_classes, input_size=size)
-        try:
-            check(spec)
-        except InvalidSpec:
-            continue
-        if spec.summary() in seen:
-            continue
-        seen.add(spec.summary())
-        out.append((spec_cost(spec)["flops"], spec))
-    return [s for _, s in sorted(out, key=lambda fs: fs[0])]
+from _common import parser, result, setup, shared_data, temp_storage
 
 
 def spearman(a, b) -> float:
@@ -76,44 +32,128 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--busy", type=int, default=1, help="competing CPU-bound processes in the loaded condition")
-    args = ap.parse_args()
-    setup(args)
-    started = time.perf_counter()
+def bootstrap_interval(a, b, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the Spearman correlation over resampled pairs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a), np.asarray(b)
+    values = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(a), len(a))
+        if len(set(a[idx])) > 1 and len(set(b[idx])) > 1:
+            values.append(spearman(a[idx], b[idx]))
+    return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values else (float("nan"),) * 2
+
+
+def cpu_line() -> str:
+    from nas_med.precision import cpu_bf16_flags
+    from nas_med.search.reproducibility import cpu_name
+
+    flags = sorted(cpu_bf16_flags())
+    return f"CPU: {cpu_name()}" + (f" ({', '.join(flags)})" if flags else " (no bf16 units)")
+
+
+def reference_networks(count: int, seed: int, sizes: tuple[int, ...]):
+    """``count`` (spec, batch size, augment) drawn from the default and paper spaces, sizes in turn."""
+    import optuna
+
+    from nas_med.arch import InvalidSpec, check
+    from nas_med.space import load_space, sample
+
+    spaces = [load_space("default"), load_space("paper")]
+    studies = [optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed + k)) for k in range(2)]
+    out, seen = [], set()
+    while len(out) < count:
+        i = len(out)
+        size, k = sizes[i % len(sizes)], (i // len(sizes)) % 2
+        spec = sample(studies[k].ask(), spaces[k], in_channels=1, num_classes=4, input_size=size)
+        try:
+            check(spec)
+        except InvalidSpec:
+            continue
+        if (spec.summary(), size) in seen:
+            continue
+        seen.add((spec.summary(), size))
+        out.append((spec, (32, 64)[(i // 2) % 2], "light" if i % 3 == 2 else "none"))
+    return out
+
+
+def fit(args) -> None:
     import torch
 
-    from nas_med.arch import build
+    from nas_med.arch import build, spec_cost
     from nas_med.data import load_dataset
+    from nas_med.objectives.epoch_cost import FEATURES, EpochWork, fit_cost_model
     from nas_med.train import TrainConfig, train
 
-    count, size, epochs = (4, 16, 1) if args.quick else (10, 32, 3)
-    data = load_dataset("synthetic", size=size, seed=args.seed)
-    specs = candidates(count, size, args.seed, data.in_channels, data.num_classes)
-    cfg = TrainConfig(epochs=epochs, lr=1e-3, batch_size=32, device="cpu", seed=args.seed)
-    rows = {"idle": [], "loaded": []}
-    for i, spec in enumerate(specs):
-        for condition in ("idle", "loaded"):
-            torch.manual_seed(args.seed)
-            model = build(spec)
-            with busy(args.busy) if condition == "loaded" else contextlib.nullcontext():
-                r = train(model, data, cfg)
-            rows[condition].append((r.epoch_seconds, r.epoch_seconds_raw))
-        (ei, ri), (el, rl) = rows["idle"][-1], rows["loaded"][-1]
-        print(f"candidate {i}: {spec.summary()} ({r.precision})\n    epoch_seconds idle {ei:.4f} loaded {el:.4f}"
-              f" | raw idle {ri:.4f} loaded {rl:.4f}", flush=True)
-    est = [spearman([r[k] for r in rows["idle"]], [r[k] for r in rows["loaded"]]) for k in (0, 1)]
+    sizes = (16, 28) if args.quick else (16, 28, 64, 128)
+    count = 8 if args.quick else 48
+    datasets = {s: load_dataset("synthetic", size=s, seed=args.seed) for s in sizes}
+    samples = []
+    for i, (spec, batch, augment) in enumerate(reference_networks(count, 1000, sizes)):
+        data = datasets[spec.input_size]
+        torch.manual_seed(i)
+        r = train(build(spec), data, TrainConfig(epochs=1, batch_size=batch, device="cpu", seed=i, augment=augment))
+        images = data.train.images
+        work = EpochWork.of(spec_cost(spec), batch, len(images), images[0].numel(), augmented=augment != "none")
+        samples.append((work, r.epoch_seconds))
+        print(f"  {i:2d} {spec.input_size:3d} px b{batch} {augment:5s} {r.epoch_seconds:8.4f} s  {spec.summary()}",
+              flush=True)
+    model = fit_cost_model(samples, "fitted", cpu_line())
+    predicted = [model.epoch_seconds(w) for w, _ in samples]
+    measured = [s for _, s in samples]
+    rel = statistics.median(abs(p - m) / m for p, m in zip(predicted, measured))
+    rho = spearman(predicted, measured)
+    print("coefficients (seconds per unit, per step):")
+    for name, c in zip(FEATURES, model.coefficients):
+        print(f"  {name:17s} {c:.4g}")
+    print(f"coefficients=({', '.join(f'{c:.4g}' for c in model.coefficients)})")
+    result({"fit_spearman": round(rho, 4), "fit_median_rel_error": round(rel, 4)},
+           "goal in-sample; the evaluation run checks the model on a study", args.started)
 
-    def ratio(k: int) -> float:
-        import statistics
 
-        return statistics.median(lo[k] / id_[k] for lo, id_ in zip(rows["loaded"], rows["idle"], strict=True))
+def evaluate(args) -> None:
+    from nas_med.search import SearchConfig, search
+    from nas_med.search.records import EPOCH_SECONDS_MEASURED
+    from nas_med.select import completed
 
-    print(f"Spearman idle vs loaded: epoch_seconds {est[0]:+.3f}, raw median wall time {est[1]:+.3f}")
-    print(f"median loaded/idle: epoch_seconds {ratio(0):.3f}, raw {ratio(1):.3f} ({args.busy} busy process(es))")
-    result({"epoch_seconds_spearman": round(est[0], 4), "raw_spearman": round(est[1], 4),
-            "loaded_idle_ratio": round(ratio(0), 4)}, "goal epoch_seconds_spearman >= 0.9", started)
+    if args.quick:
+        runs = [("synthetic", None, 16, "tiny", 5, 1)]
+    else:
+        root = str(shared_data("breastmnist"))
+        runs = [("breastmnist", root, size, "default", 20, 2) for size in (28, 64)]
+    pooled_model, pooled_measured = [], []
+    for dataset, root, size, space, trials, epochs in runs:
+        with temp_storage() as url:
+            study = search(SearchConfig(dataset=dataset, data_root=root, size=size, space=space, trials=trials,
+                                        epochs=epochs, pruner="none", storage=url, seed=args.seed, device="cpu",
+                                        threads=args.threads, quiet=True, artifacts=False))
+            rows = [(t.values[2], t.user_attrs.get(EPOCH_SECONDS_MEASURED)) for t in completed(study)]
+        rows = [(m, s) for m, s in rows if s]
+        model, measured = [m for m, _ in rows], [s for _, s in rows]
+        rho, (lo, hi) = spearman(model, measured), bootstrap_interval(model, measured)
+        rel = statistics.median(abs(m - s) / s for m, s in rows)
+        print(f"{dataset} {size} px: {len(rows)} trials, Spearman {rho:+.3f} [95 % {lo:+.3f}, {hi:+.3f}], "
+              f"median relative error {rel:.3f}, measured {min(measured):.3f}-{max(measured):.3f} s", flush=True)
+        pooled_model += model
+        pooled_measured += measured
+    rho, (lo, hi) = spearman(pooled_model, pooled_measured), bootstrap_interval(pooled_model, pooled_measured)
+    rel = statistics.median(abs(m - s) / s for m, s in zip(pooled_model, pooled_measured))
+    print(f"pooled: {len(pooled_model)} trials, Spearman {rho:+.3f} [95 % {lo:+.3f}, {hi:+.3f}], median relative "
+          f"error {rel:.3f}")
+    result({"spearman": round(rho, 4), "spearman_low": round(lo, 4), "median_rel_error": round(rel, 4)},
+           "goal spearman >= 0.9 on an idle machine", args.started)
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--fit", action="store_true", help="time reference networks and fit the coefficients")
+    args = ap.parse_args()
+    args.started = time.perf_counter()
+    setup(args)
+    print(cpu_line(), flush=True)
+    fit(args) if args.fit else evaluate(args)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["UserError", "look_up", "read_text_limited"]
+import yaml
+
+__all__ = ["NumberLoader", "UserError", "disk_full", "look_up", "read_text_limited"]
 
 
 class UserError(ValueError):
@@ -32,3 +35,25 @@ def read_text_limited(path: Path, limit: int, what: str) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {what}: {getattr(exc, 'strerror', None) or exc}.") from None
+
+
+class NumberLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader reading ``1e-3`` (no dot: a string in YAML 1.1) as the float YAML 1.2 and the command
+    line read, so a number means the same in a search space, a recipe file and an option."""
+
+
+NumberLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def disk_full(exc: BaseException, what: str = "", note: str = "") -> UserError | None:
+    """A write that failed for want of space (a full disk, a quota, a file too large) as one UserError naming
+    ``what`` (e.g. "--out 'model'") and the file, ``note`` appended; None for any other error."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return None
+    where = f"'{exc.filename}'" if exc.filename else "a file"
+    target = f"cannot write {what}" if what else f"cannot write {where}"
+    detail = f" (while writing {where})" if what and exc.filename else ""
+    return UserError(f"{target}: {exc.strerror or 'no space left on device'}{detail}{note}.")

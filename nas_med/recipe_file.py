@@ -19,9 +19,10 @@ from pathlib import Path
 import optuna
 import yaml
 
-from .errors import UserError
+from .errors import UserError, read_text_limited
 from .recipe import FinalRecipe
 from .search import records
+from .space import SpaceLoader
 
 __all__ = ["SEARCH_KEYS", "RecipeFile", "read_recipe_file", "store_recipe"]
 
@@ -39,8 +40,8 @@ def read_recipe_file(path: str | Path) -> RecipeFile:
     if not p.is_file():
         raise UserError(f"recipe file '{path}' does not exist." if not p.exists() else f"'{path}' is not a file.")
     try:
-        data = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = yaml.load(read_text_limited(p, 1 << 20, f"recipe file '{path}'"), Loader=SpaceLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, RecursionError) as exc:
         raise UserError(f"recipe file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise UserError(f"recipe file '{path}': expected a mapping with 'search' and 'final', got {type(data).__name__}.")

@@ -22,7 +22,7 @@ from .arch.heads import HEADS
 from .arch.layers import ACTIVATIONS, KERNELS, NORMS
 from .arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
 from .augment import POLICIES
-from .errors import UserError, look_up, read_text_limited
+from .errors import NumberLoader, UserError, look_up, read_text_limited
 
 __all__ = ["ARCH_FIELDS", "SPACES_DIR", "TRAIN_FIELDS", "Field", "Space", "load_space", "parse_space", "sample",
            "sample_training", "space_names"]
@@ -235,7 +235,7 @@ def load_space(name_or_path: str | Path = "default") -> Space:
         raise UserError(f"search space file '{path}' does not exist.")
     text = read_text_limited(path, MAX_FILE_BYTES, f"search space file '{path}'")
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader that refuses aliases
+        data = yaml.load(text, Loader=SpaceLoader)  # noqa: S506 - a SafeLoader that refuses aliases
     except yaml.YAMLError as exc:
         raise UserError(f"search space file '{path}' is not valid YAML{_yaml_where(exc)}") from None
     except RecursionError:
@@ -243,7 +243,7 @@ def load_space(name_or_path: str | Path = "default") -> Space:
     return parse_space(data, path.name)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
+class SpaceLoader(NumberLoader):
     """SafeLoader that refuses aliases (``*name``: a few hundred bytes can expand to gigabytes) and deep nesting."""
 
     def compose_node(self, parent, index):

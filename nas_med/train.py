@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import augment_batch, check_policy
+from .data.preprocess import channel_stats
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics
@@ -112,9 +113,8 @@ class Normalizer:
     """uint8 (B, C, H, W) -> float, standardised with the training split's per-channel mean and std."""
 
     def __init__(self, train_images: torch.Tensor):
-        x = train_images.float() / 255
-        self.mean = x.mean(dim=(0, 2, 3)).tolist()
-        self.std = [max(s, 1e-3) for s in x.std(dim=(0, 2, 3)).tolist()]
+        self.mean, std = channel_stats(train_images)
+        self.std = [max(s, 1e-3) for s in std]
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,6 +188,9 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: 
             probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
     model.train(was_training)
     p = torch.cat(probs).cpu().numpy()
+    if not np.isfinite(p).all():  # a finite loss can hide them (inf logits); metrics of NaN mean nothing
+        raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {int((~np.isfinite(p)).any(1).sum())} "
+                             f"of {len(p)} images")
     metrics = all_metrics(task, split.labels.cpu().numpy(), p, 1 if positive is None else positive)
     metrics["loss"] = float(torch.stack(losses).sum().item() / max(1, len(split))) if losses else 0.0
     return metrics

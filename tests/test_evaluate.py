@@ -155,3 +155,16 @@ def test_bad_metadata_is_one_line_and_writes_nothing(model, tmp_path, isolated):
                                       str(tmp_path / "nokey.csv")])
     assert result.exit_code == 2 and "needs a column filename" in result.output
     assert not (folder / "evaluations").exists()
+
+
+def test_force_replaces_an_export_with_its_evaluations(tmp_path):
+    from nas_med.export.write import check_target
+
+    out = tmp_path / "model"
+    (out / "evaluations").mkdir(parents=True)
+    (out / "spec.json").write_text("{}")
+    (out / "evaluations" / "site-b-all.json").write_text("{}")
+    check_target(out, force=True)  # an export that was evaluated is still an export
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not an exported model folder"):
+        check_target(out, force=True)

@@ -236,8 +236,13 @@ def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_da
     monkeypatch.undo()
     target.mkdir(parents=True)
     (target / "old.txt").write_text("old")
+    with pytest.raises(UserError, match=r"is not an exported model folder \(it holds old.txt\); --force replaces"):
+        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
+                      calibration_folds=0)
+    (target / "old.txt").rename(target / "spec.json")  # an earlier export (of any content): replaced
+    (target / "README.md").write_text("old card")
     result = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
-                          calibration_folds=0)
+                      calibration_folds=0)
     assert result.path == target and sorted(p.name for p in target.iterdir()) == sorted(FILES)
     assert _leftovers(target.parent) == []
 

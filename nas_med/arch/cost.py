@@ -17,18 +17,20 @@ def count_params(model: nn.Module) -> int:
 
 def spec_cost(spec: ArchSpec) -> dict[str, int]:
     """``params`` (trainable), ``flops`` (one forward pass of one image; a multiply-add counts 2, as
-    ``torch.utils.flop_counter`` does) and ``activation_bytes`` (float32 bytes of the tensors that leaf modules
-    create in that pass; in-place results and views are not counted). Raises InvalidSpec for an unusable spec.
+    ``torch.utils.flop_counter`` does), ``activation_bytes`` (float32 bytes of the tensors that leaf modules
+    create in that pass; in-place results and views are not counted) and ``layers`` (leaf-module calls in that
+    pass: each one is a kernel launched forward and backward). Raises InvalidSpec for an unusable spec.
     """
     from .build import build
 
     with torch.device("meta"):
         model = build(spec).eval()
         x = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
-    created = 0
+    created = calls = 0
 
     def count(module: nn.Module, inputs: tuple, output) -> None:
-        nonlocal created
+        nonlocal created, calls
+        calls += 1
         outputs = output if isinstance(output, (tuple, list)) else (output,)
         for out in outputs:
             if isinstance(out, torch.Tensor) and out._base is None and not any(out is i for i in inputs):
@@ -41,4 +43,5 @@ def spec_cost(spec: ArchSpec) -> dict[str, int]:
     finally:
         for hook in hooks:
             hook.remove()
-    return {"params": count_params(model), "flops": int(flops.get_total_flops()), "activation_bytes": created}
+    return {"params": count_params(model), "flops": int(flops.get_total_flops()), "activation_bytes": created,
+            "layers": calls}

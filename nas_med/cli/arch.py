@@ -43,17 +43,15 @@ def _first_line(doc: str | None) -> str:
 
 
 def _load_spec(name_or_file: str, in_channels: int | None, classes: int | None, size: int | None):
-    from ..arch import ArchSpec, baseline_spec
+    from ..arch import baseline_spec
 
     path = Path(name_or_file)
     if path.suffix == ".json" or path.is_file():
+        from ..export.checks import read_spec_file
+
         if not path.is_file():
             raise UserError(f"spec file '{path}' does not exist.")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"spec file '{path}' cannot be read: {exc}") from None
-        return ArchSpec.from_json(text).with_io(in_channels, classes, size)
+        return read_spec_file(path).with_io(in_channels, classes, size)  # size, nesting and depth bounded
     return baseline_spec(name_or_file, in_channels or 3, classes or 5, size or 224)
 
 

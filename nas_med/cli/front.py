@@ -82,7 +82,9 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} of {len(cands)} completed candidates)")
 
     masks = any(t.user_attrs.get(records.MASK_ENERGY) is not None for t in front + baselines)
-    for col in ("", "trial", "AUC", "params", "FLOPs", "epoch s", "CAM quality", *(("mask energy",) if masks else ()),
+    measured = any(records.measured_epoch_seconds(t) is not None for t in front + baselines)
+    for col in ("", "trial", "AUC", "params", "FLOPs", "epoch s" + (" (model)" if measured else ""),
+                *(("measured s",) if measured else ()), "CAM quality", *(("mask energy",) if masks else ()),
                 "architecture"):
         if col == "architecture":
             table.add_column(col, overflow="fold")
@@ -103,8 +105,9 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
         auc = f"{value(t, 'auc'):.4f}" + (f" (cv {cv[t.number]:.4f})" if t.number in cv else "")
         table.add_row(mark, str(t.number), auc, f"{int(value(t, 'params')):,}",
                       "-" if flops is None else f"{flops / 1e6:.2f} M", f"{value(t, 'epoch_seconds'):.3f}",
+                      *((_three(records.measured_epoch_seconds(t)),) if measured else ()),
                       f"{value(t, 'cam_quality'):+.3f}",
-                      *((_energy(t.user_attrs.get(records.MASK_ENERGY)),) if masks else ()),
+                      *((_three(t.user_attrs.get(records.MASK_ENERGY)),) if masks else ()),
                       records.baseline_name(t) or records.summary(t))
     if choice is None:
         reason = "no completed candidate yet"
@@ -114,7 +117,7 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
     return table, reason
 
 
-def _energy(v) -> str:
+def _three(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
@@ -124,6 +127,11 @@ def print_front(study: optuna.Study, console: Console | None = None, **rule) -> 
     table, reason = front_table(study, **rule)
     print_wide(console, table)
     console.print(reason, soft_wrap=True)
+    from ..search.reproducibility import study_note
+
+    note = study_note(study)
+    if note:
+        console.print(note, soft_wrap=True, highlight=False, markup=False)
 
 
 def _fmt(entry: dict) -> str:

@@ -7,13 +7,14 @@ import click
 from rich.console import Console
 
 from ..search.config import PRUNERS, SAMPLERS, SearchConfig
-from .options import data_options, storage_option
+from .options import data_options, read_option, split_options, storage_option
 
 
 @click.command("search")
 @click.option("--dataset", default="synthetic", show_default=True,
               help="synthetic, a MedMNIST 2D name, radimagenet-msk or folder:PATH.")
 @data_options
+@split_options
 @click.option("--space", default="default", show_default=True, help="Search space: a shipped name or a YAML file.")
 @click.option("--trials", type=int, default=SearchConfig.trials, show_default=True, help="Trials to run this time (queued ones left by an interrupted run count).")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
@@ -34,10 +35,6 @@ from .options import data_options, storage_option
 @click.option("--positive", default=None, metavar="CLASS",
               help="Binary tasks: the class whose recall is the sensitivity (default: the class meaning disease, "
                    "e.g. malignant for breastmnist, pneumonia for pneumoniamnist; else class 1). Stored on the study.")
-@click.option("--duplicates", default="group", show_default=True, metavar="keep|group|drop",
-              help="Near-duplicate images (perceptual hash): group (folders: each group of copies in one split; "
-                   "fixed splits such as MedMNIST stay as published and the groups are reported), keep (report "
-                   "only), drop (fixed splits: val/test copies of earlier splits' images removed, counts stated).")
 @click.option("--class-weighting/--no-class-weighting", default=False, help="Weight the loss by class frequency.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (CPU threads are divided between them). 0: only create the study "
@@ -45,6 +42,16 @@ from .options import data_options, storage_option
 @click.option("--gpus", default=None, metavar="0,1,...",
               help="GPUs for local workers (CUDA_VISIBLE_DEVICES each): one worker per GPU, round-robin if "
                    "--workers is larger.")
+@click.option("--epoch-time", default=SearchConfig.epoch_time, show_default=True,
+              help="model: epoch_seconds from the cost model of a reference CPU (the same on any machine and load, "
+                   "so the study repeats); measured: this machine's measured time (does not repeat).")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads of every trial, fixed with the study (default: this machine's cores); the "
+                   "thread count changes float sums, so it is part of what makes a study repeat.")
+@click.option("--trial-batch", type=int, default=SearchConfig.trial_batch, show_default=True,
+              help="Trials proposed together, each from the finished trials of earlier batches only: any number "
+                   "of workers runs the same trials. 0: each trial is sampled when it starts (with several "
+                   "workers, timing then changes the study).")
 @click.option("--quiet", is_flag=True, help="One log line per trial instead of the live display.")
 @click.option("--recipe", "recipe_file", default=None, type=click.Path(dir_okay=False),
               help="A recipe file (studies/NAME.yaml): its search section fills the options not given here, its "
@@ -129,9 +136,12 @@ def _apply_recipe_file(kwargs: dict, path: str | None):
 
     recipe = read_recipe_file(path)
     ctx = click.get_current_context()
+    params = {p.name: p for p in ctx.command.params}
     for key, value in recipe.search.items():
         if ctx.get_parameter_source(key) in (ParameterSource.DEFAULT, None):
-            kwargs[key] = value
+            kwargs[key] = read_option(params[key], value, ctx, f"recipe file '{path}': search: {key}")
+    if kwargs.get("channels") is not None:
+        kwargs["channels"] = int(kwargs["channels"])
     return recipe
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -68,6 +69,8 @@ def sweep_command(**kwargs) -> None:
     kwargs["sizes"] = parse_sizes(kwargs["sizes"])
     kwargs["baselines"] = tuple(b.strip() for b in kwargs["baselines"].split(",") if b.strip())
     kwargs["channels"] = int(kwargs["channels"]) if kwargs["channels"] else None
+    if kwargs["data_root"] is not None:  # stored on every point's study: absolute, so it reads from anywhere
+        kwargs["data_root"] = str(Path(kwargs["data_root"]).expanduser().absolute())
     config = SweepConfig(**kwargs)
 
     def progress(point, trials: int):

@@ -16,7 +16,8 @@ from ..search import interrupts
 @click.option("--gpus", default=None, metavar="0,1,...",
               help="GPU(s) for this worker (CUDA_VISIBLE_DEVICES); several: one worker process per GPU.")
 @click.option("--device", default=None, help="Device for this worker (default: the study's).")
-@click.option("--threads", type=int, default=None, help="CPU threads for this worker.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for this worker (trials of a study that fixes its threads per trial use those).")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
 @click.option("--quiet", is_flag=True, help="No line per finished trial.")
 def worker(study_name: str, storage: str, gpus: str | None, device: str | None, threads: int | None,

@@ -53,6 +53,15 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
     check_fraction(fraction)
     check_mode(duplicates)
     check_size_channels(size, channels)
+    for what, value in (("--dataset", name), ("--data-root", data_root), ("--group-csv", group_csv)):
+        try:
+            str(value).encode("utf-8")  # a study stores it; a path that is not text cannot be stored or shown
+        except UnicodeEncodeError:
+            shown = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UserError(f"{what} '{shown}' is not UTF-8 text; rename the folder or file.") from None
+    if data_root is not None and not Path(data_root).expanduser().is_dir():  # never fall back to the cache silently
+        what = "is not a folder" if Path(data_root).expanduser().exists() else "does not exist"
+        raise UserError(f"--data-root '{data_root}' {what}.")
     if split_ratios is not None and not name.startswith(FOLDER_PREFIX):
         raise UserError(f"--split-ratios applies to folder: datasets only, not '{name}' (it has fixed splits).")
     if (group_regex or group_csv) and not name.startswith(FOLDER_PREFIX):

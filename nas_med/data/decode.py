@@ -48,6 +48,9 @@ def is_image_file(path: Path, suffixes: Sequence[str] | None = None) -> bool:
 def _scaled(values: np.ndarray) -> Image.Image:
     """A min-max scaled 8-bit grayscale (or RGB for (H, W, 3)) image from any numeric array."""
     values = values.astype(np.float32)
+    bad = int(values.size - np.isfinite(values).sum())
+    if bad:  # min-max scaling would turn them into arbitrary grey levels
+        raise ValueError(f"it holds {bad:,} non-finite pixel value(s) (NaN or infinity)")
     lo, hi = float(values.min()), float(values.max())
     scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
     return Image.fromarray(scaled.round().clip(0, 255).astype(np.uint8))

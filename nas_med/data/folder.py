@@ -36,6 +36,13 @@ def list_images(root: Path) -> tuple[list[str], list[Path], list[int]]:
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise UserError(f"image folder '{root}' has no class sub-folders (expected one sub-folder per class).")
+    for class_dir in class_dirs:  # the class names go into JSON, the model card and every report: text only
+        try:
+            class_dir.name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = class_dir.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UserError(f"class folder '{shown}' in '{root}' has a name that is not UTF-8 text; rename it "
+                            "(class names are written into the exported model's files).") from None
     suffixes = extensions()
     files: list[Path] = []
     labels: list[int] = []
@@ -77,10 +84,24 @@ def groups_from_csv(root: Path, files: list[Path], csv_path: str | Path) -> np.n
             if not {"filename", "group"} <= set(columns):
                 raise UserError(f"--group-csv '{csv_path}' must have the columns filename,group "
                                 f"(found: {','.join(columns) or 'none'}).")
-            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+            rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
     except OSError as exc:
         raise UserError(f"cannot read --group-csv '{csv_path}': {exc.strerror}.") from None
-    by_path = {r["filename"].replace("\\", "/").removeprefix("./"): r["group"] for r in rows}
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--group-csv '{csv_path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                        f"offset {exc.start}); save it as UTF-8 (file names on disk are matched as UTF-8).") from None
+    except csv.Error as exc:
+        raise UserError(f"--group-csv '{csv_path}' is not a valid CSV file: {exc}.") from None
+    by_path: dict[str, str] = {}
+    for row, line in rows:
+        rel, group = row["filename"].replace("\\", "/").removeprefix("./"), row["group"]
+        if not rel or not group:
+            raise UserError(f"--group-csv '{csv_path}' line {line}: {'an empty group' if rel else 'no filename'} "
+                            f"({'for ' + repr(rel) if rel else 'group ' + repr(group)}); every file needs one group.")
+        if by_path.get(rel, group) != group:
+            raise UserError(f"--group-csv '{csv_path}' puts '{rel}' in two groups, {by_path[rel]!r} and "
+                            f"{group!r} (line {line}); a file belongs to one patient.")
+        by_path[rel] = group
     by_name: dict[str, str | None] = {}
     for rel, group in by_path.items():
         name = rel.rsplit("/", 1)[-1]

@@ -1,4 +1,4 @@
-"""Resize to a fixed size and convert to a fixed channel count, on uint8 tensors."""
+"""Resize to a fixed size and convert to a fixed channel count, on uint8 tensors; their per-channel statistics."""
 from __future__ import annotations
 
 import torch
@@ -58,3 +58,20 @@ def prepare(dataset: Dataset, size: int | None = None, channels: int | None = No
     check_size_channels(size, channels)
     splits = {name: _prepare_split(s, size, channels) for name, s in dataset.splits.items()}
     return dataset.with_splits(**splits)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (sample) std of uint8 ``images`` (B, C, H, W) on the [0, 1] scale, from exact
+    256-bin counts: a float reduction over the images would depend on the thread count, and so would every
+    figure normalised with it."""
+    x = images.transpose(0, 1).reshape(images.shape[1], -1)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for channel in x:
+        counts = torch.bincount(channel, minlength=256).to(torch.float64)
+        n = float(counts.sum())
+        mean = float((counts * values).sum() / n)
+        var = float((counts * (values - mean) ** 2).sum() / max(n - 1, 1))
+        means.append(float(torch.tensor(mean, dtype=torch.float32)))
+        stds.append(float(torch.tensor(var ** 0.5, dtype=torch.float32)))
+    return means, stds

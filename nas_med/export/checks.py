@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import UserError, read_text_limited
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_PARAMS", "check_folder", "check_operating_point", "check_preprocessing",
-           "check_weights", "read_json", "spec_shapes"]
+           "check_state", "check_weights", "read_json", "read_spec_file", "spec_shapes"]
 
 MAX_JSON_BYTES = 1 << 20  # spec.json and preprocessing.json are a few kilobytes
 MAX_JSON_DEPTH = 32  # a spec nests 4 levels deep
@@ -67,18 +67,24 @@ def read_json(path: Path, what: str | None = None) -> Any:
 
 def read_spec(folder: Path):
     """The ArchSpec of ``folder/spec.json``."""
+    return read_spec_file(folder / "spec.json")
+
+
+def read_spec_file(path: Path):
+    """The ArchSpec of a spec file (``spec.json``, ``arch show --json``), its size, nesting and stated sizes
+    bounded before anything is built; UserError naming the file otherwise."""
     from ..arch.spec import ArchSpec
 
-    data = read_json(folder / "spec.json")
+    data = read_json(path)
     if isinstance(data, dict):  # an ensemble's count and average sit beside the member's spec (read_ensemble)
         data = {k: v for k, v in data.items() if k not in ENSEMBLE_KEYS}
     try:
         spec = ArchSpec.from_dict(data)
     except UserError as exc:
-        raise UserError(f"'{folder / 'spec.json'}': {exc}") from None
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise UserError(f"'{folder / 'spec.json'}' is not a valid nas-med spec: {exc}") from None
-    _bound_spec(spec, str(folder / "spec.json"))
+        raise UserError(f"'{path}': {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        raise UserError(f"'{path}' is not a valid nas-med spec: {str(exc)[:200]}") from None
+    _bound_spec(spec, str(path))
     return spec
 
 
@@ -184,6 +190,10 @@ def check_preprocessing(pre: Any, spec, where: str) -> dict:
                         f"outputs; the files do not belong together.")
     if pre.get("task") not in TASKS:
         raise UserError(f"'{where}': 'task' must be one of {', '.join(TASKS)}, got {str(pre.get('task'))[:80]}.")
+    activation = "sigmoid" if pre["task"] == "multilabel" else "softmax"
+    if pre.get("activation", activation) != activation:
+        raise UserError(f"'{where}' says activation {str(pre.get('activation'))[:80]} but its task {pre['task']} "
+                        f"needs {activation}.")
     return pre
 
 
@@ -196,8 +206,19 @@ def check_operating_point(op: Any, pre: dict, where: str) -> dict:
     into the class names, the same name, and a threshold in [0, 1]."""
     if not isinstance(op, dict):
         raise UserError(f"'{where}' must be a JSON object, got {type(op).__name__}.")
-    if not _finite(op.get("temperature")) or op["temperature"] <= 0:
-        raise UserError(f"'{where}': 'temperature' must be a positive number, got {str(op.get('temperature'))[:80]}.")
+    t = op.get("temperature")
+    if not _finite(t) or not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:  # calibration fits T in this range only
+        raise UserError(f"'{where}': 'temperature' must be a number from {MIN_TEMPERATURE:g} to "
+                        f"{MAX_TEMPERATURE:g}, got {str(t)[:80]}.")
+    for key in ("task", "class_names"):  # each file states them; a pair from two exports disagrees
+        if key in op and op[key] != pre.get(key):
+            raise UserError(f"'{where}' says {key} {str(op[key])[:80]} but preprocessing.json says "
+                            f"{str(pre.get(key))[:80]}; the files do not belong together.")
+    activation = "sigmoid" if pre.get("task") == "multilabel" else "softmax"
+    stated = op.get("probabilities")
+    if isinstance(stated, str) and not stated.startswith(activation):
+        raise UserError(f"'{where}' computes probabilities as {stated[:80]!r} but preprocessing.json's task "
+                        f"{pre.get('task')} needs {activation}; the files do not belong together.")
     index, names = op.get("positive_index"), pre.get("class_names") or []
     if index is not None:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(names) or len(names) != 2:
@@ -216,6 +237,24 @@ def check_operating_point(op: Any, pre: dict, where: str) -> dict:
                 or not 0 < level < 1):
             raise UserError(f"'{where}': 'conformal' must hold a list of finite 'scores' and a 'coverage' in (0, 1).")
     return op
+
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
+
+
+def check_state(state: dict, path: Path) -> None:
+    """Weight values that give a number for every input: every tensor finite, every BatchNorm running variance
+    at least 0 (a NaN weight, say, turns every prediction into the same class)."""
+    import torch
+
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise UserError(f"the weights '{path}' hold {bad} non-finite value(s) (NaN or infinity) in '{name}'; "
+                            "this model cannot give a prediction.")
+        if name.endswith("running_var") and bool((tensor < 0).any()):
+            raise UserError(f"the weights '{path}' hold a negative BatchNorm variance in '{name}' "
+                            f"(min {float(tensor.min()):g}); this model cannot give a prediction.")
 
 
 def check_weights(path: Path, expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
@@ -277,7 +316,12 @@ def check_folder(folder: Path):
     k, _ = read_ensemble(folder)
     expected = ensemble_shapes(spec_shapes(spec, str(folder / "spec.json")), k, spec.in_channels)
     if (folder / "preprocessing.json").is_file():
-        check_preprocessing(read_json(folder / "preprocessing.json"), spec, str(folder / "preprocessing.json"))
+        pre = check_preprocessing(read_json(folder / "preprocessing.json"), spec, str(folder / "preprocessing.json"))
+        average = read_ensemble(folder)[1]
+        if k > 1 and "activation" in pre and average != pre["activation"]:
+            raise UserError(f"'{folder / 'spec.json'}' averages its members' {average} outputs but "
+                            f"preprocessing.json's task {pre['task']} needs {pre['activation']}; the files do not "
+                            "belong together.")
     if (folder / "model.safetensors").is_file():
         check_weights(folder / "model.safetensors", expected)
     if (folder / "operating_point.json").is_file() and (folder / "preprocessing.json").is_file():

@@ -26,13 +26,12 @@ from ..conformal import prediction_sets, quantile
 from ..data.types import Dataset, Split
 from ..errors import UserError
 from .checks import read_json
-from .load import _load, read_operating_point, read_preprocessing
+from .load import EVALUATIONS, _load, read_operating_point, read_preprocessing
 from .operating import _logits
 from .subgroups import MIN_IMAGES, MIN_PER_CLASS, metrics_with_ci, read_metadata, subgroup_rows
 
 __all__ = ["EVALUATIONS", "SPLITS", "Evaluation", "evaluate", "match_classes"]
 
-EVALUATIONS = "evaluations"
 SPLITS = ("test", "val", "train", "all")
 SECTION = "## External evaluations"
 MARKER = "<!-- nas-med evaluations: rebuilt by `nas-med evaluate` from evaluations/*.json -->"

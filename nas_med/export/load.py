@@ -5,6 +5,7 @@ Every model input is normalised float (B, C, H, W): ``(uint8 / 255 - mean) / std
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Sequence
 
@@ -14,14 +15,16 @@ from torch import nn
 
 from ..arch import ArchSpec, build, cam_target_layer
 from ..errors import UserError
-from .checks import check_folder, check_operating_point, read_ensemble, read_json
+from .checks import check_folder, check_operating_point, check_state, read_ensemble, read_json
 
-__all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
+__all__ = ["EVALUATIONS", "FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
            "read_operating_point", "read_preprocessing", "read_spec"]
 
 FILES = ("spec.json", "model.safetensors", "model.torchscript.pt", "model.onnx", "preprocessing.json", "README.md",
          "cam_grid.png", "metrics.json", "operating_point.json", "reliability.png", "data_hashes.json")
+EVALUATIONS = "evaluations"  # the sub-folder ``nas-med evaluate`` writes its records into (export.evaluate)
 PARITY_TOLERANCE = 1e-4
+PREDICT_BATCH = 64  # images per forward pass of ``predict_images``
 ONNX_OPSET = 17
 
 
@@ -59,6 +62,7 @@ def _load(path: str | Path) -> tuple[nn.Module, ArchSpec]:
         state = load_file(str(folder / "model.safetensors"), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise UserError(f"cannot read the weights in '{folder / 'model.safetensors'}': {exc}") from None
+    check_state(state, folder / "model.safetensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(f"the weights in '{folder}' do not fit spec.json (missing: {missing[:3]}, "
@@ -86,8 +90,6 @@ def normalise(images: torch.Tensor, pre: dict) -> torch.Tensor:
 def _read(path: Path, size: int, channels: int) -> np.ndarray:
     from ..data.decode import read_image
 
-    if not path.is_file():
-        raise UserError(f"image '{path}' does not exist." if not path.exists() else f"image '{path}' is not a file.")
     try:
         return read_image(path, size, channels)
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for a file it cannot decode
@@ -135,57 +137,97 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     if not images:
         raise UserError("give at least one image file.")
     paths = [Path(p) for p in images]
-    pixels = torch.from_numpy(np.stack([_read(p, pre["input_size"], pre["channels"]) for p in paths]))
-    x = normalise(pixels, pre)
-    with torch.no_grad():
-        logits = model(x).float()
+    for p in paths:  # every file is checked before the first one is predicted
+        if not p.is_file():
+            raise UserError(f"image '{p}' does not exist." if not p.exists() else f"image '{p}' is not a file.")
     multilabel = pre["task"] == "multilabel"
-    z = logits.double() / float(op.get("temperature") or 1.0)  # the same arithmetic as the export's figures
-    probs = (torch.sigmoid(z) if multilabel else torch.softmax(z, 1)).numpy()
     classes = pre["class_names"]
-    if positive is not None and threshold is not None:
-        chosen = np.where(probs[:, positive] >= threshold, positive, 1 - positive)
-    else:
-        chosen = probs.argmax(1)
-    sets, level = None, None
-    if conformal:
-        level = float(conformal["coverage"]) if coverage is None else coverage
-        sets = prediction_sets(probs, quantile(np.asarray(conformal["scores"]), level))
-    cams: list[str | None] = [None] * len(paths)
-    if cam_out is not None:
-        cams = _write_cams(model, x, pixels, [int(c) for c in chosen], paths, Path(cam_out), cam_method,
-                           cam_target_layer(model, spec))
+    level = None if not conformal else float(conformal["coverage"]) if coverage is None else coverage
+    qhat = None if not conformal else quantile(np.asarray(conformal["scores"]), level)
+    cams = _CamWriter(model, cam_target_layer(model, spec), Path(cam_out), cam_method) if cam_out else None
     out = []
-    for i, p in enumerate(paths):
-        row = probs[i].tolist()
-        pred = [c for c, v in zip(classes, row) if v >= 0.5] if multilabel else classes[int(chosen[i])]
-        entry = {"image": str(p), "probabilities": dict(zip(classes, row)), "prediction": pred, "cam": cams[i]}
-        if positive is not None:
-            entry.update(positive_class=classes[positive], threshold=threshold)
-        if sets is not None:
-            entry.update(prediction_set=[c for c, inside in zip(classes, sets[i]) if inside], coverage=level)
-        out.append(entry)
+    with cams if cams is not None else contextlib.nullcontext():
+        for start in range(0, len(paths), PREDICT_BATCH):  # bounded memory whatever the number of images
+            batch = paths[start:start + PREDICT_BATCH]
+            pixels = torch.from_numpy(np.stack([_read(p, pre["input_size"], pre["channels"]) for p in batch]))
+            x = normalise(pixels, pre)
+            with torch.no_grad():
+                logits = model(x).float()
+            z = logits.double() / float(op.get("temperature") or 1.0)  # the same arithmetic as the export's figures
+            probs = (torch.sigmoid(z) if multilabel else torch.softmax(z, 1)).numpy()
+            finite = np.isfinite(probs).all(1)
+            if not finite.all():
+                bad = batch[int(np.flatnonzero(~finite)[0])]
+                raise UserError(f"the model in '{path}' gives non-finite outputs (NaN or infinity) for image "
+                                f"'{bad}'; no class is given for it.")
+            if positive is not None and threshold is not None:
+                chosen = np.where(probs[:, positive] >= threshold, positive, 1 - positive)
+            else:
+                chosen = probs.argmax(1)
+            sets = None if qhat is None else prediction_sets(probs, qhat)
+            written = cams.write(x, pixels, [int(c) for c in chosen], batch) if cams is not None else \
+                [None] * len(batch)
+            for i, p in enumerate(batch):
+                row = probs[i].tolist()
+                pred = [c for c, v in zip(classes, row) if v >= 0.5] if multilabel else classes[int(chosen[i])]
+                entry = {"image": str(p), "probabilities": dict(zip(classes, row)), "prediction": pred,
+                         "cam": written[i]}
+                if positive is not None:
+                    entry.update(positive_class=classes[positive], threshold=threshold)
+                if sets is not None:
+                    entry.update(prediction_set=[c for c, inside in zip(classes, sets[i]) if inside], coverage=level)
+                out.append(entry)
     return out
 
 
-def _write_cams(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor, targets: list[int], paths: list[Path],
-                out: Path, method: str, layer: nn.Module | None) -> list[str]:
-    from PIL import Image
+class _CamWriter:
+    """CAM overlays written into ``out`` batch by batch; on any failure (a full disk, a bad image later on)
+    every overlay written so far is removed again, and the folder too when this run made it."""
 
-    from ..objectives.cam import compute_cams
-    from ..objectives.overlay import cam_overlay
+    def __init__(self, model: nn.Module, layer: nn.Module | None, out: Path, method: str):
+        self.model, self.layer, self.out, self.method = model, layer, out, method
+        self.written: list[Path] = []
+        self.used: set[str] = set()
+        self.made: list[Path] = []
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create --cam-out '{out}': {exc.strerror or exc}.") from None
-    cams = compute_cams(model, x, targets, method, layer=layer)
-    written, used = [], set()
-    for i, (p, cam) in enumerate(zip(paths, cams)):
-        name = f"{p.stem}.cam.png" if p.stem not in used else f"{p.stem}-{i}.cam.png"
-        used.add(p.stem)
-        img = Image.fromarray(cam_overlay(pixels[i].numpy(), cam))
-        factor = max(1, 224 // max(img.size))
-        img.resize((img.width * factor, img.height * factor), Image.NEAREST).save(out / name)
-        written.append(str(out / name))
-    return written
+    def __enter__(self) -> _CamWriter:
+        missing = [p for p in (self.out, *self.out.parents) if not p.exists()]
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create --cam-out '{self.out}': {exc.strerror or exc}.") from None
+        self.made = missing  # deepest first
+        return self
+
+    def write(self, x: torch.Tensor, pixels: torch.Tensor, targets: list[int], paths: list[Path]) -> list[str]:
+        from PIL import Image
+
+        from ..objectives.cam import compute_cams
+        from ..objectives.overlay import cam_overlay
+
+        cams = compute_cams(self.model, x, targets, self.method, layer=self.layer)
+        names = []
+        for i, (p, cam) in enumerate(zip(paths, cams)):
+            name = f"{p.stem}.cam.png" if p.stem not in self.used else f"{p.stem}-{len(self.written)}.cam.png"
+            self.used.add(p.stem)
+            img = Image.fromarray(cam_overlay(pixels[i].numpy(), cam))
+            factor = max(1, 224 // max(img.size))
+            target = self.out / name
+            self.written.append(target)
+            try:
+                img.resize((img.width * factor, img.height * factor), Image.NEAREST).save(target, format="PNG")
+            except OSError as exc:
+                raise UserError(f"cannot write the CAM overlay '{target}': {exc.strerror or exc}.") from None
+            names.append(str(target))
+        return names
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            return
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break

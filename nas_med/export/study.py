@@ -12,7 +12,7 @@ import optuna
 from ..conformal import DEFAULT_COVERAGE, check_coverage
 from ..crossfit import calibration_folds_for, check_calibration_folds, out_of_fold
 from ..data.types import Dataset
-from ..errors import UserError
+from ..errors import UserError, disk_full
 from ..final import study_recipe
 from ..progress import emit
 from ..recipe import apply_recipe
@@ -40,12 +40,25 @@ class ExportResult:
     cam_quality: float
 
 
+def _epoch_rows(study: optuna.Study, t) -> dict:
+    """The objective's epoch seconds (modelled or measured) and, where modelled, the measured ones beside it;
+    the study's reproducibility record."""
+    from ..search.reproducibility import study_note
+
+    device, measured = t.user_attrs.get(records.DEVICE, "?"), records.measured_epoch_seconds(t)
+    if measured is None:
+        return {f"epoch seconds ({device})": f"{value(t, 'epoch_seconds'):.3f}"}
+    note = study_note(study)
+    return {"epoch seconds (cost model, the search's objective)": f"{value(t, 'epoch_seconds'):.3f}",
+            f"epoch seconds measured ({device})": f"{measured:.3f}", **({"search record": note} if note else {})}
+
+
 def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
     cfg = stored_config(study)
     t = choice.trial
     objectives = {"validation AUC": f"{value(t, 'auc'):.4f}", "parameters": f"{int(value(t, 'params')):,}",
                   "FLOPs": "-" if records.flops(t) is None else f"{records.flops(t):,}",
-                  f"epoch seconds ({t.user_attrs.get(records.DEVICE, '?')})": f"{value(t, 'epoch_seconds'):.3f}",
+                  **_epoch_rows(study, t),
                   f"CAM quality ({cfg.get('cam_method', 'gradcam')}, ROAD, {cfg.get('cam_images')} val images)":
                       f"{value(t, 'cam_quality'):+.3f}"}
     if t.user_attrs.get(records.MASK_ENERGY) is not None:  # datasets with lesion masks
@@ -124,9 +137,12 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                                            coverage=coverage, subgroups=subgroups)
         check_target(out, force)  # the target may have changed while training
         publish(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_empty(created)
+        full = disk_full(exc, f"--out '{out}'", "; nothing was written (the partial folder was removed)")
+        if full is not None:
+            raise full from None
         raise
     log.info("exported trial %d to %s", choice.trial.number, out)
     report.model = None

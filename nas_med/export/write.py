@@ -3,6 +3,7 @@ preprocessing, the CAM grid, the metrics and the model card, then published atom
 beside the target, renamed into place)."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from ..retrain import TestReport
 from ..search.records import json_safe
 from .card import model_card
 from .checks import clean_stale_partials, partial_prefix
-from .load import ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
+from .load import EVALUATIONS, FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
 
 __all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
 
@@ -31,7 +32,9 @@ def _save_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the TorchScript format
         traced = torch.jit.trace(model, example)
-        torch.jit.save(traced, str(path))
+        buffer = io.BytesIO()  # torch's own file writer aborts the process on a full disk: Python writes the file
+        torch.jit.save(traced, buffer)
+    path.write_bytes(buffer.getvalue())
 
 
 def _save_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -39,10 +42,12 @@ def _save_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"],
+        buffer = io.BytesIO()  # (written by Python below: a full disk is then an OSError naming the file)
+        torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                           opset_version=ONNX_OPSET)
-    onnx.checker.check_model(onnx.load(str(path)))
+    onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))
+    path.write_bytes(buffer.getvalue())
 
 
 def check_parity(folder: Path, model: nn.Module | None = None, batch: int = 3, seed: int = 0) -> dict[str, float]:
@@ -113,7 +118,7 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     (``calibration.HeldOut``) is what temperature, threshold and prediction sets are fitted on (default: the
     validation split), ``coverage`` the prediction sets' (default 0.9); ``subgroups`` ({attribute: value per test
     image}, ``subgroups.read_metadata``) adds figures per subgroup of the test split."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from .._version import __version__
 
@@ -124,7 +129,7 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
     (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), **ensemble_keys(model)}, indent=2) + "\n",
                                       encoding="utf-8")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "nas_med": __version__})
+    (folder / "model.safetensors").write_bytes(save(state, metadata={"format": "pt", "nas_med": __version__}))
     os.chmod(folder / "model.safetensors", 0o644)
     example = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
     _save_torchscript(model, example, folder / "model.torchscript.pt")
@@ -173,8 +178,17 @@ def _nearest_existing(path: Path) -> Path:
 def check_target(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{out}' exists and is not a folder.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"--out '{out}' exists and is not empty; use --force to replace it.")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise UserError(f"--out '{out}' exists and is not empty; use --force to replace it.")
+        foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                         if (p.name not in FILES or not p.is_file() or p.is_symlink())
+                         and not (p.name == EVALUATIONS and p.is_dir() and not p.is_symlink()))
+        if foreign or not (out / "spec.json").is_file():
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            held = f"it holds {shown}" if foreign else "no spec.json"
+            raise UserError(f"--out '{out}' is not an exported model folder ({held}); --force replaces only an "
+                            "export, so nothing was deleted. Choose another --out or empty it yourself.")
     base = _nearest_existing(out.absolute().parent)
     if not base.is_dir():
         raise UserError(f"cannot write --out '{out}': '{base}' is not a folder.")

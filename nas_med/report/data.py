@@ -35,6 +35,7 @@ class ReportData:
     hv_values: list[float] = field(default_factory=list)
     cam_grids: dict[int, bytes] = field(default_factory=dict)
     confirmed: dict[int, float] | None = None  # cross-validated AUCs from `nas-med confirm`
+    reproducibility: str | None = None  # search.reproducibility.study_note: what epoch s means, what numbers rest on
 
     @property
     def trials(self) -> list[FrozenTrial]:
@@ -91,6 +92,9 @@ def collect(study: optuna.Study, artifact_dir: Path | None, auc_tolerance: float
     from ..select import confirmed_aucs
 
     data.confirmed = confirmed_aucs(study)
+    from ..search.reproducibility import study_note
+
+    data.reproducibility = study_note(study)
     if artifact_dir is not None:
         shown = ([choice.trial] if choice else []) + baselines
         for t in shown:

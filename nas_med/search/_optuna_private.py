@@ -8,7 +8,7 @@ from __future__ import annotations
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 
-__all__ = ["OPTIMIZE_LOGGER", "compute_hypervolume", "heartbeat_enabled", "rdb_backend", "record_heartbeat",
+__all__ = ["OPTIMIZE_LOGGER", "HistoryView", "compute_hypervolume", "heartbeat_enabled", "rdb_backend", "record_heartbeat",
            "set_user_attrs_in_one_commit", "storage_of", "trial_id", "trials_with_heartbeat"]
 
 # The logger Optuna's optimize loop reports failed trials on (we shorten its messages to one line).
@@ -79,3 +79,27 @@ def compute_hypervolume(points, reference) -> float:
     from optuna._hypervolume import compute_hypervolume as wfg
 
     return float(wfg(points, reference, assume_pareto=True))
+
+
+class HistoryView:
+    """A study as a sampler or pruner sees it, limited to ``trials`` (in that order): everything else is the real
+    study. Samplers and pruners read a study's trials through ``Study._get_trials`` (private) or ``get_trials``
+    and offer no public way to sample or prune from a fixed history, which a reproducible search needs: the
+    trials of earlier batches only, whatever has finished meanwhile on other workers."""
+
+    def __init__(self, study: optuna.Study, trials: list[optuna.trial.FrozenTrial]):
+        self._study = study
+        self._history = list(trials)
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list:
+        return [t for t in self._history if states is None or t.state in states]
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list:
+        return self._get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list:
+        return self._get_trials()
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)

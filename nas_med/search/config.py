@@ -1,6 +1,7 @@
 """``SearchConfig``: everything that defines a study; its resolved form is stored on the study."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 
@@ -16,9 +17,11 @@ DIRECTIONS = ("maximize", "minimize", "minimize", "maximize")
 # at a 2x2 map with grad-cam's thresholds) cannot be resumed, its values would not compare
 CAM_SCORE = "gradcam4-road-morf-top5-top2"
 OLD_CAM_SCORE = "road-combined-30-70"
+EPOCH_COST_MODEL = "epoch_cost_model"  # key of the stored cost model (objectives.epoch_cost.CostModel.to_dict())
+EPOCH_TIMES = ("model", "measured")  # epoch_seconds from the cost model (repeats exactly) or measured (does not)
 # settings that make two runs of one study incomparable; the rest (trials, timeout, device, ...) may change
 IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",
-                 "class_weighting")
+                 "class_weighting", "split_ratios", "group_regex", "group_csv")
 
 
 @dataclass
@@ -27,6 +30,9 @@ class SearchConfig:
 
     dataset: str = "synthetic"
     data_root: str | None = None
+    split_ratios: tuple[float, float, float] | None = None  # folder: datasets (data.folder)
+    group_regex: str | None = None
+    group_csv: str | None = None
     fraction: float = 1.0
     size: int | None = None
     channels: int | None = None
@@ -48,6 +54,10 @@ class SearchConfig:
     positive: str | None = None            # binary tasks: the class whose recall is the sensitivity (None: default)
     duplicates: str = "group"              # data.duplicates: keep|group|drop (a study stored without it: keep)
     workers: int = 1
+    # reproducibility (search.reproducibility): fixed when the study is created, read back by workers and resumes
+    epoch_time: str = "model"      # EPOCH_TIMES
+    threads: int | None = None     # torch CPU threads of every trial (None: this machine's cores, when created)
+    trial_batch: int = 4           # trials sampled together from the trials of earlier batches (0: as each starts)
     quiet: bool = False
     artifacts: bool = True
     extra: dict = field(default_factory=dict)
@@ -64,6 +74,11 @@ class SearchConfig:
             raise UserError(f"--fraction must be in (0, 1], got {self.fraction}.")
         if self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}.")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            raise UserError(f"--threads must be between 1 and 4096, got {self.threads}.")
+        if not 0 <= self.trial_batch <= 10_000:
+            raise UserError(f"--trial-batch must be between 0 and 10000, got {self.trial_batch}.")
+        look_up(self.epoch_time, EPOCH_TIMES, "epoch time")
         if self.cam_images < 2:
             raise UserError(f"--cam-images must be at least 2, got {self.cam_images}.")
         from ..data.duplicates import check_mode
@@ -82,9 +97,19 @@ class SearchConfig:
 
             for name in self.baselines:
                 look_up(name, BASELINES, "baseline")
-        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9_.:+-]{1,200}", self.study):
-            raise UserError(f"--study '{self.study}' may hold only letters, digits and _.:+- characters.")
+        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,199}", str(self.study)):
+            shown = str(self.study) if len(str(self.study)) <= 60 else f"{str(self.study)[:40]}... ({len(self.study)} characters)"
+            raise UserError(f"--study {shown!r} may hold only letters, digits and _.:+- characters, starting with a "
+                            f"letter or digit, at most 200.")
+        if not 0 <= self.seed < 2**32 or (self.timeout is not None and not math.isfinite(self.timeout)):
+            raise UserError(f"--seed must be in [0, 2**32) and --timeout finite, got {self.seed} and {self.timeout}.")
         return self
+
+    def splitting(self) -> dict:
+        """How a dataset is split (folder ratios and groups, near-duplicates), as ``data.load_dataset`` takes it."""
+        ratios = None if self.split_ratios is None else tuple(float(r) for r in self.split_ratios)
+        return {"split_ratios": ratios, "group_regex": self.group_regex, "group_csv": self.group_csv,
+                "duplicates": self.duplicates}
 
     def study_name(self) -> str:
         """The given name, or one derived from dataset, size and fraction."""
@@ -105,10 +130,15 @@ class SearchConfig:
 
         data = {k: v for k, v in asdict(self).items() if k not in ("quiet", "workers", "extra")}
         data["baselines"] = list(self.baselines)
+        data["split_ratios"] = None if self.split_ratios is None else [float(r) for r in self.split_ratios]
         data.update(cam_score=CAM_SCORE, space_definition=space_dict, dataset_info=dataset_info,
                     versions={"nas_med": __version__, "optuna": optuna.__version__, "torch": torch.__version__})
         if data_fingerprint is not None:
             data["data_fingerprint"] = data_fingerprint
+        if self.epoch_time == "model":
+            from ..objectives.epoch_cost import REFERENCE_CPU
+
+            data[EPOCH_COST_MODEL] = REFERENCE_CPU.to_dict()
         return data
 
     @classmethod
@@ -117,8 +147,21 @@ class SearchConfig:
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["baselines"] = tuple(kwargs.get("baselines", ()))
-        kwargs.setdefault("duplicates", "keep")  # made before near-duplicate groups: its splits ignored them
+        # a study made before these settings existed measured its epoch times and sampled each trial as it started,
+        # and split its data without near-duplicate groups
+        kwargs.setdefault("epoch_time", "measured")
+        kwargs.setdefault("trial_batch", 0)
+        kwargs.setdefault("duplicates", "keep")
         return cls(**kwargs)
+
+
+def stored_cost_model(stored: dict):
+    """The epoch-time cost model a study scores with (``objectives.epoch_cost.CostModel``), None if it measures."""
+    if stored.get("epoch_time", "measured") != "model":
+        return None
+    from ..objectives.epoch_cost import CostModel
+
+    return CostModel.from_dict(stored[EPOCH_COST_MODEL])
 
 
 def differences(stored: dict, new: dict) -> list[str]:

@@ -14,12 +14,14 @@ from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check, count_
 from ..arch.memory import MemoryTooLarge, check_fits
 from ..data.types import Dataset
 from ..objectives.cam import CamResult, evaluate_cams
+from ..objectives.epoch_cost import CostModel, EpochWork
 from ..precision import resolve_precision
 from ..progress import emit
 from ..space import Space, sample, sample_training
 from ..train import Normalizer, TrainConfig, TrainingFailed, pick_device, train
 from . import interrupts, records
 from .artifacts import note_of, save_trial_note, trial_note, upload_cam_grid, upload_learning_curves
+from .batches import batch_start, before
 from .config import SearchConfig
 from .pruning import ShadowPruning
 from .storage import set_user_attrs
@@ -34,12 +36,14 @@ def cam_subset(data: Dataset, n: int, seed: int) -> torch.Tensor:
 
 
 class TrialObjective:
-    """Callable for ``study.optimize``: returns (auc, params, epoch_seconds, cam_quality)."""
+    """Callable for ``study.optimize``: returns (auc, params, epoch_seconds, cam_quality). ``epoch_seconds`` is
+    ``cost_model``'s (the same on every machine and load); without one (studies from before), the measured time."""
 
     def __init__(self, config: SearchConfig, data: Dataset, space: Space, shadow: optuna.Study | None,
-                 artifact_dir: Path | None):
+                 artifact_dir: Path | None, cost_model: CostModel | None = None):
         self.config, self.data, self.space, self.shadow = config, data, space, shadow
         self.artifact_dir = artifact_dir
+        self.cost_model = cost_model
         self.normalize = Normalizer(data.train.images)
         self.cam_index = cam_subset(data, config.cam_images, config.seed)
 
@@ -66,16 +70,21 @@ class TrialObjective:
         if spec.input_size != self.data.size:
             return self._stop(trial, attrs, f"input size {spec.input_size} differs from the data's "
                                             f"{self.data.size} px", pruned=True)
+        slot = trial.user_attrs.get(records.SLOT)  # a re-queued trial keeps its slot, and so its seed
         cfg = TrainConfig(epochs=self.config.epochs, lr=settings["lr"], batch_size=int(settings["batch_size"]),
                           weight_decay=settings["weight_decay"], class_weighting=self.config.class_weighting,
                           device=self.config.device, precision=self.config.precision,
-                          seed=self.config.seed + trial.number, augment=settings.get("augment", "none"))
+                          seed=self.config.seed + (trial.number if slot is None else int(slot)),
+                          augment=settings.get("augment", "none"))
         cost = _cost(spec, trial.number)
+        if self.cost_model is not None:
+            attrs[records.EPOCH_SECONDS_MODEL] = self._modelled_seconds(trial, cost, cfg, attrs)
         model = self._build(trial, spec, cfg, cost, attrs)
         attrs.update({records.TRAIN_CONFIG: cfg.to_dict(), records.PARAMS: count_params(model),
-                      **{k: cost[k] for k in (records.FLOPS, records.ACTIVATION_BYTES) if k in cost}})
+                      **{k: cost[k] for k in (records.FLOPS, records.ACTIVATION_BYTES, records.LAYERS) if k in cost}})
         attrs[records.PRECISION] = resolve_precision(cfg.precision, pick_device(cfg.device)).name
-        pruning = ShadowPruning(shadow, trial, cost=attrs) if shadow is not None else None
+        pruning = None if shadow is None else ShadowPruning(shadow, trial, cost=attrs,
+                                                            visible=self._visible_to(trial))
         if pruning is not None:
             attrs[records.SHADOW_TRIAL] = pruning.number
         set_user_attrs(trial, attrs)
@@ -107,6 +116,26 @@ class TrialObjective:
             pruning.finish(values[0])
         return values
 
+    def _modelled_seconds(self, trial: optuna.Trial, cost: dict, cfg: TrainConfig, attrs: dict) -> float:
+        """The cost model's epoch seconds of this candidate (a candidate it cannot count fails, with the reason)."""
+        if not cost:
+            reason = "its cost (FLOPs, layers) cannot be counted, so its epoch time cannot be modelled"
+            self._stop(trial, {**attrs, records.TRAIN_CONFIG: cfg.to_dict()}, reason, pruned=False)
+            raise TrainingFailed(reason)
+        images = self.data.train.images
+        work = EpochWork.of(cost, cfg.batch_size, len(images), int(np.prod(images.shape[1:])),
+                            augmented=cfg.augment != "none")
+        return self.cost_model.epoch_seconds(work)
+
+    def _visible_to(self, trial: optuna.Trial):
+        """Which shadow trials this trial's pruning may compare with: with batched proposals, those of earlier
+        batches only (what has finished meanwhile elsewhere must not matter); otherwise all."""
+        slot, batch = trial.user_attrs.get(records.SLOT), self.config.trial_batch
+        if not batch or slot is None:
+            return None
+        start = batch_start(int(slot), batch)
+        return lambda shadow_trial: before(shadow_trial, start)
+
     def _build(self, trial: optuna.Trial, spec: ArchSpec, cfg: TrainConfig, cost: dict, attrs: dict):
         """``build(spec)`` once its estimated memory fits the device; a candidate too large for it (estimated,
         or refused by the allocator) fails with the reason (TrainingFailed), as training's out of memory does."""
@@ -137,9 +166,12 @@ class TrialObjective:
             cam = CamResult(0.0, np.zeros(len(images)), float("nan"), np.zeros((len(images), *images.shape[-2:])), [])
         else:
             cam = evaluate_cams(result.model, self.normalize(images.to(device)), masks, self.config.cam_method, layer)
-        values = (float(result.val["auc"]), float(trial.user_attrs[records.PARAMS]), float(result.epoch_seconds),
+        modelled = trial.user_attrs.get(records.EPOCH_SECONDS_MODEL)
+        epoch_seconds = float(result.epoch_seconds) if modelled is None else float(modelled)
+        values = (float(result.val["auc"]), float(trial.user_attrs[records.PARAMS]), epoch_seconds,
                   float(cam.cam_quality))
         attrs.update({records.PRECISION: result.precision, records.CHANNELS_LAST: result.channels_last,
+                      records.EPOCH_SECONDS_MEASURED: _finite(result.epoch_seconds),
                       records.EPOCH_SECONDS_RAW: _finite(result.epoch_seconds_raw)})
         attrs.update({records.HISTORY: result.history, records.BEST_EPOCH: result.best_epoch,
                       records.DEVICE: result.device, records.NORMALIZATION: self.normalize.to_dict(),
@@ -178,14 +210,14 @@ class TrialObjective:
 
 
 def _cost(spec: ArchSpec, number: int) -> dict:
-    """Parameters, FLOPs and activation bytes of ``spec``, counted on the meta device (empty when they cannot be
-    counted: that never stops a trial by itself)."""
+    """Parameters, FLOPs, activation bytes and layers of ``spec``, counted on the meta device (empty when they
+    cannot be counted: then only a study whose epoch time is modelled stops the trial)."""
     try:
         from ..arch.cost import spec_cost
 
         cost = spec_cost(spec)
         return {records.PARAMS: int(cost["params"]), records.FLOPS: int(cost["flops"]),
-                records.ACTIVATION_BYTES: int(cost.get("activation_bytes", 0))}
+                records.ACTIVATION_BYTES: int(cost.get("activation_bytes", 0)), records.LAYERS: int(cost["layers"])}
     except Exception as exc:
         log.debug("cost of trial %d not counted: %s", number, exc)
         return {}

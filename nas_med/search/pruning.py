@@ -6,15 +6,20 @@ AUC per epoch there, and is pruned when the shadow trial is.
 
 The pruners look at AUC alone, but the search has four objectives: a small, cheap candidate with a modest AUC
 can still belong on the Pareto front. So a candidate whose size is known is pruned only when the pruner says so
-*and* a completed candidate that is no larger (parameters) and no costlier (FLOPs) had at least its validation
-AUC at the same epoch: it is then dominated on everything known while it trains.
+*and* a completed candidate that is no larger (parameters) and no slower (modelled epoch seconds; FLOPs in a
+study that measures its epoch time) had at least its validation AUC at the same epoch: it is then dominated on
+everything known while it trains.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import look_up
 from . import records
+from ._optuna_private import HistoryView, storage_of, trial_id
 from .config import PRUNERS
 from .storage import set_user_attrs
 
@@ -56,31 +61,49 @@ def shadow_study(study_name: str, storage, pruner_name: str, epochs: int) -> opt
                                pruner=make_pruner(pruner_name, epochs), load_if_exists=True)
 
 
-COST_KEYS = (records.PARAMS, records.FLOPS)
+# what a candidate costs, known before it trains: its parameters and its modelled epoch time (the objectives
+# themselves); studies that measure their epoch time compare FLOPs instead
+COST_KEYS = (records.PARAMS, records.EPOCH_SECONDS_MODEL)
+OLD_COST_KEYS = (records.PARAMS, records.FLOPS)
 
 
 class ShadowPruning:
     """Links one real trial to one shadow trial: ``report`` each epoch, ``should_prune``, then ``finish``.
-    ``cost``: the candidate's ``params`` and ``flops`` (either may be missing); without them pruning looks at
-    AUC alone."""
+    ``cost``: the candidate's ``params`` and ``epoch_seconds_model`` or ``flops`` (any may be missing); without
+    them pruning looks at AUC alone. ``visible``: which shadow trials the decision may compare with (None: all); a reproducible
+    search passes those of earlier batches, so that the decision does not depend on what finished meanwhile."""
 
-    def __init__(self, shadow: optuna.Study, trial: optuna.Trial, cost: dict | None = None):
+    def __init__(self, shadow: optuna.Study, trial: optuna.Trial, cost: dict | None = None,
+                 visible: Callable[[FrozenTrial], bool] | None = None):
         self.shadow = shadow
         self.shadow_trial = shadow.ask()
+        self.visible = visible
         cost = cost or {}
-        self.cost = {key: cost[key] for key in COST_KEYS if key in cost}
-        set_user_attrs(self.shadow_trial, {records.SHADOW_OF: trial.number, **self.cost})
+        keys = COST_KEYS if records.EPOCH_SECONDS_MODEL in cost else OLD_COST_KEYS
+        self.cost = {key: cost[key] for key in keys if key in cost}
+        slot = trial.user_attrs.get(records.SLOT)
+        set_user_attrs(self.shadow_trial, {records.SHADOW_OF: trial.number, **self.cost,
+                                           **({} if slot is None else {records.SLOT: slot})})
         self.number = self.shadow_trial.number
 
     def report(self, value: float, step: int) -> bool:
         """Report ``value`` at ``step``; True when the candidate should be pruned."""
         self.shadow_trial.report(value, step)
-        return self.shadow_trial.should_prune() and self.dominated(value, step)
+        if self.visible is None:
+            return self.shadow_trial.should_prune() and self.dominated(value, step)
+        # the pruner asked directly, on a view of the shadow study that holds only the visible trials
+        current = storage_of(self.shadow).get_trial(trial_id(self.shadow_trial))
+        view = HistoryView(self.shadow, self._completed() + [current])
+        return self.shadow.pruner.prune(view, current) and self.dominated(value, step)
+
+    def _completed(self) -> list[FrozenTrial]:
+        done = self.shadow.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return done if self.visible is None else [t for t in done if self.visible(t)]
 
     def dominated(self, value: float, step: int) -> bool:
-        """Whether a completed candidate no larger and no costlier (any, without a known cost) reached at least
-        ``value`` at ``step``."""
-        for other in self.shadow.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        """Whether a completed (visible) candidate no larger and no costlier (any, without a known cost) reached
+        at least ``value`` at ``step``."""
+        for other in self._completed():
             reached = other.intermediate_values.get(step)
             if reached is not None and reached >= value and all(
                     other.user_attrs.get(key, float("inf")) <= limit for key, limit in self.cost.items()):

@@ -31,6 +31,7 @@ TRAIN_CONFIG = "train_config"          # TrainConfig.to_dict()
 PARAMS = "params"
 FLOPS = "flops"
 ACTIVATION_BYTES = "activation_bytes"
+LAYERS = "layers"                      # leaf-module calls of one forward pass (arch.cost.spec_cost)
 MEMORY_ESTIMATE = "memory_estimate"      # bytes a candidate was estimated to need before it was built
 SHADOW_TRIAL = "shadow_trial"          # number of the trial in the ``<study>:pruning`` shadow study
 SHADOW_OF = "trial_number"             # on a shadow trial: the real trial's number
@@ -41,6 +42,8 @@ DEVICE = "device"
 PRECISION = "precision"                # the precision it trained in (fp32, bf16, fp16), resolved
 CHANNELS_LAST = "channels_last"        # whether it trained in channels-last memory format
 EPOCH_SECONDS_RAW = "epoch_seconds_raw"  # median wall time of its training epochs (machine load included)
+EPOCH_SECONDS_MODEL = "epoch_seconds_model"  # the cost model's epoch seconds (the objective, when it has one)
+EPOCH_SECONDS_MEASURED = "epoch_seconds_measured"  # steps x low quantile of step CPU time, on this trial's machine
 NORMALIZATION = "normalization"        # Normalizer.to_dict()
 MASK_ENERGY = "mask_energy"
 ROAD_PER_IMAGE = "road_per_image"
@@ -50,6 +53,7 @@ CAM_UNSUPPORTED = "cam_unsupported"    # why a trial has no CAM
 STOP_REASON = "stop_reason"            # why a trial was pruned or failed
 WORKER = "worker"                      # host:pid of the worker that ran it
 QUEUED = "queued"                      # a trial of the study's queued budget
+SLOT = "slot"                          # its place in that budget (0, 1, ...): what it is sampled from and with
 VAL_METRICS = ("accuracy", "sensitivity", "specificity", "loss")
 
 # ---- keys on a study -------------------------------------------------------------------------------------------
@@ -61,6 +65,7 @@ SWEEP_POINT = "sweep_point"            # {sweep, point, fraction, size}
 SWEEP_RESULTS = "sweep_results"        # {architecture: tested entry}
 FINAL_RECIPE = "nas_med_final_recipe"  # FinalRecipe.to_dict() from a recipe file (nas_med.recipe), read by later commands
 RECIPE_FILE = "nas_med_recipe_file"    # {path, name}: the studies/*.yaml a study was started from
+REPRODUCIBILITY = "nas_med_reproducibility"  # search.reproducibility.Record.to_dict() of the study's creator
 
 
 def val_key(metric: str) -> str:
@@ -86,6 +91,12 @@ def summary(trial: FrozenTrial, default: str = "") -> str:
 
 def flops(trial: FrozenTrial) -> int | None:
     return trial.user_attrs.get(FLOPS)
+
+
+def measured_epoch_seconds(trial: FrozenTrial) -> float | None:
+    """The epoch time measured on the trial's own machine (the objective may be the cost model's instead)."""
+    value = trial.user_attrs.get(EPOCH_SECONDS_MEASURED)
+    return None if value is None else float(value)
 
 
 def stop_reason(trial: FrozenTrial, default: str = "") -> str:
@@ -134,7 +145,7 @@ def load_study_data(study: optuna.Study) -> Dataset:
     stored = stored_config(study)
     cfg = SearchConfig.from_resolved(stored)
     data = load_dataset(cfg.dataset, data_root=cfg.data_root, size=cfg.size, channels=cfg.channels,
-                        fraction=cfg.fraction, seed=cfg.seed, duplicates=cfg.duplicates)
+                        fraction=cfg.fraction, seed=cfg.seed, **cfg.splitting())
     if cfg.positive is not None:
         from ..data.positive import positive_index
 

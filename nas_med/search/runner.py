@@ -20,9 +20,10 @@ from ..data.types import Dataset
 from ..errors import UserError
 from ..space import Space, load_space
 from ..train import TrainingFailed, pick_device
-from . import interrupts, records
+from . import interrupts, records, reproducibility
 from ._optuna_private import OPTIMIZE_LOGGER, storage_of, trial_id
-from .config import SearchConfig
+from .batches import GiveBack, give_back, wait_for_earlier_batches
+from .config import SearchConfig, stored_cost_model
 from .objective import TrialObjective
 from .pruning import shadow_study
 from .records import stored_config
@@ -43,7 +44,7 @@ class _OneLineFailures(logging.Filter):
     is in the trial's user attrs), so keep the line and drop the traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (TrainingFailed, BudgetMet, KeyboardInterrupt)):
+        if record.exc_info and isinstance(record.exc_info[1], (TrainingFailed, BudgetMet, GiveBack, KeyboardInterrupt)):
             record.exc_info = None
         return True
 
@@ -66,17 +67,23 @@ def _load_data(config: SearchConfig) -> Dataset:
     from ..data.positive import positive_index
 
     data = load_dataset(config.dataset, data_root=config.data_root, size=config.size, channels=config.channels,
-                        fraction=config.fraction, seed=config.seed, duplicates=config.duplicates)
+                        fraction=config.fraction, seed=config.seed, **config.splitting())
     data.info["positive"] = positive_index(data.task, data.name, data.classes, config.positive)
     return data
 
 
 def _session(config: SearchConfig, study: optuna.Study, data: Dataset, space: Space) -> Session:
+    """The session of this process: the study's threads applied, its record checked against this process."""
     storage_url = config.storage or DEFAULT_STORAGE
+    cost_model = stored_cost_model(stored_config(study))
+    reproducibility.check(study.user_attrs.get(records.REPRODUCIBILITY),
+                          reproducibility.Record.current(config, cost_model.name if cost_model else "measured"),
+                          study.study_name)
     shadow = None
     if config.pruner != "none":
         shadow = shadow_study(study.study_name, storage_of(study), config.pruner, config.epochs)
-    objective = TrialObjective(config, data, space, shadow, artifact_dir(storage_url) if config.artifacts else None)
+    objective = TrialObjective(config, data, space, shadow, artifact_dir(storage_url) if config.artifacts else None,
+                               cost_model)
     return Session(config, study, data, space, objective)
 
 
@@ -97,6 +104,7 @@ def prepare(config: SearchConfig) -> Session:
     if config.size is None:
         config.size = data.size
     storage = open_storage(config.storage)
+    reproducibility.resolve_threads(config)
     resolved = config.resolved(space.to_dict(), {"task": data.task, "classes": data.classes,
                                                  "counts": {k: len(v) for k, v in data.splits.items()},
                                                  "size": data.size, "channels": data.in_channels,
@@ -148,8 +156,9 @@ def run_baselines(session: Session) -> None:
         spec: ArchSpec = baseline_spec(name, session.data.in_channels, session.data.num_classes, session.data.size)
         trial = session.study.ask()
         try:
-            values = session.objective.evaluate(trial, spec, BASELINE_TRAINING,
-                                                attrs={records.KIND: records.BASELINE_KIND, records.BASELINE: name})
+            with reproducibility.study_threads(session.config):
+                values = session.objective.evaluate(trial, spec, BASELINE_TRAINING, attrs={
+                    records.KIND: records.BASELINE_KIND, records.BASELINE: name})
         except optuna.TrialPruned:
             session.study.tell(trial, state=TrialState.PRUNED)
         except (TrainingFailed, UserError):
@@ -158,7 +167,7 @@ def run_baselines(session: Session) -> None:
             session.study.tell(trial, list(values))
 
 
-def _queued_objective(session: Session, current: dict):
+def _queued_objective(session: Session, current: dict, deadline: float | None = None):
     from .workers import first_heartbeat
 
     def objective(trial: optuna.Trial):
@@ -169,6 +178,14 @@ def _queued_objective(session: Session, current: dict):
         interrupts.resume()  # its id is known now: an interrupt from here on re-queues it
         first_heartbeat(session.study, trial)
         trial.set_user_attr(records.WORKER, WORKER_ID)
+        slot = trial.user_attrs.get(records.SLOT)
+        if session.config.trial_batch and slot is not None:
+            try:  # sampled only once the batches before its own have finished
+                wait_for_earlier_batches(session.study, int(slot), session.config.trial_batch, deadline)
+            except GiveBack as exc:
+                current["give_back"] = True
+                trial.set_user_attr(records.STOP_REASON, f"given back to the queue: {exc}")
+                raise
         try:
             return session.objective(trial)
         except torch.OutOfMemoryError as exc:  # outside training (training turns it into TrainingFailed)
@@ -214,7 +231,7 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
     deadline = None if timeout is None else time.monotonic() + timeout
     _freeze_long_lived()
     current: dict = {}
-    objective = _queued_objective(session, current)
+    objective = _queued_objective(session, current, deadline)
     busy = 0
     while True:
         left = None if deadline is None else deadline - time.monotonic()
@@ -226,8 +243,12 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
         try:
             interrupts.check()
             interrupts.defer()  # until the objective knows which queued trial it got
-            session.study.optimize(objective, n_trials=1, timeout=left, catch=(TrainingFailed, BudgetMet),
-                                   callbacks=list(callbacks), gc_after_trial=False, show_progress_bar=False)
+            with reproducibility.study_threads(session.config):
+                    session.study.optimize(objective, n_trials=1, timeout=left,
+                                       catch=(TrainingFailed, BudgetMet, GiveBack), callbacks=list(callbacks),
+                                       gc_after_trial=False, show_progress_bar=False)
+            if current.get("give_back"):
+                give_back(session.study, storage_of(session.study).get_trial(current["trial_id"]))
         except BaseException as exc:
             interrupts.resume_quietly()
             if interrupted(exc):

@@ -6,6 +6,7 @@ re-queued as a WAITING copy with the same parameters, which the next worker runs
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -36,6 +37,16 @@ def mask_url(url: str) -> str:
 
 def is_journal(url: str) -> bool:
     return str(url).endswith(JOURNAL_SUFFIXES) and "://" not in str(url)
+
+
+def in_memory(url: str) -> bool:
+    """Whether ``url`` names an SQLite database that lives only in this process (``sqlite://``,
+    ``sqlite:///:memory:``, ``?mode=memory``)."""
+    url = str(url)
+    if not url.startswith("sqlite:"):
+        return False
+    path = url[len("sqlite:"):].split("?", 1)[0]
+    return path.lstrip("/") in ("", ":memory:") or "mode=memory" in url or path.startswith("file::memory:")
 
 
 def artifact_dir(url: str) -> Path:
@@ -102,6 +113,39 @@ def close_shadow_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         log.debug("shadow trial %s of trial %d not closed: %s", number, trial.number, exc)
 
 
+def check_journal(path: Path) -> None:
+    """Repair or refuse a journal file before Optuna replays it. A last record cut off (a kill or a full disk
+    mid-write: no final newline) was never applied; it is cut away, under the journal's own writer lock, with a
+    warning. A record that is not JSON before the last one (a torn record that later writes followed) cannot be
+    repaired: UserError naming the file and the line."""
+    import json
+
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                keep = data.rfind(b"\n") + 1
+                fh.truncate(keep)
+                log.warning("journal storage '%s': removed its last record, cut off mid-write (%d bytes; a kill or a "
+                            "full disk); it had not been applied", path, len(data) - keep)
+                data = data[:keep]
+    finally:
+        lock.release()
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise UserError(f"journal storage '{path}' is corrupt at line {number} (not a JSON record: "
+                            f"{line[:60]!r}...); later records follow it, so it cannot be repaired. Restore the "
+                            "file from a copy, or delete that line (what it recorded is lost).")
+
+
 def _missing_driver(url: str, exc: ImportError) -> str:
     """The name of the driver module that failed to import (Optuna re-raises without the name)."""
     cause = exc.__cause__ or exc.__context__
@@ -141,6 +185,63 @@ STORAGE_CAUSES = (
     ("alembic", "its schema version is unknown to this Optuna version"),
 )
 _OPENED: list[str] = []  # the URLs opened by this process, newest last (for storage_failure)
+_CREATED: list[Path] = []  # storage files this process created (for discard_new)
+
+
+def forget_created() -> None:
+    """Start a new command: the files created so far are no longer this command's to discard."""
+    _CREATED.clear()
+
+
+def discard_new() -> list[Path]:
+    """Remove the storage files this process created in which no trial finished (what a start that failed, e.g.
+    on a full disk, left behind: a partial schema, an empty or torn journal), with their side files and an empty
+    artifacts folder; returns what was removed. A file in which any trial finished is kept."""
+    removed = []
+    for path in list(_CREATED):
+        try:
+            finished = _finished_trials(path)
+        except Exception:  # noqa: BLE001 - unreadable: a partial file
+            finished = 0
+        if finished:
+            continue
+        for side in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal", ".lock"))):
+            try:
+                side.unlink(missing_ok=True)
+            except OSError:
+                continue
+        try:
+            (path.parent / f"{path.stem}-artifacts").rmdir()
+        except OSError:
+            pass
+        _CREATED.remove(path)
+        removed.append(path)
+    return removed
+
+
+def _finished_trials(path: Path) -> int:
+    """How many trials in the storage file ``path`` (sqlite or journal) reached COMPLETE, PRUNED or FAIL."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    if is_journal(str(path)):
+        import json
+
+        count = 0
+        for line in path.read_bytes().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            count += isinstance(record, dict) and record.get("op_code") == 6 and record.get("state") in (1, 2, 3)
+        return count
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+        try:
+            return con.execute("select count(*) from trials where state in ('COMPLETE', 'PRUNED', 'FAIL')"
+                               ).fetchone()[0]
+        except sqlite3.Error:
+            return 0
 
 
 def storage_failure(exc: BaseException, url: str | None = None) -> UserError | None:
@@ -167,7 +268,11 @@ def _one_failure(exc: BaseException, url: str | None) -> UserError | None:
     if isinstance(exc, OSError):  # only a write to the storage's own file (a journal) is a storage failure
         opened = url or (_OPENED[-1] if _OPENED else "")
         path = opened[len("sqlite:///"):] if opened.startswith("sqlite:///") else opened
-        if not path or not exc.filename or Path(str(exc.filename)).name != Path(path).name:
+        import errno
+
+        nameless = exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT) and is_journal(opened)
+        if not path or not (exc.filename or nameless) or (exc.filename and
+                                                         Path(str(exc.filename)).name != Path(path).name):
             return None
     known = isinstance(exc, (SQLAlchemyError, OSError)) or (
         isinstance(exc, RuntimeError) and "table schema" in str(exc))
@@ -193,6 +298,9 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
     """Open the storage at ``url`` (a missing sqlite or journal file is created only when ``create``). Bad URLs
     raise UserError with the masked URL."""
     url = str(url or DEFAULT_STORAGE)
+    if in_memory(url):
+        raise UserError(f"storage '{mask_url(url)}' is an in-memory database: a study there is lost when the command "
+                        "ends and no worker can reach it; give a file, e.g. sqlite:///studies/nas-med.db.")
     if not create and (is_journal(url) or url.startswith("sqlite:///")):
         path = Path(url[len("sqlite:///"):] if url.startswith("sqlite:///") else url)
         if not path.is_file():
@@ -200,7 +308,13 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
     if is_journal(url):
         try:
             Path(url).parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(url))
+            if Path(url).is_file():
+                check_journal(Path(url))
+            else:
+                _CREATED.append(Path(url))
+            storage = JournalStorage(JournalFileBackend(url))
+            _OPENED.append(url)
+            return storage
         except OSError as exc:
             raise UserError(f"cannot open the journal storage '{url}': {exc.strerror or exc}.") from None
     if "://" not in url:
@@ -225,7 +339,8 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
         kwargs.update(heartbeat_interval=seconds, grace_period=2 * seconds,
                       heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=MAX_RETRY))
     try:
-        storage = RDBStorage(url, **kwargs)
+        with _creating(url):
+            storage = RDBStorage(url, **kwargs)
     except ImportError as exc:
         missing = _missing_driver(url, exc)
         raise UserError(f"storage '{mask_url(url)}' needs a database driver that is not installed ({missing}); "
@@ -240,6 +355,39 @@ def open_storage(url: str | None = None, heartbeat: bool = True, create: bool = 
         _use_wal(storage)
     _OPENED.append(url)
     return storage
+
+
+@contextlib.contextmanager
+def _creating(url: str):
+    """Around opening an SQLite storage: an exclusive ``flock`` on its file, so that two processes starting at
+    the same moment on a new file do not both create Optuna's tables (the second would fail on the schema
+    version row); sqlite's own locks are ``fcntl`` locks, which this does not touch. A file this made and could
+    not open is removed again."""
+    path = Path(url[len("sqlite:///"):].split("?", 1)[0]) if url.startswith("sqlite:///") else None
+    try:
+        import fcntl
+    except ImportError:  # (Windows: no flock; the race stays possible there)
+        fcntl = None
+    if path is None or fcntl is None:
+        yield
+        return
+    existed = path.exists()
+    if not existed:
+        _CREATED.append(path)
+    try:
+        fh = open(path, "ab")  # noqa: SIM115 - held for the whole block
+    except OSError:
+        yield  # RDBStorage names the problem
+        return
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    except BaseException:
+        if not existed and path.is_file() and path.stat().st_size == 0:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        fh.close()  # releases the lock
 
 
 def _use_wal(storage: RDBStorage) -> None:

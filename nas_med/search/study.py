@@ -5,16 +5,26 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import UserError, look_up
-from .config import DIRECTIONS, OBJECTIVES, SAMPLERS, SearchConfig, differences
-from .records import CONFIG, QUEUED, stored_config
+from .config import DIRECTIONS, OBJECTIVES, SAMPLERS, SearchConfig, differences, stored_cost_model
+from .records import CONFIG, QUEUED, REPRODUCIBILITY, SLOT, stored_config
 from .storage import DEFAULT_STORAGE, mask_url, open_storage
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler named ``name``: TPE (multivariate, constant liar for parallel workers), NSGA-II/III, random, GP."""
+def make_sampler(name: str, seed: int, batch: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler named ``name``: TPE (multivariate), NSGA-II/III, random, GP. ``batch`` > 0: queued trials are
+    sampled in batches of that size from the trials of earlier batches (``batches.BatchedSampler``: the same
+    trials whatever the timing); 0: each trial from what has finished when it starts (TPE's constant liar)."""
     look_up(name, SAMPLERS, "sampler")
+    if batch > 0:
+        from .batches import BatchedSampler
+
+        return BatchedSampler(lambda slot_seed: _base_sampler(name, slot_seed, constant_liar=False), seed, batch)
+    return _base_sampler(name, seed, constant_liar=True)
+
+
+def _base_sampler(name: str, seed: int, constant_liar: bool) -> optuna.samplers.BaseSampler:
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=constant_liar,
                                           n_startup_trials=8)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=12)
@@ -26,17 +36,23 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def create_or_resume(config: SearchConfig, resolved: dict, storage=None) -> optuna.Study:
-    """The study of ``config``: created with its directions and metric names, or resumed if the stored
-    configuration matches; a conflicting configuration raises UserError saying what differs."""
+    """The study of ``config``: created with its directions, metric names and reproducibility record, or resumed
+    if the stored configuration matches (its fixed settings, such as threads per trial, then replace
+    ``config``'s); a conflicting configuration raises UserError saying what differs."""
+    from . import reproducibility
+
     storage = storage or open_storage(config.storage)
     name = config.study_name()
-    sampler = make_sampler(config.sampler, config.seed)
+    sampler = make_sampler(config.sampler, config.seed, config.trial_batch)
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=list(DIRECTIONS))
         study.set_metric_names(list(OBJECTIVES))
         study.set_user_attr(CONFIG, resolved)
+        cost_model = stored_cost_model(resolved)
+        record = reproducibility.Record.current(config, cost_model.name if cost_model else "measured")
+        study.set_user_attr(REPRODUCIBILITY, record.to_dict())
         return study
     if len(study.directions) != len(OBJECTIVES):
         raise UserError(f"study '{name}' exists in {mask_url(config.storage or 'the default storage')} "
@@ -45,6 +61,8 @@ def create_or_resume(config: SearchConfig, resolved: dict, storage=None) -> optu
     if diff:
         raise UserError(f"study '{name}' already exists with another configuration ({'; '.join(diff)}). "
                         "Use another --study name or the stored settings.")
+    reproducibility.adopt_stored(config, stored_config(study))
+    study.sampler = make_sampler(config.sampler, config.seed, config.trial_batch)
     return study
 
 
@@ -64,7 +82,7 @@ def load_nas_study(name: str, storage_url: str | None, sampler: str | None = Non
             raise UserError(f"{exc} (storage {where})") from None
     study = optuna.load_study(study_name=name, storage=storage)
     config = SearchConfig.from_resolved(stored_config(study))
-    study.sampler = make_sampler(sampler or config.sampler, config.seed)
+    study.sampler = make_sampler(sampler or config.sampler, config.seed, config.trial_batch)
     return study
 
 
@@ -75,8 +93,13 @@ def waiting(study: optuna.Study) -> int:
 
 def top_up_queue(study: optuna.Study, trials: int) -> int:
     """Make ``trials`` queued trials wait (counting those already waiting); returns how many were added.
-    Workers only run queued trials, so the budget holds whatever the number of workers."""
+    Workers only run queued trials, so the budget holds whatever the number of workers. Each gets the next
+    slot (its place in the budget: what it is sampled from, and its training seed)."""
     add = max(0, trials - waiting(study))
-    for _ in range(add):
-        study.enqueue_trial({}, user_attrs={QUEUED: True})
+    existing = study.get_trials(deepcopy=False)
+    slots = [t.user_attrs[SLOT] for t in existing if t.user_attrs.get(SLOT) is not None]
+    queued_before = any(t.user_attrs.get(QUEUED) for t in existing)  # before slots existed: number after them
+    first = max(slots) + 1 if slots else (len(existing) if queued_before else 0)
+    for i in range(add):
+        study.enqueue_trial({}, user_attrs={QUEUED: True, SLOT: first + i})
     return add

@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..errors import UserError
 from ._optuna_private import heartbeat_enabled, record_heartbeat, storage_of, trial_id, trials_with_heartbeat
 from .records import QUEUED, STOP_REASON
+from .reproducibility import cpu_cores
 from .storage import DEFAULT_STORAGE, MAX_RETRY, close_shadow_trial, mask_url
 from .study import waiting
 
@@ -96,19 +97,13 @@ def check_gpus(gpus: Sequence[str], device: str | None) -> None:
             raise UserError(f"--gpus: there is no GPU {gpu} (this machine has {count}: 0-{count - 1}).")
 
 
-def cpu_cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
-
-
-def plan(n: int, gpus: Sequence[str] = (), cores: int | None = None) -> list[tuple[str | None, int]]:
-    """(gpu, threads) for each of ``n`` workers: GPUs round-robin; the CPU cores divided between them."""
+def plan(n: int, gpus: Sequence[str] = (), cores: int | None = None,
+         threads: int | None = None) -> list[tuple[str | None, int]]:
+    """(gpu, threads) for each of ``n`` workers: GPUs round-robin; ``threads`` each (a study fixes its threads
+    per trial so that its numbers repeat), else the CPU cores divided between them."""
     if n < 1:
         raise UserError(f"--workers must be at least 1, got {n}.")
-    threads = max(1, (cores or cpu_cores()) // n)
+    threads = threads or max(1, (cores or cpu_cores()) // n)
     return [(gpus[i % len(gpus)] if gpus else None, threads) for i in range(n)]
 
 
@@ -128,15 +123,15 @@ def worker_command(study_name: str, *, device: str | None = None, threads: int |
 
 
 def start_workers(study_name: str, storage_url: str | None, n: int, *, gpus: Sequence[str] = (),
-                  device: str | None = None, timeout: float | None = None,
+                  device: str | None = None, timeout: float | None = None, threads: int | None = None,
                   sink: Callable[[int, str], None] | None = None) -> list[WorkerProcess]:
     """Start ``n`` local worker processes on an existing study (each in its own session, so a terminal's
     Ctrl-C reaches only this process, which then stops them in order). Their output goes to ``sink``."""
     sink = sink or (lambda i, line: log.warning("worker %d: %s", i, _LOG_PREFIX.sub("", line)))
     procs: list[WorkerProcess] = []
     try:
-        for index, (gpu, threads) in enumerate(plan(n, gpus), start=1):
-            procs.append(_start_one(index, study_name, storage_url, gpu, threads, device, timeout, sink))
+        for index, (gpu, each) in enumerate(plan(n, gpus, threads=threads), start=1):
+            procs.append(_start_one(index, study_name, storage_url, gpu, each, device, timeout, sink))
     except BaseException:  # Ctrl-C or a failed start: leave no orphan behind
         stop_workers(procs, seconds=5)
         raise
@@ -145,8 +140,9 @@ def start_workers(study_name: str, storage_url: str | None, n: int, *, gpus: Seq
 
 def _start_one(index: int, study_name: str, storage_url: str | None, gpu: str | None, threads: int,
                device: str | None, timeout: float | None, sink: Callable[[int, str], None]) -> WorkerProcess:
-    env = dict(os.environ, **{STORAGE_ENV: storage_url or DEFAULT_STORAGE, "OMP_NUM_THREADS": str(threads),
-                              "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"})
+    # threads go by --threads (torch.set_num_threads), not OMP_NUM_THREADS/MKL_NUM_THREADS: MKL started with those
+    # computes some sums differently from the searching process, so the study's numbers would not repeat
+    env = dict(os.environ, **{STORAGE_ENV: storage_url or DEFAULT_STORAGE, "PYTHONUNBUFFERED": "1"})
     worker_device = device
     if gpu is not None:
         env[GPU_ENV] = gpu
@@ -260,7 +256,8 @@ def run_local_workers(session, config, callbacks: Sequence[Callable] = ()) -> li
     check_gpus(gpus, config.device)
     storage = config.storage or DEFAULT_STORAGE
     device = None if gpus else config.device
-    procs = start_workers(study.study_name, storage, n, gpus=gpus, device=device, timeout=config.timeout)
+    procs = start_workers(study.study_name, storage, n, gpus=gpus, device=device, timeout=config.timeout,
+                          threads=config.threads)
     watch(study, procs, callbacks)
     failed = [p for p in procs if p.popen.returncode != 0]
     for p in failed:

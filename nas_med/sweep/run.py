@@ -43,6 +43,15 @@ def _check_space(space) -> None:
                         "point (--sizes); remove input_size from the space.")
 
 
+def _check_data(config: SweepConfig) -> None:
+    """Load the data at the smallest fraction (the one that keeps fewest images of a class) so that a fraction
+    too small for the data is refused before any storage or study is written."""
+    from ..data import load_dataset
+
+    load_dataset(config.dataset, data_root=config.data_root, size=config.sizes[0], channels=config.channels,
+                 fraction=min(config.fractions), seed=config.seed)
+
+
 def _preflight(config: SweepConfig, space, summaries: dict) -> None:
     """Refuse, before any point runs, a point study that exists with another configuration."""
     for point in config.points():
@@ -162,6 +171,7 @@ def run_sweep(config: SweepConfig, progress: Progress | None = None,
     config.validate()
     space = load_space(config.space)
     _check_space(space)
+    _check_data(config)
     storage = open_storage(config.storage)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     _preflight(config, space, summaries)
