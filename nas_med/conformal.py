@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["DEFAULT_COVERAGE", "check_coverage", "coverage_report", "lac_scores", "prediction_sets", "quantile"]
+__all__ = ["DEFAULT_COVERAGE", "check_coverage", "check_record", "coverage_report", "lac_scores", "prediction_sets", "quantile"]
 
 DEFAULT_COVERAGE = 0.9
 
@@ -33,6 +33,15 @@ def check_coverage(coverage: float) -> float:
     if not 0 < value < 1 or value != value:
         raise UserError(f"--coverage must be in (0, 1) (e.g. 0.9 for 90 %), got {coverage}.")
     return value
+
+
+def check_record(record, where: str) -> None:
+    """A stored ``coverage_report`` as ``predict`` needs it (finite scores, a coverage in (0, 1)); UserError."""
+    ok = isinstance(record, dict) and isinstance(record.get("scores"), list)
+    values = [*(record.get("scores") or []), record.get("coverage")] if ok else []
+    if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                         for v in values) or not 0 < record["coverage"] < 1:
+        raise UserError(f"'{where}': 'conformal' must hold a list of finite 'scores' and a 'coverage' in (0, 1).")
 
 
 def lac_scores(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -164,6 +164,7 @@ def test_export_warns_prints_progress_and_writes_the_operating_point(breast_expo
     assert "study breast: dataset breastmnist, train 546 / val 78 / test 156 images" in output
     assert re.search(r"retrain: trial \d+: seed \d+ \(1 of 1\), 1 epochs \[elapsed", output)
     assert "export: writing the folder" in output
+    assert re.search(r"calibration: calibration fold 5/5: \d+ training, \d+ held-out images", output)
     op = json.loads((out / "operating_point.json").read_text())
     assert op["positive_class"] == "malignant" and op["positive_index"] == 0
     assert 0 <= op["threshold"] <= 1 and op["temperature"] > 0

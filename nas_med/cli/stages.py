@@ -73,7 +73,7 @@ class StageDisplay:
             self._show(f"{UNITS[event.stage]}: {event.text}")
             self.done += 1  # steps started; the estimate at step k uses the k - 1 finished before it
             return
-        if event.stage in ("confirm", "confirmed", "export", "point"):
+        if event.stage in ("confirm", "confirmed", "export", "point", "calibration"):
             self._show(f"{event.stage}: {event.text}" if event.stage != "confirmed" else f"confirm: {event.text}")
 
     def _show(self, line: str) -> None:

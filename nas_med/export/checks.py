@@ -230,12 +230,6 @@ def check_operating_point(op: Any, pre: dict, where: str) -> dict:
         threshold = op.get("threshold")
         if threshold is not None and (not _finite(threshold) or not 0 <= threshold <= 1):
             raise UserError(f"'{where}': 'threshold' must be a number in [0, 1], got {str(threshold)[:80]}.")
-    conformal = op.get("conformal")
-    if conformal is not None:
-        scores, level = (conformal.get("scores"), conformal.get("coverage")) if isinstance(conformal, dict) else (0, 0)
-        if (not isinstance(scores, list) or not all(_finite(v) for v in scores) or not _finite(level)
-                or not 0 < level < 1):
-            raise UserError(f"'{where}': 'conformal' must hold a list of finite 'scores' and a 'coverage' in (0, 1).")
     return op
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..calibration import apply_temperature, ece, fit_temperature, youden_threshold
-from ..conformal import prediction_sets, quantile
+from ..conformal import check_record, prediction_sets, quantile
 from ..data.types import Dataset, Split
 from ..errors import UserError
 from .checks import read_json
@@ -141,6 +141,7 @@ def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | Non
         record["metadata"] = str(metadata)
     conformal = op.get("conformal")
     if conformal:
+        check_record(conformal, str(folder / "operating_point.json"))
         sets = prediction_sets(probs, quantile(np.asarray(conformal["scores"]), float(conformal["coverage"])))
         record["prediction_sets"] = {"coverage": float(conformal["coverage"]),
                                      "empirical_coverage": float(sets[np.arange(len(labels)), labels].mean()),

@@ -124,6 +124,10 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     pre = read_preprocessing(path)
     op = read_operating_point(path)
     conformal = op.get("conformal")
+    if conformal is not None:
+        from ..conformal import check_record
+
+        check_record(conformal, str(Path(path) / "operating_point.json"))
     if coverage is not None and not conformal:
         raise UserError(f"--coverage: the model in '{path}' stores no prediction-set calibration (exported before "
                         "prediction sets, or a multi-label model); export it again.")
