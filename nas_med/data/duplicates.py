@@ -169,12 +169,14 @@ class DuplicateReport:
     dropped: dict[str, int] = field(default_factory=dict)  # split -> images removed by --duplicates drop
     mode: str = "keep"
     fixed_splits: bool = True  # False for a folder, split here (and by group under --duplicates group|drop)
+    spanning: int | None = None  # groups with images in two splits or more (cross_split counts pairs of splits)
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "images": self.images, "groups": self.groups,
                 "extra_copies": self.extra_copies, "cross_split": dict(self.cross_split),
                 "cross_class": self.cross_class, "examples": [list(e) for e in self.examples],
-                "dropped": dict(self.dropped), "mode": self.mode, "fixed_splits": self.fixed_splits}
+                "dropped": dict(self.dropped), "mode": self.mode, "fixed_splits": self.fixed_splits,
+                "spanning": self.leaked}
 
     @classmethod
     def from_dict(cls, d: dict) -> DuplicateReport:
@@ -182,12 +184,12 @@ class DuplicateReport:
                    extra_copies=int(d["extra_copies"]), cross_split=dict(d["cross_split"]),
                    cross_class=int(d["cross_class"]), examples=tuple(tuple(e) for e in d.get("examples", ())),
                    dropped=dict(d.get("dropped", {})), mode=str(d.get("mode", "keep")),
-                   fixed_splits=bool(d.get("fixed_splits", True)))
+                   fixed_splits=bool(d.get("fixed_splits", True)), spanning=d.get("spanning"))
 
     @property
     def leaked(self) -> int:
         """Groups that span two splits or more."""
-        return sum(self.cross_split.values())
+        return sum(self.cross_split.values()) if self.spanning is None else int(self.spanning)
 
     def line(self) -> str:
         """One line for the pre-flight summary, ``datasets show``, the report and the card."""
@@ -249,7 +251,7 @@ def report_for(images: dict[str, torch.Tensor], labels: dict[str, torch.Tensor],
                            extra_copies=sum(len(m) - 1 for m in dups), cross_split=cross,
                            cross_class=sum(1 for m in dups if len({label_of[i] for i in m}) > 1),
                            examples=examples, dropped=dict(dropped or {}), mode=mode,
-                           fixed_splits=fixed_splits)
+                           fixed_splits=fixed_splits, spanning=len(spanning))
 
 
 DATA_HASHES = "data_hashes.json"  # in an exported folder: the pHash of every image it was trained and tested on

@@ -4,6 +4,7 @@ calibration, prediction sets, train/test independence (near-duplicates), and lim
 from __future__ import annotations
 
 from ..data.about import about
+from ..data.duplicates import DuplicateReport
 from ..data.types import Dataset
 
 __all__ = ["SMALL_VAL_IMAGES", "SMALL_VAL_RAREST", "clinical_fields"]
@@ -154,8 +155,6 @@ def _independence(data: Dataset) -> str:
     d = data.info.get("duplicates")
     if not d:
         return "Not checked."
-    from ..data.duplicates import DuplicateReport
-
     rep = DuplicateReport.from_dict(d)
     text = rep.line()[0].upper() + rep.line()[1:] + "."
     if rep.leaked:
@@ -183,7 +182,8 @@ def _limitations(data: Dataset) -> str:
     elif not known:
         lines.append("- Acquisition (sites, devices, population) was not recorded; judge transfer to other data "
                      "with care.")
-    leaked = sum(((data.info.get("duplicates") or {}).get("cross_split") or {}).values())
+    dups = data.info.get("duplicates")
+    leaked = DuplicateReport.from_dict(dups).leaked if dups else 0
     if leaked:
         lines.append(f"- {leaked} group(s) of near-duplicate images span the splits (see Data): the test figures "
                      "may be optimistic.")
