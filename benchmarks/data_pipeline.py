@@ -4,7 +4,7 @@ Goal: under 5 % of trial time outside forward, backward and optimiser step.
 
 Runs a real ``nas_med.search.search`` (temporary sqlite, TPE, no pruner so every trial trains all its epochs,
 Grad-CAM + ROAD objective, artifacts) and times, with manual timers:
-  * every forward pass of the candidate network (a forward pre-hook and hook on the model ``build`` returns):
+  * every forward pass of the candidate network (a forward pre-hook and hook on the model ``seeded_build`` returns):
     training batches, validation passes, Grad-CAM and ROAD passes;
   * backward + optimiser step of every training batch: from the end of the training forward to the end of
     ``optimizer.step`` (a global optimizer step post-hook), so loss, backward, zero_grad and step;
@@ -94,7 +94,7 @@ def main() -> int:
     from nas_med.search import SearchConfig, search
 
     clock = Clock()
-    build, train, run_queue = objective_module.build, objective_module.train, runner_module.run_queue
+    build, train, run_queue = objective_module.seeded_build, objective_module.train, runner_module.run_queue
 
     def timed_train(*a, **k):
         clock.in_train = True
@@ -112,7 +112,7 @@ def main() -> int:
         finally:
             clock.loop_wall += time.perf_counter() - t
 
-    objective_module.build = lambda spec: clock.attach(build(spec))
+    objective_module.seeded_build = lambda spec, seed: clock.attach(build(spec, seed))
     objective_module.train = timed_train
     runner_module.run_queue = timed_loop
     hook = register_optimizer_step_post_hook(clock.step_done)
@@ -130,7 +130,7 @@ def main() -> int:
     finally:
         hook.remove()
         gc.callbacks.remove(clock.gc_event)
-        objective_module.build, objective_module.train, runner_module.run_queue = build, train, run_queue
+        objective_module.seeded_build, objective_module.train, runner_module.run_queue = build, train, run_queue
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     wall = clock.loop_wall
     outside = 1 - clock.compute / wall

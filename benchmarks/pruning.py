@@ -21,6 +21,7 @@ Data: synthetic 32 px, default search space, 8 epochs, 30 trials, seeds 0-7.
 --quick: 16 px, tiny space, 4 epochs, 5 trials, one seed.
 
 Reproduce:  .venv/bin/python benchmarks/pruning.py --sequential     (full, ~60-90 min on 2 cores)
+            (or seeds in parallel: --seeds 0,1 --rows-out a.json ... then --combine a.json b.json ...)
             .venv/bin/python benchmarks/pruning.py --quick
 """
 from __future__ import annotations
@@ -86,6 +87,9 @@ def main() -> int:
     ap.add_argument("--sequential", action="store_true",
                     help="also run the pruned search with --trial-batch 0: the hypervolume cost of batching")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default 0-7; --quick: --seed)")
+    ap.add_argument("--rows-out", default=None, help="write the per-seed figures to this JSON file")
+    ap.add_argument("--combine", nargs="+", default=None,
+                    help="no search: the figures over the per-seed files of several runs (seeds run in parallel)")
     args = ap.parse_args()
     started = time.perf_counter()
     setup(args)
@@ -103,6 +107,15 @@ def main() -> int:
           f"{args.trial_batch}{'; and unbatched' if args.sequential else ''}; seeds {seeds}", flush=True)
     rows: dict[str, list[float]] = {k: [] for k in ("none", "budget", "same", "seq", "e_none", "e_budget", "e_same")}
     seconds: dict[str, float] = {a[0]: 0.0 for a in arms}
+    if args.combine:
+        import json
+
+        for path in args.combine:
+            for key, values in json.loads(open(path).read()).items():
+                rows[key] += values
+        seeds = []
+        args.sequential = bool(rows["seq"])
+        print(f"combined {len(rows['none'])} seeds from {len(args.combine)} file(s)")
     for seed in seeds:
         got = {}
         for name, pruner, batch, n in arms:
@@ -131,6 +144,11 @@ def main() -> int:
               f"epochs ({len(at_budget)} trials) {rows['budget'][-1]:.4f}; pruned, same {len(none)} trials "
               f"{rows['same'][-1]:.4f} ({spent(same) / spent(none):.2f} of the epochs)"
               + (f"; unbatched {rows['seq'][-1]:.4f}" if args.sequential else ""), flush=True)
+    if args.rows_out:
+        import json
+
+        with open(args.rows_out, "w") as f:
+            json.dump(rows, f)
     hv_ratio = statistics.fmean(rows["budget"]) / statistics.fmean(rows["none"])
     lo, hi = ratio_interval(rows["budget"], rows["none"])
     same_ratio = statistics.fmean(rows["same"]) / statistics.fmean(rows["none"])
@@ -141,13 +159,14 @@ def main() -> int:
     print(f"same epochs: {args.pruner} within {args.budget:.0%} of the unpruned epochs (used {e_budget:.3f}) / "
           f"unpruned hypervolume {hv_ratio:.3f} [95 % {lo:.3f}, {hi:.3f}]; per seed {per_seed}")
     print(f"same trials: {args.pruner} / unpruned hypervolume {same_ratio:.3f} [95 % {s_lo:.3f}, {s_hi:.3f}] "
-          f"with {e_same:.3f} of the epochs")
+          f"with {e_same:.3f} of the epochs; per seed "
+          f"{', '.join(f'{a / b:.2f}' for a, b in zip(rows['same'], rows['none']))}")
     figures = {"hv_ratio": round(hv_ratio, 4), "hv_ratio_low": round(lo, 4), "epoch_ratio": round(e_budget, 4),
                "same_trials_hv_ratio": round(same_ratio, 4), "same_trials_epoch_ratio": round(e_same, 4)}
     if args.sequential:
         b_ratio = statistics.fmean(rows["same"]) / statistics.fmean(rows["seq"])
         b_lo, b_hi = ratio_interval(rows["same"], rows["seq"])
-        print(f"batched proposals (batches of {args.trial_batch}) / each trial sampled as it starts, {len(none)} "
+        print(f"batched proposals (batches of {args.trial_batch}) / each trial sampled as it starts, {trials} "
               f"pruned trials: hypervolume {b_ratio:.3f} [95 % {b_lo:.3f}, {b_hi:.3f}]; per seed "
               f"{', '.join(f'{a / b:.2f}' for a, b in zip(rows['same'], rows['seq']))}")
         figures.update(batch_hv_ratio=round(b_ratio, 4), batch_hv_ratio_low=round(b_lo, 4))

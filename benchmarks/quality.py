@@ -2,13 +2,14 @@
 
 Per size: ``nas_med.search.search`` (default space, TPE, median pruner, 30 trials of the 8-epoch search recipe,
 the ``resnet18`` baseline in the same study) -> ``nas_med.confirm.confirm`` (4-fold cross-validated AUCs) ->
-the final training (``nas_med.recipe.FinalRecipe`` defaults: AdamW 1e-3, wd 0.05, 10 % linear warm-up + cosine,
-60 epochs, batch 32, best validation loss, augmentation ``none`` or ``light`` settled per model on the mean
-validation loss of the seeds, ``nas_med.settle``, printed) of the confirmed minimalist choice and of ResNet-18
-with the same recipe, seeds 0, 1, 2, tested on the test split -> a ``--folds``-fold ensemble of the choice
-(``export_study(folds=K)``, one seed) exported and tested. Prints test AUC mean, std over seeds and the 95 %
-bootstrap interval over test images, parameters (the ensemble's total), wall time of each stage, and the
-published MedMNIST v2 figures (``nas_med.published``) beside them.
+the final training (``nas_med.final.FinalRecipe`` defaults: AdamW 1e-3, wd 0.05, 10 % linear warm-up + cosine,
+60 epochs, batch 32, best validation loss, augmentation ``none`` or ``light`` settled per model on validation
+loss, one seed per variant first and more only while two stay close, ``nas_med.final.settle``, printed) of the
+confirmed minimalist choice and of ResNet-18 with the same recipe, seeds 0, 1, 2, tested on the test split -> a
+``--folds``-fold ensemble of the choice (``export_study(folds=K)``, one seed) exported and tested. Prints test AUC
+mean, std over seeds and the 95 % bootstrap interval over test images, parameters (the ensemble's total), wall
+time of each stage (the final training's as ``final{size}_seconds`` too, with its number of training runs), and
+the published MedMNIST v2 figures (``nas_med.published``) beside them.
 
 The bar (issue 19): minimalist mean >= 0.91 at 28 px with <= 225,000 parameters, whole flow <= 30 min,
 ResNet-18 with the same recipe >= 0.88, minimalist >= 0.91 at 64 px.
@@ -32,9 +33,9 @@ def _line(size: int, label: str, r, params: int) -> str:
     std = a["std"] if a["std"] == a["std"] else 0.0
     line = (f"  {size} px {label:<44} params {params:>11,}  test AUC {a['mean']:.4f} +- {std:.4f} "
             f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}] (seeds {r.seeds})")
-    if r.settled:  # nas_med.settle: the final recipe's lr and augmentation, chosen on validation
-        tried = ", ".join(f"lr {row['lr']:g} {row['augment']} {row['val_loss']:.4f}" + (" (kept)" if row["chosen"]
-                          else "") for row in r.settled)
+    if r.settled:  # nas_med.final.settle: the final recipe's lr and augmentation, chosen on validation
+        tried = ", ".join(f"lr {row['lr']:g} {row['augment']} {row['val_loss']:.4f} (seeds {row.get('seeds')})"
+                          + (" (kept)" if row["chosen"] else "") for row in r.settled)
         line += f"\n  {size} px   settled on mean validation loss: {tried}"
     return line
 
@@ -58,9 +59,8 @@ def main() -> int:
     from nas_med.confirm import confirm
     from nas_med.data import load_dataset
     from nas_med.export import export_study
+    from nas_med.final import FinalRecipe, retrain_study
     from nas_med.published import published_rows
-    from nas_med.recipe import FinalRecipe
-    from nas_med.retrain import retrain_study
     from nas_med.search import SearchConfig, search
 
     space, epochs, trials, sizes, seeds, boot, folds = (("tiny", 2, 2, "28", [0], 200, 2) if args.quick
@@ -112,7 +112,8 @@ def main() -> int:
                 "nothing to show (the published figures are for 28 px)"
             print(f"  {size} px the ensemble's model card shows the published figures beside it: {shown}", flush=True)
         print(f"  {size} px wall time: search {search_s:.0f} s ({len(study.trials)} trials), confirm {confirm_s:.0f} s, "
-              f"final training {final_s:.0f} s ({len(seeds)} seeds x {len(reports)} models), ensemble {ens_s:.0f} s; "
+              f"final training {final_s:.0f} s ({len(seeds)} seeds x {len(reports)} models, "
+              f"{sum(training_runs(r) for r in reports)} training runs with settling), ensemble {ens_s:.0f} s; "
               f"whole flow (search -> confirm -> final training, no ensemble) {flow_s / 60:.1f} min", flush=True)
         for r in published_rows("breastmnist", size):
             print(f"  {size} px published {r['method']:<22} test AUC {r['auc']:.3f} "
@@ -123,12 +124,20 @@ def main() -> int:
             figures[f"auc{size}_resnet18"] = round(resnet.summary["auc"]["mean"], 4)
         figures[f"params{size}_minimalist"] = p_chosen
         figures[f"flow{size}_minutes"] = round(flow_s / 60, 2)
+        figures[f"final{size}_seconds"] = round(final_s)  # the choice's and the baseline's final training
         if ens is not None:
             figures[f"auc{size}_ensemble"] = round(ens.summary["auc"]["mean"], 4)
     result(figures, "goal auc28_minimalist >= 0.91, params28_minimalist <= 225000, flow28_minutes <= 30, "
                     "auc28_resnet18 >= 0.88, "
                     "auc64_minimalist >= 0.91", started)
     return 0
+
+
+def training_runs(report) -> int:
+    """The runs of the final training of one model: every settled variant's seeds, and the reported seeds that
+    settling did not train already."""
+    kept = next((row.get("seeds", report.seeds) for row in report.settled if row["chosen"]), [])
+    return sum(len(row.get("seeds", report.seeds)) for row in report.settled) + len(set(report.seeds) - set(kept))
 
 
 def count_params_of(report, count_params) -> int:

@@ -6,7 +6,7 @@ contrast and gamma jitter and optional Gaussian noise. Every sample draws its ow
 ``torch.Generator`` (on the CPU, so the same seed gives the same draws on every device); masks, when given, get
 the same geometric transform as their image (nearest neighbour), labels are never touched. Training only:
 ``train`` never calls it for validation, test or export. ``auto`` is a final recipe's word for "whichever of
-``none`` and ``light`` has the lower validation loss for this model" (``nas_med.settle``)."""
+``none`` and ``light`` has the lower validation loss for this model" (``nas_med.final.settle``)."""
 from __future__ import annotations
 
 import math
@@ -47,14 +47,14 @@ POLICIES: dict[str, Policy] = {
 }
 
 
-AUTO = "auto"  # a final recipe's "choose on validation" (nas_med.settle): one of AUTO_CHOICES per model
+AUTO = "auto"  # a final recipe's "choose on validation" (nas_med.final.settle): one of AUTO_CHOICES per model
 AUTO_CHOICES = ("none", "light")
 
 
 def check_policy(name: str, auto: bool = True) -> str:
     """``name`` if it is a policy (or, with ``auto``, ``auto``), else UserError naming the valid ones."""
     if name == AUTO and not auto:
-        raise UserError(f"augmentation '{AUTO}' is a final recipe's choice on validation (nas_med.settle); one "
+        raise UserError(f"augmentation '{AUTO}' is a final recipe's choice on validation (nas_med.final.settle); one "
                         f"training run needs one policy ({', '.join(POLICIES)}).")
     if name != AUTO and name not in POLICIES:
         raise UserError(f"unknown augmentation policy '{name}' (valid: {', '.join([*POLICIES, AUTO])}).")

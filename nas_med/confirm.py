@@ -19,15 +19,15 @@ import numpy as np
 import optuna
 import torch
 
-from .arch import build
-from .data.splits import sample_strata, stratified_indices
-from .data.types import Dataset, Split
+from .data.splits import fold_indices, pooled, stratified_indices
+from .data.types import Dataset
 from .errors import UserError
+from .fit import fit
 from .metrics import auc
 from .progress import emit
 from .search.records import CONFIRMED, load_study_data, trial_recipe
 from .select import DEFAULT_AUC_TOLERANCE, check_rule, completed, front_numbers, pareto_front, value
-from .train import Normalizer, pick_device, predict_probs, train
+from .train import Normalizer, pick_device, predict_probs
 
 log = logging.getLogger(__name__)
 
@@ -93,38 +93,26 @@ def near_best(study: optuna.Study, data: Dataset, auc_tolerance: float = DEFAULT
     return near[:max_candidates]
 
 
-def fold_indices(labels: torch.Tensor, folds: int, seed: int) -> list[np.ndarray]:
-    """Stratified fold membership of every image (multi-label: by its first positive label)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    groups = sample_strata(labels)
-    smallest = int(np.unique(groups, return_counts=True)[1].min()) if len(groups) else 0
-    if folds < 2 or folds > max(2, smallest):
-        raise UserError(f"--folds must be between 2 and the images of the rarest class ({smallest}), got {folds}.")
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [held for _, held in splitter.split(np.zeros(len(groups)), groups)]
-
-
 def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: int = DEFAULT_FOLDS,
                         device: str | None = None) -> float:
     """AUC of the out-of-fold predictions of ``trial``'s recipe on train + val pooled, K-fold."""
     spec, cfg = trial_recipe(trial)
     if device is not None:
         cfg = replace(cfg, device=device)
-    pool = Split(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.labels, data.val.labels]))
+    pool = pooled(data).train
     multilabel = data.task == "multilabel"
     probs = np.zeros((len(pool), data.num_classes), dtype=np.float64)
     dev = pick_device(cfg.device)
-    for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed)):
+    for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed, pool.groups, "--cv-folds")):
         emit("fold", k + 1, folds, f"trial {trial.number} fold {k + 1}/{folds}", trial=trial.number)
         rest = np.setdiff1d(np.arange(len(pool)), held)
-        fit, out = pool.subset(torch.as_tensor(rest)), pool.subset(torch.as_tensor(held))
+        part, out = pool.subset(torch.as_tensor(rest)), pool.subset(torch.as_tensor(held))
         # the best epoch is picked on a slice of the fold's own training part, never on the held-out fold
-        learn, pick = stratified_indices(fit.labels, (1 - EPOCH_PICK_SHARE, EPOCH_PICK_SHARE), cfg.seed + k)
-        inner = data.with_splits(train=fit.subset(torch.as_tensor(learn)), val=fit.subset(torch.as_tensor(pick)),
+        learn, pick = stratified_indices(part.labels, (1 - EPOCH_PICK_SHARE, EPOCH_PICK_SHARE), cfg.seed + k,
+                                         None if part.groups is None else part.groups.numpy())
+        inner = data.with_splits(train=part.subset(torch.as_tensor(learn)), val=part.subset(torch.as_tensor(pick)),
                                  test=out)
-        torch.manual_seed(cfg.seed + k)
-        result = train(build(spec), inner, replace(cfg, seed=cfg.seed + k))
+        result = fit(spec, inner, cfg, cfg.seed + k, label=f"trial {trial.number} fold {k + 1}/{folds}")
         normalize = Normalizer(inner.train.images)
         probs[held] = predict_probs(result.model, out.images.to(dev), normalize, multilabel).cpu().numpy()
     return auc(data.task, pool.labels.numpy(), probs)
@@ -136,9 +124,9 @@ def confirm(study: optuna.Study, data: Dataset | None = None, folds: int = DEFAU
     """Cross-validate the near-best front members of ``study`` and store their AUCs on it; returns
     {trial number: cross-validated AUC}."""
     data = data if data is not None else load_study_data(study)
-    if data.info.get("group_key"):
-        raise UserError(f"study '{study.study_name}' groups images by '{data.info['group_key']}'; confirm's folds "
-                        "are drawn per image and would put one patient on both sides, so it is not offered here.")
+    if data.info.get("group_key") and data.train.groups is None:
+        raise UserError(f"study '{study.study_name}' groups images by '{data.info['group_key']}' but its data "
+                        "carries no patient groups; confirm's folds would put one patient on both sides.")
     aucs = {}
     candidates = near_best(study, data, auc_tolerance, max_candidates)
     for i, trial in enumerate(candidates):

@@ -110,8 +110,8 @@ def _check_host(host: str) -> None:
             raise UserError(f"--host '{host}' is neither an IP address nor a known host name.") from None
 
 
-def mark_choice(study, auc_tolerance: float | None = None, cam_floor: float | None = None) -> int | None:
-    """Mark the minimalist choice in its trial's dashboard note with the rule's reason (and in the study's note);
+def mark_choice(study, rule=None) -> int | None:
+    """Mark the minimalist choice (under ``rule``, a ``select.Rule``, default ``Rule()``) in its trial's dashboard note with the rule's reason (and in the study's note);
     a trial marked before and no longer chosen gets its plain note back. Returns the chosen trial's number, or
     None when the study has no choice yet. Best effort: a note never fails a command."""
     from optuna.trial import Trial
@@ -120,11 +120,10 @@ def mark_choice(study, auc_tolerance: float | None = None, cam_floor: float | No
     from .search import records
     from .search._optuna_private import trial_id
     from .search.artifacts import note_of, save_trial_note
-    from .select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, choose
+    from .select import choose
 
     try:
-        choice = choose(study, None, DEFAULT_AUC_TOLERANCE if auc_tolerance is None else auc_tolerance,
-                        DEFAULT_CAM_FLOOR if cam_floor is None else cam_floor)
+        choice = choose(study, None, rule)
     except UserError:
         return None
     try:

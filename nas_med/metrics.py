@@ -44,6 +44,14 @@ def binary_decisions(probs: np.ndarray, positive: int = 1, threshold: float | No
     return probs[:, positive] >= threshold
 
 
+def decide(probs: np.ndarray, positive: int | None = None, threshold: float | None = None) -> np.ndarray:
+    """The predicted class of each image: binary with a threshold, ``positive`` where ``binary_decisions`` calls
+    it (else the other class); otherwise the argmax."""
+    if positive is None or threshold is None:
+        return probs.argmax(1)
+    return np.where(binary_decisions(probs, positive, threshold), positive, 1 - positive)
+
+
 def sensitivity_specificity(task: str, labels: np.ndarray, probs: np.ndarray, positive: int = 1,
                             threshold: float | None = None) -> tuple[float, float]:
     """Binary: recall of the ``positive`` class and of the other one (decisions as ``binary_decisions``).

@@ -228,28 +228,41 @@ def minimalist(trials: list[FrozenTrial], auc_tolerance: float = DEFAULT_AUC_TOL
     return Choice(pick, reason, [t.number for t in sound])
 
 
-def study_minimalist(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-                     cam_floor: float | None = DEFAULT_CAM_FLOOR,
-                     prefer: str | Sequence[str] | Preference | None = None) -> Choice | None:
+@dataclass(frozen=True)
+class Rule:
+    """The minimalist rule's options, checked when made (UserError): ``auc_tolerance`` (>= 0), ``cam_floor``
+    (finite, or None for no floor) and ``prefer`` (any form ``parse_prefer`` takes, kept as a Preference). Passed
+    as one argument from the command line to ``choose``, ``export_study``, ``retrain_study`` and the report."""
+
+    auc_tolerance: float = DEFAULT_AUC_TOLERANCE
+    cam_floor: float | None = DEFAULT_CAM_FLOOR
+    prefer: Preference | str | Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        check_rule(self.auc_tolerance, self.cam_floor)
+        object.__setattr__(self, "prefer", parse_prefer(self.prefer))
+
+    def pick(self, trials: list[FrozenTrial], aucs: dict[int, float] | None = None) -> Choice | None:
+        """``minimalist`` under this rule."""
+        return minimalist(trials, self.auc_tolerance, self.cam_floor, self.prefer, aucs)
+
+
+def study_minimalist(study: optuna.Study, rule: Rule | None = None) -> Choice | None:
     """The minimalist choice on the Pareto front of the study's completed candidates, on the cross-validated
     AUCs when ``nas-med confirm`` stored them for the current front."""
-    return minimalist(pareto_front(completed(study)), auc_tolerance, cam_floor, prefer, confirmed_aucs(study))
+    return (rule or Rule()).pick(pareto_front(completed(study)), confirmed_aucs(study))
 
 
-def choose(study: optuna.Study, trial_number: int | None = None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-           cam_floor: float | None = DEFAULT_CAM_FLOOR,
-           prefer: str | Sequence[str] | Preference | None = None) -> Choice:
+def choose(study: optuna.Study, trial_number: int | None = None, rule: Rule | None = None) -> Choice:
     """The trial to retrain or export: ``trial_number`` if given (any completed trial, baselines included),
-    else the minimalist choice on the Pareto front of completed candidates.
+    else the minimalist choice (under ``rule``, default ``Rule()``) on the Pareto front of completed candidates.
 
     Raises UserError when the study has no completed trial, or the number is not a completed trial."""
-    check_rule(auc_tolerance, cam_floor)
-    parse_prefer(prefer)
     done = completed(study, baselines=None)
     if not done:
         raise UserError(f"study '{study.study_name}' has no completed trial yet; run `nas-med search --study "
                         f"{study.study_name}` (or wait for its workers) first.")
-    rule = study_minimalist(study, auc_tolerance, cam_floor, prefer)
+    rule = study_minimalist(study, rule)
     if trial_number is None:
         if rule is None:
             numbers = ", ".join(str(t.number) for t in done)

@@ -53,7 +53,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto, fp32, bf16 or fp16 (nas_med.precision); replaces the old ``amp`` flag
     seed: int = 0
-    # the final recipe's knobs (nas_med.recipe); these defaults are the search recipe, unchanged
+    # the final recipe's knobs (nas_med.final.recipe); these defaults are the search recipe, unchanged
     optimizer: str = "adam"      # adam or adamw (nas_med.schedule)
     schedule: str = "constant"   # constant or cosine (linear warm-up, then cosine decay to 0)
     warmup: float = 0.0          # share of all steps spent warming up (cosine only)
@@ -110,11 +110,12 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 class Normalizer:
-    """uint8 (B, C, H, W) -> float, standardised with the training split's per-channel mean and std."""
+    """uint8 (B, C, H, W) -> float, standardised with the training split's per-channel mean and std, or with
+    stored ``stats`` (``to_dict()``; an exported folder's preprocessing): the one normaliser."""
 
-    def __init__(self, train_images: torch.Tensor):
-        self.mean, std = channel_stats(train_images)
-        self.std = [max(s, 1e-3) for s in std]
+    def __init__(self, train_images: torch.Tensor | None = None, stats: dict | None = None):
+        self.mean, std = channel_stats(train_images) if stats is None else (list(stats["mean"]), list(stats["std"]))
+        self.std = [max(s, 1e-3) for s in std] if stats is None else std
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,36 +159,34 @@ def _loss_fn(data: Dataset, cfg: TrainConfig, device: torch.device) -> Callable:
     return lambda logits, y: F.cross_entropy(logits.float(), y, weight=weight)
 
 
+def batched_logits(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
+                   batch_size: int = 256) -> torch.Tensor:
+    """fp32 logits of uint8 ``images``, normalised and run batch by batch in eval mode without gradients (the one
+    inference loop: validation, test predictions, an export's operating point)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(normalize(images[i:i + batch_size])).float()
+                            for i in range(0, images.shape[0], batch_size)])
+    model.train(was_training)
+    return logits
+
+
 def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer, multilabel: bool,
                   batch_size: int = 256) -> torch.Tensor:
     """Class probabilities (softmax, or sigmoid for multi-label) for uint8 images, in eval mode."""
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            logits = model(normalize(images[start:start + batch_size])).float()
-            out.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
-    model.train(was_training)
-    return torch.cat(out)
+    logits = batched_logits(model, images, normalize, batch_size)
+    return torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
 
 
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: str, loss_fn: Callable,
              batch_size: int = 256, positive: int | None = None) -> dict:
-    """Loss and metrics of ``model`` on ``split``."""
-    multilabel = task == "multilabel"
-    was_training = model.training
-    model.eval()
-    losses, probs = [], []
-    with torch.no_grad():
-        for start in range(0, len(split), batch_size):
-            x = normalize(split.images[start:start + batch_size])
-            y = split.labels[start:start + batch_size]
-            logits = model(x).float()
-            losses.append(loss_fn(logits, y) * len(y))  # summed on the device, read once below
-            probs.append(torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1))
-    model.train(was_training)
-    p = torch.cat(probs).cpu().numpy()
+    """Loss and metrics of ``model`` on ``split`` (the loss averaged batch by batch, as it always was)."""
+    logits = batched_logits(model, split.images, normalize, batch_size)
+    losses = [loss_fn(logits[start:start + batch_size], split.labels[start:start + batch_size])
+              * len(split.labels[start:start + batch_size]) for start in range(0, len(split), batch_size)]
+    probs = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)
+    p = probs.cpu().numpy()
     if not np.isfinite(p).all():  # a finite loss can hide them (inf logits); metrics of NaN mean nothing
         raise TrainingFailed(f"non-finite predictions (NaN or infinity) for {int((~np.isfinite(p)).any(1).sum())} "
                              f"of {len(p)} images")

@@ -84,7 +84,7 @@ def breast_minicnn_export(breastmnist_root, tmp_path_factory):
     from nas_med.crossfit import out_of_fold
     from nas_med.data import load_dataset
     from nas_med.export.write import write_export
-    from nas_med.retrain import retrain_and_test
+    from nas_med.final.retrain import retrain_and_test
     from nas_med.train import TrainConfig
 
     threads = torch.get_num_threads()

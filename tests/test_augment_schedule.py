@@ -11,7 +11,7 @@ from nas_med.arch import ArchSpec, StageSpec, build
 from nas_med.augment import POLICIES, augment_batch, check_policy
 from nas_med.data import load_dataset
 from nas_med.errors import UserError
-from nas_med.recipe import FinalRecipe, apply_recipe, check_folds
+from nas_med.final.recipe import FinalRecipe, apply_recipe, check_folds
 from nas_med.schedule import lr_factor, make_optimizer, make_scheduler
 from nas_med.train import TrainConfig, train
 
@@ -130,7 +130,7 @@ def test_final_recipe_trains_with_augmentation_and_patience():
 
 @pytest.mark.parametrize("bad", [0, -1, 21, True, "3"])
 def test_bad_folds(bad):
-    with pytest.raises(UserError, match="--folds"):
+    with pytest.raises(UserError, match="--ensemble"):
         check_folds(bad)
 
 

@@ -15,8 +15,8 @@ from nas_med.calibration import apply_temperature, ece, fit_temperature, thresho
 from nas_med.cli.main import cli
 from nas_med.data.positive import default_positive, positive_index
 from nas_med.errors import UserError
+from nas_med.final.bootstrap import resample_metrics
 from nas_med.metrics import all_metrics, confusion, per_class, sensitivity_specificity
-from nas_med.retrain import resample_metrics
 
 BREAST = ["malignant", "normal, benign"]
 

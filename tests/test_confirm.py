@@ -12,10 +12,10 @@ from nas_med.confirm import (
     auc_standard_error,
     confirm,
     cross_validated_auc,
-    fold_indices,
     near_best,
 )
 from nas_med.data import load_dataset
+from nas_med.data.splits import fold_indices
 from nas_med.errors import UserError
 from nas_med.search.records import CONFIRMED
 from nas_med.select import choose, completed, confirmed_aucs, minimalist, pareto_front, value
@@ -44,7 +44,7 @@ def test_folds_are_stratified_disjoint_and_cover_every_image():
     folds = fold_indices(labels, 5, seed=0)
     assert sorted(np.concatenate(folds).tolist()) == list(range(40))
     assert all(int((labels[f] == 1).sum()) == 2 for f in folds)
-    with pytest.raises(UserError, match="--folds must be between 2 and .* \\(10\\), got 11"):
+    with pytest.raises(UserError, match="the number of folds must be between 2 and .* \\(10\\), got 11"):
         fold_indices(labels, 11, seed=0)
     with pytest.raises(UserError, match="got 1"):
         fold_indices(labels, 1, seed=0)
@@ -103,9 +103,11 @@ def test_confirm_refuses_data_grouped_by_patient(copy_of_tiny):
 def test_cli_confirm_prints_the_scores_and_bad_folds_exit_2(copy_of_tiny):
     study, url = copy_of_tiny
     runner = CliRunner()
-    bad = runner.invoke(cli, ["confirm", "--study", study.study_name, "--storage", url, "--folds", "1"])
-    assert bad.exit_code == 2 and "--folds must be between 2" in bad.output and "Traceback" not in bad.output
-    ok = runner.invoke(cli, ["confirm", "--study", study.study_name, "--storage", url, "--folds", "2",
+    bad = runner.invoke(cli, ["confirm", "--study", study.study_name, "--storage", url, "--cv-folds", "1"])
+    assert bad.exit_code == 2 and "--cv-folds must be between 2" in bad.output and "Traceback" not in bad.output
+    old = runner.invoke(cli, ["confirm", "--study", study.study_name, "--storage", url, "--folds", "1"])
+    assert old.exit_code == 2 and "Note: confirm --folds is now --cv-folds" in old.output
+    ok = runner.invoke(cli, ["confirm", "--study", study.study_name, "--storage", url, "--cv-folds", "2",
                              "--max-candidates", "1"])
     assert ok.exit_code == 0, ok.output
     assert "2-fold cross-validated AUC" in ok.output and "(cv " in ok.output

@@ -187,7 +187,7 @@ def test_load_refuses_what_is_not_an_export(exported, tmp_path):
 
 def test_target_errors_come_before_any_training(tiny_study, tmp_path, monkeypatch):
     study, _ = tiny_study
-    monkeypatch.setattr(export_study_module, "retrain_and_test", lambda *a, **k: pytest.fail("trained anyway"))
+    monkeypatch.setattr(export_study_module, "train_final", lambda *a, **k: pytest.fail("trained anyway"))
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
@@ -207,7 +207,7 @@ def test_target_errors_come_before_any_training(tiny_study, tmp_path, monkeypatc
 def test_bad_metadata_coverage_or_calibration_folds_stop_before_training(tiny_study, small_data, tmp_path,
                                                                          monkeypatch):
     study, _ = tiny_study
-    monkeypatch.setattr(export_study_module, "settle", lambda *a, **k: pytest.fail("trained anyway"))
+    monkeypatch.setattr(export_study_module, "train_final", lambda *a, **k: pytest.fail("trained anyway"))
     meta = tmp_path / "meta.csv"
     meta.write_text("filename,sex\na.png,F\n")  # synthetic data has no files: an index column is needed
     with pytest.raises(UserError, match="needs a column index"):

@@ -192,16 +192,16 @@ def test_a_space_whose_only_candidate_cannot_be_allocated_ends_in_failed_trials_
 def test_an_allocation_failure_while_building_fails_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
     import nas_med.search.objective as objective
 
-    real, calls = objective.build, []
+    real, calls = objective.seeded_build, []
 
-    def build(spec):
+    def build(spec, seed):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory: "
                                "you tried to allocate 1099511627776 bytes.")
-        return real(spec)
+        return real(spec, seed)
 
-    monkeypatch.setattr(objective, "build", build)
+    monkeypatch.setattr(objective, "seeded_build", build)
     result, db = search(tmp_path, trials=2)
     trials = _trials(tmp_path, result, db)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
@@ -423,7 +423,7 @@ def test_stale_partial_export_folders_are_cleaned(tmp_path):
     import sys
     import time
 
-    from nas_med.export.checks import clean_stale_partials, partial_prefix
+    from nas_med.export.partials import clean_stale_partials, partial_prefix
 
     out = tmp_path / "model"
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

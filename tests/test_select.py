@@ -7,7 +7,7 @@ from optuna.trial import TrialState, create_trial
 
 from nas_med.errors import UserError
 from nas_med.search.config import DIRECTIONS
-from nas_med.select import Preference, choose, completed, minimalist, pareto_front, parse_prefer
+from nas_med.select import Preference, Rule, choose, completed, minimalist, pareto_front, parse_prefer
 
 
 def make_study(rows: list[tuple], name: str = "hand") -> optuna.Study:
@@ -105,7 +105,21 @@ def test_bad_rule_values_are_user_errors():
     with pytest.raises(UserError, match="-0.5"):
         minimalist(completed(study), auc_tolerance=-0.5)
     with pytest.raises(UserError, match="nan"):
-        choose(study, cam_floor=float("nan"))
+        Rule(cam_floor=float("nan"))
+    with pytest.raises(UserError, match="--auc-tolerance must be a number >= 0, got -1"):
+        Rule(auc_tolerance=-1)
+    with pytest.raises(UserError, match="objective in --prefer"):
+        Rule(prefer="speed")
+
+
+def test_the_rule_is_one_frozen_argument():
+    study = make_study([(0.90, 10_000, 1.0, 0.1), (0.90, 1_000, 5.0, 0.1), (0.80, 100, 0.1, 0.1)])
+    rule = Rule(prefer="epoch_seconds")
+    assert rule.prefer == Preference(("epoch_seconds",)) and Rule().prefer == Preference()
+    with pytest.raises(AttributeError):
+        rule.auc_tolerance = 0.5  # frozen
+    assert choose(study).trial.number == 1 and choose(study, rule=rule).trial.number == 0
+    assert choose(study, rule=Rule(auc_tolerance=0.2)).trial.number == 2
 
 
 def test_choose_by_trial_number_and_its_errors():

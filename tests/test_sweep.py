@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import optuna
 import pytest
-import torch
-from click.testing import CliRunner
+from cli_invoke import invoke  # tests/cli_invoke.py
 
-from nas_med.cli.main import cli
 from nas_med.report.sweep import sweep_section_html
 from nas_med.search.records import SWEEP, SWEEP_POINT, SWEEP_RESULTS
 from nas_med.sweep import sweep_of, sweep_studies
@@ -22,12 +21,7 @@ POINTS = ["t:f0.5-s16", "t:f0.5-s24", "t:f1-s16", "t:f1-s24"]
 
 
 def _invoke(args: list[str]):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 16-24 px nets on a shared 2-core machine: one thread is faster
-    try:
-        result = CliRunner().invoke(cli, args)
-    finally:
-        torch.set_num_threads(threads)
+    result = invoke(args, threads=1)  # 16-24 px nets on a shared 2-core machine: one thread is faster
     return result, result.output  # stdout and stderr, interleaved
 
 
@@ -76,6 +70,10 @@ def test_grid_yields_a_tested_choice_per_point(sweep_run):
     for name in ("auc_vs_fraction.png", "depth_vs_size.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "test AUC" in output and output.count("minimalist") >= 4
+    # the final training of each point's choice shows its runs: settle variants, the seed, how each run ended
+    assert len(re.findall(r"^settle: trial \d+: choosing the final recipe on validation", output, re.M)) >= 4 * 2
+    assert len(re.findall(r"^retrain: trial \d+: seed \d+ \(1 of 1\)", output, re.M)) == 4
+    assert len(re.findall(r"^  done: trial \d+: .*validation loss \d\.\d{4}", output, re.M)) >= 4 * 2
 
 
 def test_rerun_resumes_without_new_trials(sweep_run):

@@ -5,7 +5,7 @@ import click
 
 from ..conformal import DEFAULT_COVERAGE  # numpy only: the command line stays quick to start
 from .front import RULE_HELP, print_wide, retrain_table, rule_options, wide_console
-from .options import parse_folds, recipe_options, storage_option
+from .options import old_spelling, parse_folds, recipe_options, storage_option
 
 EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial is retrained --seeds times (its own "
                "seed first, then the following ones), every seed is tested, and the first seed's model is exported "
@@ -41,24 +41,24 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
               help="CSV of attributes per image (a filename or index column and columns such as sex, age, site): "
                    "the card gives AUC, sensitivity and specificity per subgroup of the test split.")
 @recipe_options
-def export_command(study_name: str, storage: str | None, out: str, auc_tolerance: float, cam_floor: float,
-                   prefer: str | None, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
+def export_command(study_name: str, storage: str | None, out: str, rule, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
                    cam_images: int, device: str | None, precision: str | None,
                    target_sensitivity: float | None, calibration_folds: int | None, coverage: float,
-                   metadata: str | None, recipe: str,
-                   folds: str | None) -> None:
+                   metadata: str | None, recipe: str, ensemble: str | None, old_folds: str | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""
     from ..confirm import is_confirmed, small_validation
     from ..conformal import check_coverage
     from ..crossfit import check_calibration_folds
     from ..export import export_study
-    from ..recipe import check_recipe_name
+    from ..final.recipe import check_recipe_name
     from ..search.study import load_nas_study
     from ..select import choose
     from .stages import stage_progress
 
-    k = parse_folds(folds)  # bad --folds / --recipe: one line, exit 2, before the study is opened
+    ensemble = old_spelling(ensemble, old_folds, "export --folds", "--ensemble",
+                            "the members of a fold ensemble; confirm's cross-validation folds are --cv-folds")
+    k = parse_folds(ensemble)  # bad --ensemble / --recipe: one line, exit 2, before the study is opened
     check_recipe_name(recipe)
     if calibration_folds is not None:
         check_calibration_folds(calibration_folds)
@@ -67,7 +67,7 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
     console = wide_console()
     small = small_validation(study)
     if small and trial_number is None:
-        choice = choose(study, None, auc_tolerance, cam_floor, prefer)
+        choice = choose(study, None, rule)
         if not is_confirmed(study, choice.trial.number):
             click.echo(f"Warning: exporting trial {choice.trial.number}, an unconfirmed choice: {small}, so one "
                        f"run's AUC may have picked it by luck. Run `nas-med confirm --study {study_name}` first "
@@ -75,7 +75,7 @@ def export_command(study_name: str, storage: str | None, out: str, auc_tolerance
     with stage_progress(study, device):
         result = export_study(study, out, trial_number=trial_number, seeds=seeds, force=force,
                               n_bootstrap=n_bootstrap, device=device, cam_images=cam_images,
-                              auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
+                              rule=rule,
                               target_sensitivity=target_sensitivity, precision=precision,
                               recipe=recipe, folds=k, calibration_folds=calibration_folds, coverage=coverage,
                               metadata=metadata)

@@ -2,6 +2,7 @@
 ``--retrain``, the choice and the baselines retrained with several seeds and tested."""
 from __future__ import annotations
 
+import functools
 import os
 
 import click
@@ -14,6 +15,7 @@ from ..select import (
     DEFAULT_AUC_TOLERANCE,
     DEFAULT_CAM_FLOOR,
     PREFERABLE,
+    Rule,
     choose,
     completed,
     confirmed_aucs,
@@ -32,18 +34,25 @@ RULE_HELP = ("The minimalist rule: among completed candidates on the Pareto fron
 
 
 def rule_options(func):
-    """--auc-tolerance, --cam-floor, --prefer, --trial: how the model to show, test or export is chosen."""
-    func = click.option("--trial", "trial_number", type=int, default=None,
-                        help="Take this completed trial (any, baselines included) instead of the rule's choice.")(func)
-    func = click.option("--prefer", default=None, metavar="OBJ[:W][,OBJ[:W]]",
-                        help="What decides among the near-best: objectives in order, or weighted "
-                             f"(OBJ:W). Objectives: {', '.join(PREFERABLE)}. [default: params,epoch_seconds]")(func)
-    func = click.option("--cam-floor", type=float, default=DEFAULT_CAM_FLOOR, show_default=True,
-                        help="Lowest acceptable CAM quality (ROAD, about -0.5..0.5; -1 lets every candidate "
-                             "through).")(func)
-    func = click.option("--auc-tolerance", type=float, default=DEFAULT_AUC_TOLERANCE, show_default=True,
-                        help="How far below the best validation AUC a candidate may be.")(func)
-    return func
+    """--auc-tolerance, --cam-floor, --prefer, --trial: how the model to show, test or export is chosen; the
+    command gets the first three as one ``rule`` (``select.Rule``, checked: a bad value is one line, exit 2)."""
+
+    @functools.wraps(func)
+    def with_rule(*args, auc_tolerance: float, cam_floor: float, prefer: str | None, **kwargs):
+        return func(*args, rule=Rule(auc_tolerance, cam_floor, prefer), **kwargs)
+
+    command = click.option("--trial", "trial_number", type=int, default=None,
+                           help="Take this completed trial (any, baselines included) instead of the rule's "
+                                "choice.")(with_rule)
+    command = click.option("--prefer", default=None, metavar="OBJ[:W][,OBJ[:W]]",
+                           help="What decides among the near-best: objectives in order, or weighted "
+                                f"(OBJ:W). Objectives: {', '.join(PREFERABLE)}. [default: params,epoch_seconds]")(
+        command)
+    command = click.option("--cam-floor", type=float, default=DEFAULT_CAM_FLOOR, show_default=True,
+                           help="Lowest acceptable CAM quality (ROAD, about -0.5..0.5; -1 lets every candidate "
+                                "through).")(command)
+    return click.option("--auc-tolerance", type=float, default=DEFAULT_AUC_TOLERANCE, show_default=True,
+                        help="How far below the best validation AUC a candidate may be.")(command)
 
 
 def wide_console() -> Console:
@@ -69,8 +78,7 @@ def print_wide(console: Console, renderable) -> None:
         console.width = width
 
 
-def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-                cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None,
+def front_table(study: optuna.Study, rule: Rule | None = None,
                 trial_number: int | None = None) -> tuple[Table, str]:
     """The table and the sentence explaining the choice (the minimalist rule's, or ``trial_number``)."""
     cands = completed(study)
@@ -78,7 +86,7 @@ def front_table(study: optuna.Study, auc_tolerance: float = DEFAULT_AUC_TOLERANC
     baselines = completed(study, baselines=True)
     choice = None
     if cands or trial_number is not None:
-        choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
+        choice = choose(study, trial_number, rule)
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} of {len(cands)} completed candidates)")
 
     masks = any(t.user_attrs.get(records.MASK_ENERGY) is not None for t in front + baselines)
@@ -121,10 +129,11 @@ def _three(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def print_front(study: optuna.Study, console: Console | None = None, **rule) -> None:
+def print_front(study: optuna.Study, console: Console | None = None, rule: Rule | None = None,
+                trial_number: int | None = None) -> None:
     """Print the front table and the sentence saying why the marked trial was chosen."""
     console = console or wide_console()
-    table, reason = front_table(study, **rule)
+    table, reason = front_table(study, rule, trial_number)
     print_wide(console, table)
     console.print(reason, soft_wrap=True)
     from ..search.reproducibility import study_note
@@ -175,8 +184,7 @@ def retrain_table(reports) -> Table:
 @click.option("--precision", default=None, help="Precision for --retrain: auto, fp32, bf16, fp16 (default: the "
                                                 "trial's, usually auto).")
 @lambda f: recipe_options(f, folds=False)
-def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor: float, prefer: str | None,
-          trial_number: int | None, retrain: bool, seeds: int, baselines: bool, n_bootstrap: int,
+def front(study_name: str, storage: str | None, rule: Rule, trial_number: int | None, retrain: bool, seeds: int, baselines: bool, n_bootstrap: int,
           device: str | None, precision: str | None, recipe: str) -> None:
     """Show the Pareto front of a study with the minimalist choice marked and why.
 
@@ -186,16 +194,14 @@ def front(study_name: str, storage: str | None, auc_tolerance: float, cam_floor:
 
     study = load_nas_study(study_name, storage)
     console = wide_console()
-    print_front(study, console, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
-                trial_number=trial_number)
+    print_front(study, console, rule, trial_number)
     if retrain:
-        from ..retrain import retrain_study
+        from ..final import retrain_study
         from .stages import stage_progress
 
         with stage_progress(study, device):
             reports = retrain_study(study, trial_number, seeds, n_bootstrap=n_bootstrap, baselines=baselines,
-                                    device=device, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer,
-                                    precision=precision, recipe=recipe)
+                                    device=device, rule=rule, precision=precision, recipe=recipe)
         print_wide(console, retrain_table(reports))
 
 

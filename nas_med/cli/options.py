@@ -84,19 +84,30 @@ def storage_option(what: str = "Storage URL", **kwargs):
 
 
 def recipe_options(func, folds: bool = True):
-    """``--recipe final|search`` and (with ``folds``) ``--folds K`` (see ``nas_med.recipe``). Checked by the
-    library, so a bad value is one line and exit 2."""
+    """``--recipe final|search`` and (with ``folds``) ``--ensemble K``, old spelling ``--folds K``, apart from
+    ``confirm --cv-folds`` (see ``nas_med.final.recipe``). Checked by the library: a bad value is one line, exit 2."""
     if folds:
-        func = click.option("--folds", default=None, metavar="K",
+        func = click.option("--folds", "old_folds", default=None, metavar="K", hidden=True,
+                            help="Old spelling of --ensemble.")(func)
+        func = click.option("--ensemble", default=None, metavar="K",
                             help="Train a K-fold ensemble of the final recipe on train + val and export one model "
-                                 "averaging the K members' probabilities (default: the study's recipe, 1).")(func)
+                                 "averaging the K members' probabilities (default: the study's recipe, 1; old "
+                                 "spelling: --folds).")(func)
     return click.option("--recipe", default="final", show_default=True,
                         help="final: train with the study's final recipe (AdamW, warm-up + cosine, 60 epochs; "
                              "see studies/README.md); search: the trial's own short search recipe.")(func)
 
 
+def old_spelling(value, old_value, old: str, new: str, why: str):
+    """``value``, or ``old_value`` given under the old option name ``old`` (with a note on stderr naming ``new``)."""
+    if old_value is None:
+        return value
+    click.echo(f"Note: {old} is now {new} ({why}); {old} still works.", err=True)
+    return old_value if value is None else value
+
+
 def parse_folds(text: str | None) -> int | None:
-    from ..recipe import check_folds
+    from ..final.recipe import check_folds
 
     if text is None:
         return None

@@ -21,8 +21,9 @@ def report(study_name: str, storage: str | None, out: str | None, auc_tolerance:
            prefer: str | None) -> None:
     """Write an HTML report of a study: Pareto plots, hypervolume, learning curves, Grad-CAM grids, trials."""
     from ..report import write_report
+    from ..select import Rule
 
-    path = write_report(study_name, storage, out, auc_tolerance=auc_tolerance, cam_floor=cam_floor, prefer=prefer)
+    path = write_report(study_name, storage, out, rule=Rule(auc_tolerance, cam_floor, prefer))
     click.echo(f"Report written to {path}")
 
 

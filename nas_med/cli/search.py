@@ -91,7 +91,7 @@ def search_command(**kwargs) -> None:
             try:
                 study = search(config, callbacks=[progress])
                 if recipe is not None and study is not None:
-                    from ..recipe_file import store_recipe
+                    from ..final.recipe_file import store_recipe
 
                     store_recipe(study, recipe)
             except WorkersFailed as exc:
@@ -132,7 +132,7 @@ def _apply_recipe_file(kwargs: dict, path: str | None):
         return None
     from click.core import ParameterSource
 
-    from ..recipe_file import read_recipe_file
+    from ..final.recipe_file import read_recipe_file
 
     recipe = read_recipe_file(path)
     ctx = click.get_current_context()

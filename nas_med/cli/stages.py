@@ -1,9 +1,14 @@
-"""Progress of the commands that train outside a search (``confirm``, ``export``, ``front --retrain``, ``sweep``):
-a rich progress bar with the stage, step k of n and the time left on a terminal; with output piped, one header
-line (dataset, split sizes, image size, device, precision) and one line per fold / seed / stage."""
+"""Progress of the commands that train outside a search (``confirm``, ``export``, ``front --retrain``, ``sweep``).
+
+On a terminal: a rich progress bar with the stage, step k of n and the time left, moving with every epoch of the
+run in training; the end of every run (best epoch, validation loss) is printed above it. With output piped: one
+header line (dataset, split sizes, image size, device, precision), one line per fold / settle variant x seed /
+seed / ensemble member and per finished run (with its validation loss), and, during a run, a line with its epoch
+k/E at least every ``LINE_SECONDS`` (a batch job's log never stays silent for long)."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -13,9 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..progress import Event, listening
 
-__all__ = ["StageDisplay", "header_line", "stage_progress"]
+__all__ = ["LINE_SECONDS", "StageDisplay", "header_line", "stage_progress"]
 
-UNITS = {"fold": "confirm", "seed": "retrain"}  # the steps that take the time, and the outer stage they belong to
+# the steps that take the time, and the outer stage they belong to
+UNITS = {"fold": "confirm", "settle": "settle", "seed": "retrain", "member": "ensemble"}
+LINE_SECONDS = 30.0  # piped: the longest silence while a run trains (an epoch line, or a "still training" line)
 
 
 def header_line(study, device: str | None = None) -> str:
@@ -39,48 +46,110 @@ def header_line(study, device: str | None = None) -> str:
 
 
 class StageDisplay:
-    """A progress listener (``nas_med.progress``): counts the time-taking steps (folds, seeds) to estimate what
-    is left; ``plan`` announces how many there will be."""
+    """A progress listener (``nas_med.progress``): counts the time-taking steps (folds, settle runs, seeds, ensemble
+    members) of the current kind to estimate what is left; ``plan`` announces how many there will be. A ``run``
+    event (epoch k of E of the run in training) moves the bar, or, piped, prints a line once ``interval`` seconds
+    have passed since the last one; a background tick prints one too when an epoch outlasts ``interval``."""
 
-    def __init__(self, console: Console, tty: bool, header: str | None = None):
+    def __init__(self, console: Console, tty: bool, header: str | None = None, interval: float | None = None):
         self.console, self.tty, self.header = console, tty, header
-        self.start = time.monotonic()
+        self.interval = LINE_SECONDS if interval is None else float(interval)
+        self.began = self.start = time.monotonic()  # the command's start, the current kind of step's start
         self.done = 0
         self.total: int | None = None
-        self.outer: dict[str, tuple[int, int]] = {}
+        self.unit: str | None = None  # the kind of step being counted
+        self.planned = False  # confirm announced its folds
+        self.line = ""  # the current step's line
+        self.running = None  # the latest ``run`` event of the run in training, None between runs
+        self.last = time.monotonic()  # when the last line was printed
         self.bar: Progress | None = None
         self.task = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def plan(self, steps: int) -> None:
         self.total = max(1, steps)
 
     def left(self) -> str:
-        elapsed = time.monotonic() - self.start
-        if not self.done or self.total is None:
-            return f"elapsed {elapsed:.0f} s"
-        rest = elapsed / self.done * max(0, self.total - self.done)
-        return f"elapsed {elapsed:.0f} s, ~{rest:.0f} s left"
+        """The time since the command started and, once a step of the current kind is done, the estimate of the
+        rest of that kind's steps."""
+        now, finished, run = time.monotonic(), self.done, self.running
+        if run is not None and run.n:  # the step in training counts by its share of epochs done
+            finished = self.done - 1 + run.k / run.n
+        if finished <= 0 or self.total is None:
+            return f"elapsed {now - self.began:.0f} s"
+        rest = (now - self.start) / finished * max(0, self.total - finished)
+        return f"elapsed {now - self.began:.0f} s, ~{rest:.0f} s left"
 
     def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._on(event)
+
+    def _on(self, event: Event) -> None:
         if self.header:  # printed with the first step, so that an input error stays a one-line message
-            self.console.print(self.header, soft_wrap=True, highlight=False, markup=False)
+            self._print(self.header)
             self.header = None
-        if event.stage == "confirm" and event.k == 1 and self.total is None:
+        if event.stage == "confirm" and event.k == 1 and not self.planned:
             self.plan(event.n * int(event.info.get("folds", 1)))
+            self.planned, self.unit, self.done, self.start = True, "fold", 0, time.monotonic()
         if event.stage in UNITS:
-            if self.total is None:
+            if event.stage != self.unit:  # a new kind of step: count (and time) its steps afresh
+                self.unit, self.done, self.start = event.stage, 0, time.monotonic()
                 self.plan(event.n)
-            self._show(f"{UNITS[event.stage]}: {event.text}")
+            elif not self.planned:  # settling close variants adds seeds to the count it announced
+                self.plan(event.n)
+            self.line = f"{UNITS[event.stage]}: {event.text}"
+            self._show(self.line)
             self.done += 1  # steps started; the estimate at step k uses the k - 1 finished before it
+            return
+        if event.stage == "run":
+            self.running = event
+            self._epoch(event)
+            return
+        if event.stage == "fitted":
+            self.running = None
+            loss, auc = event.info.get("val_loss"), event.info.get("val_auc")
+            figures = "" if loss is None else f", validation loss {loss:.4f}" + (
+                "" if auc is None else f", AUC {auc:.4f}")
+            self._print(f"  done: {event.text}: best epoch {event.k} of {event.n}{figures} [{self.left()}]")
             return
         if event.stage in ("confirm", "confirmed", "export", "point", "calibration"):
             self._show(f"{event.stage}: {event.text}" if event.stage != "confirmed" else f"confirm: {event.text}")
+
+    def _epoch(self, event: Event) -> None:
+        """The bar moves by the epoch's share of a step; piped, a line once ``interval`` has passed."""
+        if self.bar is not None:
+            finished = max(0, self.done - 1) + (event.k / event.n if event.n else 0)
+            self.bar.update(self.task, description=f"{self.line} - epoch {event.k}/{event.n}", completed=finished,
+                            total=self.total)
+        elif event.k and time.monotonic() - self.last >= self.interval:
+            self._print(self._running_line(event))
+
+    def _running_line(self, event: Event) -> str:
+        loss = event.info.get("val_loss")
+        state = (f"epoch {event.k}/{event.n}" + ("" if loss is None else f", validation loss {loss:.4f}")
+                 if event.k else f"epoch 1/{event.n} running")
+        return f"  training {event.text}: {state} [{self.left()}]"
+
+    def _tick(self) -> None:
+        """Piped: a line when a run has trained ``interval`` seconds without one (an epoch longer than that)."""
+        step = min(1.0, max(0.05, self.interval / 2))
+        while not self._stop.wait(step):
+            with self._lock:
+                if self.running is not None and time.monotonic() - self.last >= self.interval:
+                    self._print(self._running_line(self.running))
+
+    def _print(self, line: str) -> None:
+        self.last = time.monotonic()
+        console = self.console if self.bar is None else self.bar.console
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
     def _show(self, line: str) -> None:
         if self.bar is not None:
             self.bar.update(self.task, description=line, completed=max(0, self.done), total=self.total)
         else:
-            self.console.print(f"{line} [{self.left()}]", soft_wrap=True, highlight=False, markup=False)
+            self._print(f"{line} [{self.left()}]")
 
     def __enter__(self) -> StageDisplay:
         if self.tty:
@@ -89,18 +158,25 @@ class StageDisplay:
                                 console=self.console, transient=True)
             self.bar.__enter__()
             self.task = self.bar.add_task("starting", total=None)
+        elif self.interval > 0:
+            self._ticker = threading.Thread(target=self._tick, name="stage-progress", daemon=True)
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
 
 @contextmanager
 def stage_progress(study=None, device: str | None = None, console: Console | None = None,
-                   lines: bool = False) -> Iterator[StageDisplay]:
+                   lines: bool = False, interval: float | None = None) -> Iterator[StageDisplay]:
     """Show the progress events of the block (header first, from the study's stored configuration); ``lines``:
-    plain lines even on a terminal (beside another live display, as in a sweep)."""
+    plain lines even on a terminal (beside another live display, as in a sweep); ``interval``: the longest
+    silence of piped output while a run trains (default ``LINE_SECONDS``)."""
     console = console or Console(stderr=True)
     tty = not lines and (sys.stderr.isatty() if console.file is sys.stderr else console.is_terminal)
     header = None
@@ -109,5 +185,5 @@ def stage_progress(study=None, device: str | None = None, console: Console | Non
             header = header_line(study, device)
         except Exception:  # noqa: BLE001 - a header never stops the command
             pass
-    with StageDisplay(console, tty, header) as display, listening(display):
+    with StageDisplay(console, tty, header, interval) as display, listening(display):
         yield display

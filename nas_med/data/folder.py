@@ -182,7 +182,9 @@ def load(path: str | Path, *, seed: int = 0, ratios: tuple[float, float, float] 
         near = find_groups(phash(images))
         groups = near if groups is None else merge_groups(groups, near)
     parts = split_indices(label_t, ratios, seed, groups, classes)
-    splits = {s: Split(images[torch.as_tensor(i, dtype=torch.long)], label_t[i]) for s, i in parts.items()}
+    ids = None if groups is None else torch.as_tensor(np.unique(groups, return_inverse=True)[1], dtype=torch.long)
+    splits = {s: Split(images[torch.as_tensor(i, dtype=torch.long)], label_t[i],
+                       groups=None if ids is None else ids[i]) for s, i in parts.items()}
     info = {"source": str(root.resolve()), "files": len(files), "unreadable": int((~ok_np).sum()),
             "split_ratios": list(ratios), "seed": seed, "group_key": group_regex or (str(group_csv) if group_csv
                                                                                     else None),

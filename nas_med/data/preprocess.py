@@ -42,7 +42,7 @@ def _prepare_split(split: Split, size: int | None, channels: int | None) -> Spli
         images = resize_images(images, size)
         if masks is not None and masks.shape[-1] != size:
             masks = F.interpolate(masks[:, None].float(), size=(size, size), mode="nearest")[:, 0] > 0.5
-    return Split(images, split.labels, masks)
+    return Split(images, split.labels, masks, split.groups)
 
 
 def check_size_channels(size: int | None, channels: int | None) -> None:

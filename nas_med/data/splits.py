@@ -1,13 +1,15 @@
-"""Stratified, group-aware splits and the training-fraction subsample."""
+"""Stratified, group-aware splits, K folds and train + val pooled, and the training-fraction subsample: the one
+owner of how images are divided (``confirm``'s cross-validation and a fold ensemble's members use the same folds)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from ..errors import UserError
-from .types import Split
+from .types import Dataset, Split
 
 
 def sample_strata(labels: torch.Tensor) -> np.ndarray:
@@ -53,6 +55,35 @@ def stratified_indices(labels: torch.Tensor, ratios: tuple[float, ...], seed: in
         mask = np.isin(inverse, np.asarray(group_ids, dtype=int))
         out.append(np.flatnonzero(mask))
     return out
+
+
+def fold_indices(labels: torch.Tensor, folds: int, seed: int, groups: torch.Tensor | np.ndarray | None = None,
+                 what: str = "the number of folds") -> list[np.ndarray]:
+    """K held-out index sets, stratified by class (multi-label: by the first positive label); images sharing a
+    patient group stay in one fold. UserError naming ``what`` unless 2 <= K <= the images of the rarest class."""
+    strata = sample_strata(labels)
+    smallest = int(np.unique(strata, return_counts=True)[1].min()) if len(strata) else 0
+    if folds < 2 or folds > max(2, smallest):
+        raise UserError(f"{what} must be between 2 and the images of the rarest class ({smallest}), got {folds}.")
+    if groups is not None:
+        return stratified_indices(labels, tuple([1 / folds] * folds), seed, np.asarray(groups))
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [held for _, held in splitter.split(np.zeros(len(strata)), strata)]
+
+
+def _cat(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return None if a is None or b is None else torch.cat([a, b])
+
+
+def pooled(data: Dataset) -> Dataset:
+    """``data`` with train + val as its training split (masks and patient groups kept where both have them; val
+    and test unchanged)."""
+    train, val = data.train, data.val
+    split = Split(torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels]),
+                  _cat(train.masks, val.masks), _cat(train.groups, val.groups))
+    return replace(data, train=split, info={**data.info, "pooled": True})
 
 
 def check_fraction(fraction: float) -> None:

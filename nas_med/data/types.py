@@ -13,11 +13,13 @@ TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel")
 @dataclass
 class Split:
     """One split. ``images`` (N, C, H, W) uint8; ``labels`` (N,) int64, or (N, L) float 0/1 for multi-label;
-    ``masks`` (N, H, W) bool ground-truth lesion masks when the source has them."""
+    ``masks`` (N, H, W) bool ground-truth lesion masks when the source has them; ``groups`` (N,) int64 patient
+    group ids (shared across the splits of one dataset) when the source names them (a folder's --group-regex)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     masks: torch.Tensor | None = None
+    groups: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -25,7 +27,8 @@ class Split:
     def subset(self, index: torch.Tensor) -> Split:
         """The images at ``index`` (a 1-D long tensor), in that order."""
         masks = None if self.masks is None else self.masks[index]
-        return Split(self.images[index], self.labels[index], masks)
+        groups = None if self.groups is None else self.groups[index]
+        return Split(self.images[index], self.labels[index], masks, groups)
 
 
 @dataclass

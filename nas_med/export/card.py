@@ -2,17 +2,38 @@
 sections that a study may lack (why this architecture, the trial's objectives, baselines) are filled or empty."""
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from string import Template
 
 from ..data.types import Dataset
-from ..retrain import TestReport
+from ..final.retrain import TestReport
 from .load import ONNX_OPSET, PARITY_TOLERANCE
 
-__all__ = ["NO_LICENCE", "model_card"]
+__all__ = ["NO_LICENCE", "CardContext", "model_card"]
 
 NO_LICENCE = "not recorded by the loader; check the terms of the source"
 TEMPLATE = "model_card.md"
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """What a model card says of the study an export came from (kept as ``study`` in metrics.json)."""
+
+    study: str
+    trial: int
+    val_auc: float | None
+    kind: str
+    reason: str
+    dataset: str | None
+    fraction: float
+    objectives: dict[str, str] = field(default_factory=dict)  # label -> formatted value, in the card's order
+    baselines: list[dict] = field(default_factory=list)  # name, trial, auc, params, epoch_seconds, cam_quality
+    own_seed: int | None = None
+    search: dict = field(default_factory=dict)  # the study's search settings, as stored
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def _ci(entry: dict | list | None, mean: float | None = None) -> str:
@@ -36,11 +57,12 @@ def _section(lines: list[str]) -> str:
     return "\n".join(lines) + "\n\n" if lines else ""
 
 
-def _test_paragraph(report: TestReport, card: dict) -> str:
+def _test_paragraph(report: TestReport, card: CardContext | None) -> str:
     cfg, first = report.train_config, report.per_seed[0]
     seeds = ", ".join(str(s) for s in report.seeds)
-    own = " (the trial's own seed)" if card.get("own_seed") == report.seeds[0] else ""
-    study_auc = f" (the trial's in the study: {card['val_auc']:.4f})." if card.get("val_auc") is not None else "."
+    own = " (the trial's own seed)" if card is not None and card.own_seed == report.seeds[0] else ""
+    study_auc = (f" (the trial's in the study: {card.val_auc:.4f})." if card is not None and card.val_auc is not None
+                 else ".")
     return (f"Retrained {len(report.seeds)} time(s) from scratch (seeds {seeds}; {cfg.get('epochs')} epochs, "
             f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, weight decay {cfg.get('weight_decay')}, "
             f"augmentation {cfg.get('augment', 'none')}; the epoch with the lowest validation loss kept) and tested "
@@ -51,13 +73,18 @@ def _test_paragraph(report: TestReport, card: dict) -> str:
 
 
 def _settled_sentence(rows: list[dict]) -> str:
-    """How the final recipe's lr and augmentation were chosen on validation (``nas_med.settle``), or nothing."""
+    """How the final recipe's lr and augmentation were chosen on validation (``nas_med.final.settle``), or nothing."""
     if not rows:
         return ""
-    tried = "; ".join(f"lr {r['lr']:g}, {r['augment']}: {_num(r['val_loss'])}" + (" (kept)" if r["chosen"] else "")
-                      for r in rows)
+    tried = "; ".join(f"lr {r['lr']:g}, {r['augment']}: {_num(r['val_loss'])}" + _seeds(r)
+                      + (" (kept)" if r["chosen"] else "") for r in rows)
     return (f" The learning rate and augmentation were chosen on the validation split, before any test, by the "
-            f"mean validation loss of the same seeds ({tried}).")
+            f"mean validation loss over the seeds each trained with; a clearly worse one with fewer ({tried}).")
+
+
+def _seeds(row: dict) -> str:
+    seeds = row.get("seeds")  # reports made before settling dropped clearly worse variants have none
+    return "" if not seeds else f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
 
 
 def _metric_rows(report: TestReport) -> str:
@@ -69,18 +96,18 @@ def _metric_rows(report: TestReport) -> str:
     return "\n".join(rows)
 
 
-def _published(report: TestReport, data: Dataset, card: dict) -> str:
+def _published(report: TestReport, data: Dataset, card: CardContext | None) -> str:
     from ..published import published_markdown
 
     s, model = report.summary["auc"], report.model
     params = sum(p.numel() for p in model.parameters()) if model is not None else None
-    return published_markdown(card.get("dataset", data.name), data.size, s["mean"], (s.get("ci_low"), s.get("ci_high")),
+    return published_markdown(data.name if card is None else card.dataset, data.size, s["mean"], (s.get("ci_low"), s.get("ci_high")),
                               params, len(getattr(model, "members", [])) or 1)
 
 
 def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
-               card: dict, op: dict | None = None, mask_energy: float | None = None) -> str:
-    """The README.md of an exported folder (markdown); ``card`` holds the study context (may be empty), ``op``
+               card: CardContext | None, op: dict | None = None, mask_energy: float | None = None) -> str:
+    """The README.md of an exported folder (markdown); ``card`` holds the study context (None: none), ``op``
     the operating point (``operating.operating_point``)."""
     from .card_sections import clinical_fields
 
@@ -89,15 +116,17 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
     from ..objectives.cam import CAM_QUALITY_NOTE
 
     spec = report.spec
-    objectives = card.get("objectives") or {}
-    baselines = card.get("baselines") or []
+    objectives = {} if card is None else card.objectives
+    baselines = [] if card is None else card.baselines
     counts = {k: len(v) for k, v in data.splits.items()}
     fields = {
         "name": report.name, "version": __version__,
-        "study_clause": f" (study `{card['study']}`)" if card.get("study") else "", "summary": spec.summary(),
-        "why_section": _section(["## Why this architecture", "", card["reason"]] if card.get("reason") else []),
-        "dataset": card.get("dataset", data.name), "source": data.info.get("source", data.name),
-        "fraction": f"{card.get('fraction', data.info.get('fraction', 1.0)):g}", "size": data.size,
+        "study_clause": f" (study `{card.study}`)" if card is not None and card.study else "",
+        "summary": spec.summary(),
+        "why_section": _section(["## Why this architecture", "", card.reason] if card is not None and card.reason
+                                else []),
+        "dataset": data.name if card is None else card.dataset, "source": data.info.get("source", data.name),
+        "fraction": f"{data.info.get('fraction', 1.0) if card is None else card.fraction:g}", "size": data.size,
         "channels": spec.in_channels, "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"],
         "licence": data.info.get("licence") or NO_LICENCE,
         "objectives_section": _section(

@@ -15,6 +15,8 @@ from torch import nn
 
 from ..arch import ArchSpec, build, cam_target_layer
 from ..errors import UserError
+from ..metrics import decide
+from ..train import Normalizer
 from .checks import check_folder, check_operating_point, check_state, read_ensemble, read_json
 
 __all__ = ["EVALUATIONS", "FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
@@ -82,9 +84,8 @@ def read_preprocessing(path: str | Path) -> dict:
 
 
 def normalise(images: torch.Tensor, pre: dict) -> torch.Tensor:
-    mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
-    return (images.float() / 255 - mean) / std
+    """uint8 images standardised with the folder's stored statistics (``train.Normalizer``, the one normaliser)."""
+    return Normalizer(stats=pre)(images)
 
 
 def _read(path: Path, size: int, channels: int) -> np.ndarray:
@@ -164,10 +165,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
                 bad = batch[int(np.flatnonzero(~finite)[0])]
                 raise UserError(f"the model in '{path}' gives non-finite outputs (NaN or infinity) for image "
                                 f"'{bad}'; no class is given for it.")
-            if positive is not None and threshold is not None:
-                chosen = np.where(probs[:, positive] >= threshold, positive, 1 - positive)
-            else:
-                chosen = probs.argmax(1)
+            chosen = decide(probs, positive, threshold)
             sets = None if qhat is None else prediction_sets(probs, qhat)
             written = cams.write(x, pixels, [int(c) for c in chosen], batch) if cams is not None else \
                 [None] * len(batch)

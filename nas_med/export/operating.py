@@ -28,28 +28,18 @@ from ..calibration import (
 from ..conformal import DEFAULT_COVERAGE, coverage_report, lac_scores
 from ..data.types import Dataset
 from ..errors import UserError
-from ..metrics import confusion, per_class, sensitivity_specificity
-from ..retrain import _interval, bootstrap_metrics
-from .load import normalise
+from ..final.bootstrap import bootstrap_metrics, interval
+from ..metrics import confusion, decide, per_class, sensitivity_specificity
+from ..train import Normalizer, batched_logits
 
-__all__ = ["OPERATING_FILE", "RELIABILITY_FILE", "decide", "operating_point", "reliability_figure"]
+__all__ = ["OPERATING_FILE", "RELIABILITY_FILE", "operating_point", "reliability_figure"]
 
 OPERATING_FILE = "operating_point.json"
 RELIABILITY_FILE = "reliability.png"
 
 
-def _logits(model: nn.Module, images: torch.Tensor, pre: dict, batch: int = 256) -> np.ndarray:
-    with torch.no_grad():
-        return torch.cat([model(normalise(images[i:i + batch], pre)).float()
-                          for i in range(0, len(images), batch)]).numpy()
-
-
-def decide(probs: np.ndarray, positive: int | None, threshold: float | None) -> np.ndarray:
-    """Predicted class per image: binary with a threshold -> positive when p(positive) >= threshold (else the
-    other class); otherwise the argmax."""
-    if positive is None or threshold is None:
-        return probs.argmax(1)
-    return np.where(probs[:, positive] >= threshold, positive, 1 - positive)
+def _logits(model: nn.Module, images: torch.Tensor, pre: dict) -> np.ndarray:
+    return batched_logits(model, images, Normalizer(stats=pre)).cpu().numpy()
 
 
 def _check_target(target: float | None) -> None:
@@ -121,7 +111,7 @@ def operating_point(model: nn.Module, data: Dataset, pre: dict, *, target_sensit
         record["test"].update(
             sensitivity=sens, specificity=spec, true_positives=int(matrix[positive, positive]), positives=pos,
             true_negatives=int(matrix[1 - positive, 1 - positive]), negatives=int(len(y_test) - pos),
-            ci={m: list(_interval(samples[:, i], confidence)) for i, m in
+            ci={m: list(interval(samples[:, i], confidence)) for i, m in
                 ((1, "accuracy"), (2, "sensitivity"), (3, "specificity"))}, confidence=confidence)
     return record, {"probs": test, "predicted": predicted}
 

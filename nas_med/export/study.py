@@ -13,14 +13,13 @@ from ..conformal import DEFAULT_COVERAGE, check_coverage
 from ..crossfit import calibration_folds_for, check_calibration_folds, out_of_fold
 from ..data.types import Dataset
 from ..errors import UserError, disk_full
-from ..final import study_recipe
+from ..final import FinalPlan, TestReport, study_recipe, train_final, training_data
 from ..progress import emit
-from ..recipe import apply_recipe
-from ..retrain import TestReport, on_device, retrain_and_test, reuse
 from ..search import records
-from ..search.records import load_study_data, seed_list, stored_config, trial_name, trial_recipe
-from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, choose, completed, value
-from ..settle import settle
+from ..search.records import load_study_data, stored_config
+from ..select import Choice, Rule, choose, completed, value
+from ..train import TrainConfig
+from .card import CardContext
 from .subgroups import read_metadata
 from .write import check_target, make_temp, publish, remove_empty, write_export
 
@@ -53,7 +52,7 @@ def _epoch_rows(study: optuna.Study, t) -> dict:
             f"epoch seconds measured ({device})": f"{measured:.3f}", **({"search record": note} if note else {})}
 
 
-def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
+def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> CardContext:
     cfg = stored_config(study)
     t = choice.trial
     objectives = {"validation AUC": f"{value(t, 'auc'):.4f}", "parameters": f"{int(value(t, 'params')):,}",
@@ -67,27 +66,25 @@ def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> dict:
                   "params": int(value(b, "params")), "epoch_seconds": value(b, "epoch_seconds"),
                   "cam_quality": value(b, "cam_quality")}
                  for b in completed(study, baselines=True) if b.number != t.number]
-    return {"study": study.study_name, "trial": t.number, "val_auc": value(t, "auc"),
-            "kind": records.kind(t),
-            "reason": choice.reason, "dataset": cfg.get("dataset"), "fraction": cfg.get("fraction", 1.0),
-            "objectives": objectives, "baselines": baselines, "own_seed": own_seed,
-            "search": {k: cfg.get(k) for k in ("dataset", "fraction", "size", "channels", "seed", "space", "epochs",
-                                              "sampler", "pruner", "cam_method", "cam_images", "versions")}}
+    return CardContext(study.study_name, t.number, value(t, "auc"), records.kind(t), choice.reason, cfg.get("dataset"),
+                       cfg.get("fraction", 1.0), objectives, baselines, own_seed,
+                       {k: cfg.get(k) for k in ("dataset", "fraction", "size", "channels", "seed", "space", "epochs",
+                                                "sampler", "pruner", "cam_method", "cam_images", "versions")})
 
 
 def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | None = None,
                  seeds: int | Sequence[int] = 3, force: bool = False, n_bootstrap: int = 1000,
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
-                 auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
-                 prefer=None, precision: str | None = None, target_sensitivity: float | None = None,
+                 rule: Rule | None = None, precision: str | None = None, target_sensitivity: float | None = None,
                  recipe="final", folds: int | None = None, calibration_folds: int | None = None,
                  coverage: float = DEFAULT_COVERAGE, metadata: str | Path | None = None) -> ExportResult:
-    """Retrain the chosen trial (``trial_number`` or the minimalist choice), test it and write the folder ``out``.
+    """Retrain the chosen trial (``trial_number`` or the minimalist choice under ``rule``), test it and write the
+    folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
     into a temporary folder beside it and renames it into place, so a failure leaves nothing behind. The model
     is trained with the study's final recipe (``recipe="search"``: the trial's search config); ``folds`` K > 1
-    exports a K-fold ensemble (``nas_med.ensemble``). Temperature, threshold and the prediction sets at
+    exports a K-fold ensemble (``nas_med.final.ensemble``). Temperature, threshold and the prediction sets at
     ``coverage`` are fitted on the out-of-fold predictions of ``calibration_folds`` models of the same recipe
     (``nas_med.crossfit``; 0: on the validation split; None: K = 5 where the validation split is small);
     ``metadata`` (a CSV, ``export.subgroups``) adds figures per subgroup of the test split to the card."""
@@ -105,33 +102,23 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         check_calibration_folds(calibration_folds)
     check_coverage(coverage)
     check_target(out, force)
-    choice = choose(study, trial_number, auc_tolerance, cam_floor, prefer)
-    spec, cfg = trial_recipe(choice.trial)
-    final = study_recipe(study, recipe, folds)
-    cfg = on_device(apply_recipe(cfg, final), device, precision)
-    seeds_used = seed_list(seeds, cfg.seed)
+    choice = choose(study, trial_number, rule)
+    plan = FinalPlan(study_recipe(study, recipe, folds), seeds, n_bootstrap, device, precision, keep_model=True)
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
         subgroups = None if metadata is None else read_metadata(
             metadata, (data.info.get("split_files") or {}).get("test"), len(data.test))  # checked before training
-        name, folds = trial_name(choice.trial), 1 if final is None else final.folds
-        # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
-        cfg, settled, trained = settle(spec, data, cfg, final, seeds_used, name, keep=folds == 1)
-        fit = reuse(trained)
-        if folds > 1:  # a fold ensemble on train + val (nas_med.ensemble)
-            from ..ensemble import fold_fit, pooled
-
-            data, name, fit = pooled(data), f"{name} ({folds}-fold ensemble)", fold_fit(folds)
-        report = retrain_and_test(spec, data, cfg, seeds_used, n_bootstrap, name=name, keep_model=True, fit=fit)
-        calibration_folds = calibration_folds_for(data, calibration_folds)
-        held_out = out_of_fold(spec, data, cfg, calibration_folds) if calibration_folds else None
-        report.trial, report.settled = choice.trial.number, settled
-        report.kind = records.kind(choice.trial)
+        report = train_final(study, choice, plan, data)
+        trained_on = training_data(data, plan)
+        calibration_folds = calibration_folds_for(trained_on, calibration_folds)
+        held_out = (out_of_fold(report.spec, trained_on, TrainConfig.from_dict(report.train_config), calibration_folds)
+                    if calibration_folds else None)
         method = stored_config(study).get("cam_method", "gradcam")
         emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature, threshold and "
              "prediction sets on held-out predictions, test figures, CAM grid, model card")
-        parity, cam_quality = write_export(tmp, report, data, card=_card_context(study, choice, cfg.seed),
+        parity, cam_quality = write_export(tmp, report, trained_on,
+                                           card=_card_context(study, choice, report.train_config["seed"]),
                                            cam_method=method, cam_images=cam_images,
                                            target_sensitivity=target_sensitivity, held_out=held_out,
                                            coverage=coverage, subgroups=subgroups)

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..metrics import all_metrics, sensitivity_specificity
-from ..retrain import _interval, bootstrap_metrics
-from .operating import decide
+from ..final.bootstrap import bootstrap_metrics, interval
+from ..metrics import all_metrics, decide, sensitivity_specificity
 
 __all__ = ["MIN_IMAGES", "MIN_PER_CLASS", "METRICS", "metrics_with_ci", "read_metadata", "subgroup_rows"]
 
@@ -39,7 +38,7 @@ def metrics_with_ci(task: str, labels: np.ndarray, probs: np.ndarray, positive: 
     samples = bootstrap_metrics(task, labels, [probs], n_bootstrap, 0, positive, threshold)[0]
     single = len(np.unique(labels)) < 2
     return {m: {"value": None if single and m == "auc" else float(point[m]),
-                "ci": [None, None] if single and m == "auc" else list(_interval(samples[:, i], confidence))}
+                "ci": [None, None] if single and m == "auc" else list(interval(samples[:, i], confidence))}
             for i, m in enumerate(METRICS)}
 
 

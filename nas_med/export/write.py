@@ -19,11 +19,11 @@ from ..arch import ArchSpec, cam_target_layer
 from ..arch.ensemble import ensemble_keys
 from ..data.types import Dataset
 from ..errors import UserError
-from ..retrain import TestReport
+from ..final.retrain import TestReport
 from ..search.records import json_safe
-from .card import model_card
-from .checks import clean_stale_partials, partial_prefix
+from .card import CardContext, model_card
 from .load import EVALUATIONS, FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
+from .partials import clean_stale_partials, partial_prefix
 
 __all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
 
@@ -108,7 +108,7 @@ def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
             "input_name": "input", "output_name": "logits"}
 
 
-def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict | None = None,
+def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardContext | None = None,
                  cam_method: str = "gradcam", cam_images: int = 16,
                  target_sensitivity: float | None = None, held_out=None,
                  coverage: float | None = None, subgroups: dict[str, list[str]] | None = None
@@ -159,9 +159,9 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: dict 
                                     cam_target_layer(model, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
                "test_mask_energy": None if energy != energy else energy,
-               "exported_seed": report.seeds[0], **({"study": card} if card else {})}
+               "exported_seed": report.seeds[0], **({"study": card.to_dict()} if card is not None else {})}
     (folder / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card or {},
+    (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card,
                                                  op, mask_energy=energy), encoding="utf-8")
     return parity, cam_quality
 

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial
 from ..errors import UserError
 from ..search import records
 from ..search.records import is_baseline, stored_config
-from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR, Choice, completed, pareto_front, study_minimalist
+from ..select import Choice, Rule, completed, pareto_front, study_minimalist
 from .hypervolume import Scale, hypervolume_curve
 
 log = logging.getLogger(__name__)
@@ -73,15 +73,14 @@ def read_cam_grid(trial: FrozenTrial, artifact_dir: Path) -> bytes | None:
     return blob if blob.startswith(b"\x89PNG") else None
 
 
-def collect(study: optuna.Study, artifact_dir: Path | None, auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-            cam_floor: float | None = DEFAULT_CAM_FLOOR, prefer=None) -> ReportData:
+def collect(study: optuna.Study, artifact_dir: Path | None, rule: Rule | None = None) -> ReportData:
     """Gather the report's data; UserError when the study has no completed trial."""
     everything = completed(study, baselines=None)
     if not everything:
         raise UserError(f"study '{study.study_name}' has no completed trial yet: nothing to report.")
     candidates, baselines = completed(study), completed(study, baselines=True)
     front = pareto_front(candidates)
-    choice = study_minimalist(study, auc_tolerance, cam_floor, prefer)
+    choice = study_minimalist(study, rule)
     states: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..search.storage import DEFAULT_STORAGE, artifact_dir
-from ..select import DEFAULT_AUC_TOLERANCE, DEFAULT_CAM_FLOOR
+from ..select import Rule
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ def _write(out: Path, page: str) -> Path:
 
 
 def write_report(study_name: str, storage_url: str | None = None, out: str | Path | None = None,
-                 auc_tolerance: float = DEFAULT_AUC_TOLERANCE, cam_floor: float | None = DEFAULT_CAM_FLOOR,
-                 prefer=None) -> Path:
+                 rule: Rule | None = None) -> Path:
     """Write the HTML report of ``study_name`` to ``out``/index.html (default studies/reports/<study>/) and
     return its path. Unknown study, a study with no completed trial, or an unwritable ``out``: UserError, and
     nothing is written."""
@@ -64,7 +63,7 @@ def write_report(study_name: str, storage_url: str | None = None, out: str | Pat
     out_dir = Path(out) if out is not None else default_out(study_name)
     _check_writable(out_dir)
     study = load_nas_study(study_name, storage_url)
-    data = collect(study, artifact_dir(storage_url or DEFAULT_STORAGE), auc_tolerance, cam_floor, prefer)
+    data = collect(study, artifact_dir(storage_url or DEFAULT_STORAGE), rule)
     from ..sweep import sweep_of
     from .sweep import sweep_section_html
 

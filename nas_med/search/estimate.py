@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..arch import ArchSpec, HeadSpec, StageSpec, build, check
+from ..arch import ArchSpec, HeadSpec, StageSpec, check
 from ..arch.cost import spec_cost
+from ..fit import seeded_build
 from ..precision import resolve_precision
 from ..train import Normalizer, pick_device
 from . import records
@@ -64,8 +65,7 @@ def _time_steps(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, devi
     precision and memory format the search will use (bf16 + channels-last on a bf16 CPU)."""
     prec = resolve_precision(precision, device)
     layout = torch.channels_last if prec.channels_last else torch.contiguous_format
-    torch.manual_seed(0)
-    model = build(spec).to(device, memory_format=layout).train()
+    model = seeded_build(spec, 0).to(device, memory_format=layout).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     normalize = Normalizer(images)
     x_all, y_all = images.to(device), labels.to(device)
@@ -113,8 +113,7 @@ def calibrate(data, device_name: str = "auto", cam_images: int = 16, cam_method:
         overhead = max(0.0, secs[0] - slope * flops[0])
     cam_s = 0.0
     try:
-        torch.manual_seed(0)
-        model = build(specs[1]).to(device).eval()
+        model = seeded_build(specs[1], 0).to(device).eval()
         k = min(cam_images, len(data.val))
         normalize = Normalizer(data.train.images[:n])
         start = time.perf_counter()

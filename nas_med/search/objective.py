@@ -10,9 +10,10 @@ import numpy as np
 import optuna
 import torch
 
-from ..arch import ArchSpec, InvalidSpec, build, cam_target_layer, check, count_params
+from ..arch import ArchSpec, InvalidSpec, cam_target_layer, check, count_params
 from ..arch.memory import MemoryTooLarge, check_fits
 from ..data.types import Dataset
+from ..fit import seeded_build
 from ..objectives.cam import CamResult, evaluate_cams
 from ..objectives.epoch_cost import CostModel, EpochWork
 from ..precision import resolve_precision
@@ -143,8 +144,7 @@ class TrialObjective:
         try:
             if records.PARAMS in cost:
                 attrs[records.MEMORY_ESTIMATE] = check_fits(cost, cfg.batch_size, device)
-            torch.manual_seed(cfg.seed)  # initial weights from the trial's seed, so a retrain repeats the trial
-            return build(spec)
+            return seeded_build(spec, cfg.seed)  # initial weights from the trial's seed: a retrain repeats it
         except MemoryTooLarge as exc:
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - a checked spec that cannot be built is a candidate that cannot run

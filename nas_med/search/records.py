@@ -63,7 +63,7 @@ MARKED_CHOICE = "nas_med_marked_choice"  # {trial, reason}: the trial whose dash
 SWEEP = "sweep"                        # a sweep's definition and points
 SWEEP_POINT = "sweep_point"            # {sweep, point, fraction, size}
 SWEEP_RESULTS = "sweep_results"        # {architecture: tested entry}
-FINAL_RECIPE = "nas_med_final_recipe"  # FinalRecipe.to_dict() from a recipe file (nas_med.recipe), read by later commands
+FINAL_RECIPE = "nas_med_final_recipe"  # FinalRecipe.to_dict() from a recipe file (nas_med.final.recipe), read by later commands
 RECIPE_FILE = "nas_med_recipe_file"    # {path, name}: the studies/*.yaml a study was started from
 REPRODUCIBILITY = "nas_med_reproducibility"  # search.reproducibility.Record.to_dict() of the study's creator
 

@@ -92,6 +92,13 @@ class SweepConfig:
     quiet: bool = False
     out: str | None = None
 
+    @property
+    def rule(self):
+        """The minimalist rule of the sweep's choices (``select.Rule``; UserError for bad values)."""
+        from ..select import Rule
+
+        return Rule(self.auc_tolerance, self.cam_floor)
+
     def sweep_name(self) -> str:
         """The given name, or ``<dataset>-sweep``."""
         if self.name:
@@ -131,9 +138,7 @@ class SweepConfig:
             raise UserError(f"--trials-per-point must be at least 1, got {self.trials_per_point}.")
         if self.seeds < 1:
             raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
-        from ..select import minimalist
-
-        minimalist([], self.auc_tolerance, self.cam_floor)  # checks the rule's values
+        _ = self.rule  # checks the rule's values
         for point in self.points():
             self.point_config(point).validate()
         return self

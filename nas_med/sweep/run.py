@@ -116,7 +116,7 @@ def _to_test(study: optuna.Study, config: SweepConfig) -> dict[str, tuple[Frozen
     from ..select import completed, study_minimalist
 
     out: dict[str, tuple[FrozenTrial, str]] = {}
-    choice = study_minimalist(study, config.auc_tolerance, config.cam_floor)
+    choice = study_minimalist(study, config.rule)
     if choice is not None:
         out[MINIMALIST] = (choice.trial, choice.reason)
     for name in config.baselines:
@@ -142,7 +142,7 @@ def _entry(arch: str, trial: FrozenTrial, why: str, report, config: SweepConfig)
 
 def _test_point(study: optuna.Study, config: SweepConfig, point: SweepPoint, notify) -> None:
     """Retrain and test what ``_to_test`` names unless the stored result is for the same trial, seeds and rule."""
-    from ..retrain import retrain_trial
+    from ..final import FinalPlan, study_recipe, train_final
     from ..search.records import load_study_data, seed_list, trial_recipe
 
     results = dict(study.user_attrs.get(records.SWEEP_RESULTS) or {})
@@ -156,7 +156,7 @@ def _test_point(study: optuna.Study, config: SweepConfig, point: SweepPoint, not
             continue
         data = data if data is not None else load_study_data(study)
         notify(f"{point.label}: retraining {arch} (trial {trial.number}) with seeds {seeds} and testing")
-        report = retrain_trial(study, trial.number, seeds=seeds, data=data)
+        report = train_final(study, trial, FinalPlan(study_recipe(study, folds=1), seeds), data)
         results[arch] = _entry(arch, trial, why, report, config)
         study.set_user_attr(records.SWEEP_RESULTS, results)  # after each one: an interrupted sweep keeps what it tested
 

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from nas_med.data import load_dataset
-from nas_med.data.splits import apply_fraction, fraction_count, parse_ratios, stratified_indices, subsample
+from nas_med.data.splits import (
+    apply_fraction,
+    fold_indices,
+    fraction_count,
+    parse_ratios,
+    pooled,
+    stratified_indices,
+    subsample,
+)
 from nas_med.data.types import Split
 from nas_med.errors import UserError
 
@@ -65,6 +73,26 @@ def test_stratified_indices_groups_stay_together():
     assert sorted(np.concatenate(parts).tolist()) == list(range(80))
     owners = [set(groups[p].tolist()) for p in parts]
     assert not owners[0] & owners[1] and not owners[0] & owners[2] and not owners[1] & owners[2]
+
+
+def test_folds_keep_a_patient_group_in_one_fold_and_pooling_keeps_the_groups():
+    labels = torch.tensor([0] * 40 + [1] * 40)
+    groups = torch.as_tensor(np.repeat(np.arange(20), 4))
+    folds = fold_indices(labels, 4, seed=1, groups=groups)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(80))
+    owners = [set(groups[f].tolist()) for f in folds]
+    assert all(not owners[i] & owners[j] for i in range(4) for j in range(i + 1, 4))
+    # stratified: the 10 groups of each class spread 2 or 3 to a fold (8 or 12 images)
+    assert all(int(labels[f].sum()) in (8, 12) and int((1 - labels[f]).sum()) in (8, 12) for f in folds)
+    with pytest.raises(UserError, match="--ensemble must be between 2 and the images of the rarest class"):
+        fold_indices(labels, 1, seed=0, groups=groups, what="--ensemble")
+    data = load_dataset("synthetic", size=16)
+    data = data.with_splits(train=Split(data.train.images, data.train.labels, groups=torch.arange(len(data.train))),
+                            val=Split(data.val.images, data.val.labels, groups=-1 - torch.arange(len(data.val))))
+    both = pooled(data)
+    assert len(both.train) == len(data.train) + len(data.val) and both.val is data.val and both.info["pooled"]
+    assert torch.equal(both.train.groups[len(data.train):], data.val.groups)
+    assert torch.equal(both.train.subset(torch.tensor([0, len(data.train)])).groups, torch.tensor([0, -1]))
 
 
 @pytest.mark.parametrize("text,expected", [("0.7,0.15,0.15", (0.7, 0.15, 0.15)), ("0.8, 0.2, 0", (0.8, 0.2, 0.0))])

@@ -15,9 +15,9 @@ def studies():
     return real, shadow_study("s", storage, "median", epochs=8)
 
 
-def run(real, shadow, curve, cost=None):
+def run(real, shadow, curve, cost=None, visible=None):
     trial = real.ask()
-    link = ShadowPruning(shadow, trial, cost=cost)
+    link = ShadowPruning(shadow, trial, cost=cost, visible=visible)
     for step, value in enumerate(curve):
         if link.report(value, step):
             link.finish(pruned=True)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from optuna.trial import TrialState
+from test_pruning import run  # tests/search is on the path, as for worker_processes
 
 from nas_med.arch import build, spec_cost
 from nas_med.cli.main import cli
@@ -22,7 +23,7 @@ from nas_med.search import SearchConfig, search
 from nas_med.search import records as rec
 from nas_med.search.batches import GiveBack, wait_for_earlier_batches
 from nas_med.search.config import DIRECTIONS
-from nas_med.search.pruning import ShadowPruning, shadow_study
+from nas_med.search.pruning import shadow_study
 from nas_med.search.reproducibility import Record, differences, study_threads
 from nas_med.search.study import make_sampler, top_up_queue
 from nas_med.train import TrainConfig, train
@@ -97,24 +98,23 @@ def test_pruning_in_batches_compares_only_with_earlier_batches():
     shadow = shadow_study("s", storage, "median", epochs=8)
     top_up_queue(real, 10)
 
-    def run(curve, visible=None):
-        trial = real.ask()
-        link = ShadowPruning(shadow, trial, visible=visible)
-        for step, v in enumerate(curve):
-            if link.report(v, step):
-                link.finish(pruned=True)
-                real.tell(trial, state=TrialState.PRUNED)
-                return "pruned"
-        link.finish(curve[-1])
-        real.tell(trial, [curve[-1], 1, 1, 0])
-        return "complete"
-
     for _ in range(8):  # slots 0-7: good curves
-        assert run([0.9] * 4) == "complete"
+        assert run(real, shadow, [0.9] * 4)[0] == "complete"
     from nas_med.search.batches import before
 
-    assert run([0.5] * 4, visible=lambda t: before(t, 8)) == "pruned"  # earlier batches are seen
-    assert run([0.5] * 4, visible=lambda t: before(t, 0)) == "complete"  # nothing visible: never pruned
+    assert run(real, shadow, [0.5] * 4, visible=lambda t: before(t, 8))[0] == "pruned"  # earlier batches seen
+    assert run(real, shadow, [0.5] * 4, visible=lambda t: before(t, 0))[0] == "complete"  # none: never pruned
+
+
+def test_a_candidate_is_pruned_only_if_dominated_on_its_modelled_epoch_time_too():
+    storage = optuna.storages.InMemoryStorage()
+    real = optuna.create_study(study_name="s", storage=storage, directions=list(DIRECTIONS))
+    shadow = shadow_study("s", storage, "median", epochs=8)
+    for _ in range(4):
+        run(real, shadow, [0.9] * 4, cost={rec.PARAMS: 100, rec.EPOCH_SECONDS_MODEL: 1.0})
+    faster = {rec.PARAMS: 100, rec.EPOCH_SECONDS_MODEL: 0.5, rec.FLOPS: 10**9}  # more FLOPs, but a faster epoch
+    assert run(real, shadow, [0.5] * 4, cost=faster)[0] == "complete"
+    assert run(real, shadow, [0.5] * 4, cost={**faster, rec.EPOCH_SECONDS_MODEL: 2.0})[0] == "pruned"
 
 
 def test_cost_model_round_trips_and_refuses_bad_coefficients():

@@ -5,30 +5,20 @@ architecture, batch size, class weighting, device and precision, with the final 
 patience and augmentation. Every baseline the chosen model is compared with gets the same final recipe, so the
 comparison is fair. ``--recipe search`` keeps the trial's own config (the old behaviour).
 
-``lr`` and ``augment`` may list several values; each combination is then trained with the reported seeds and the
-one with the lowest mean validation loss is kept, per model (``nas_med.settle``).
-
-Defaults, measured on BreastMNIST with the architectures ``benchmarks/quality.py`` chose (26,474 parameters, three
-``double`` stages, at 28 px; 25,154, two stages, at 64 px), seeds 0-2, bf16 (the runs are listed in issue 19's
-closing notes): AdamW lr 1e-3 (28 px none: 0.917 at 1e-3, 0.916 at 2e-3; 64 px none: 0.911 and 0.899), weight decay
-0.05 (AdamW's usual decoupled decay; at 1e-4 28 px tested 0.906 against 0.916, and lr x wd = 2e-7 a step did
-nothing), linear warm-up over 10 % of the steps then cosine decay to 0 (the one-cycle shape), 60 epochs (100 at
-64 px: 0.901 against 0.899; at 28 px 0.894), batch 32, the weights of the epoch with the lowest validation loss
-(best epochs 11-15 of 60 without augmentation at 28 px, 43-50 at 64 px), no patience stop, and augmentation
-``none`` or ``light`` settled on validation. No fixed rule by size is right: at 64 px the 25 k two-stage choice
-tests at 0.899 without and 0.880 with ``light``, a 26 k three-stage net at 0.863 and 0.898, the hand-written
-72 k one at 0.886 and 0.909; at 28 px ``light`` lost for both (0.903 vs 0.917, 0.892 vs 0.909). Not kept: EMA of
-the weights (0.99) 0.903 at 28 px, fp32 0.905, dropout 0.3 at 64 px (no change). A 5-fold ensemble (one seed):
-0.927 at 28 px, 0.889 at 64 px; 5x the training, so opt-in (``folds`` 1 by default, ``--folds 5``)."""
+``lr`` and ``augment`` may list several values; the one with the lowest validation loss is kept, per model
+(``nas_med.final.settle``). The defaults (AdamW lr 1e-3, weight decay 0.05, 10 % linear warm-up then cosine decay,
+60 epochs, batch 32, the best epoch by validation loss, augmentation ``none`` or ``light`` settled on validation,
+one network rather than a fold ensemble) were measured on BreastMNIST 28 and 64 px: the figures, and what was
+tried and not kept, are in benchmarks/README.md ("The final recipe's defaults")."""
 from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, fields, replace
 
-from .augment import AUTO, AUTO_CHOICES, check_policy
-from .errors import UserError
-from .schedule import OPTIMIZERS, SCHEDULES
-from .train import TrainConfig
+from ..augment import AUTO, AUTO_CHOICES, check_policy
+from ..errors import UserError
+from ..schedule import OPTIMIZERS, SCHEDULES
+from ..train import TrainConfig
 
 __all__ = ["CHOOSABLE", "RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
 
@@ -130,7 +120,8 @@ def _positive(x) -> bool:
 
 def check_folds(folds) -> int:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1 or folds > 20:
-        raise UserError(f"--folds must be an integer from 1 (a single model) to 20, got {folds!r}.")
+        raise UserError(f"--ensemble (a recipe's folds) must be an integer from 1 (a single model) to 20, got "
+                        f"{folds!r}.")
     return folds
 
 

@@ -13,7 +13,7 @@ from nas_med.data import synthetic
 from nas_med.errors import UserError
 from nas_med.export import export_study
 from nas_med.export.load import load, predict_images, read_spec
-from nas_med.recipe import FinalRecipe
+from nas_med.final.recipe import FinalRecipe
 
 K = 3
 

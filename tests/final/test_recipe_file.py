@@ -1,16 +1,15 @@
-"""Recipe files, --recipe and --folds: bad input is one line ``Error: ...``, exit 2, nothing written."""
+"""Recipe files, --recipe and --ensemble (old spelling --folds): bad input is one line ``Error: ...``, exit 2, nothing written."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_invoke import invoke  # tests/cli_invoke.py
 
-from nas_med.cli.main import cli
-from nas_med.recipe import FinalRecipe
-from nas_med.recipe_file import read_recipe_file
+from nas_med.final.recipe import FinalRecipe
+from nas_med.final.recipe_file import read_recipe_file
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +28,7 @@ def _one_line_exit_2(result, needle: str) -> None:
     ("search: [1, 2]\n", "'search' must be a mapping"),
     ("final:\n  augment: heavy\n", "unknown augmentation policy 'heavy'"),
     ("final:\n  epochs: 0\n", "epochs must be a positive integer"),
-    ("final:\n  folds: 0\n", "--folds"),
+    ("final:\n  folds: 0\n", "a recipe's folds"),
     ("final:\n  colour: red\n", "unknown key 'colour'"),
     ("search:\n  dataset: [\n", "not valid YAML"),
     ("search:\n  trails: 3\n", "unknown search option 'trails'"),
@@ -39,27 +38,35 @@ def test_bad_recipe_file(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     db = tmp_path / "s.db"
-    result = CliRunner().invoke(cli, ["search", "--recipe", str(path), "--storage", f"sqlite:///{db}", "--quiet"])
+    result = invoke(["search", "--recipe", str(path), "--storage", f"sqlite:///{db}", "--quiet"])
     _one_line_exit_2(result, needle)
     assert not db.exists()
 
 
 def test_missing_recipe_file(tmp_path):
-    result = CliRunner().invoke(cli, ["search", "--recipe", str(tmp_path / "none.yaml"), "--quiet"])
+    result = invoke(["search", "--recipe", str(tmp_path / "none.yaml"), "--quiet"])
     _one_line_exit_2(result, "does not exist")
 
 
-@pytest.mark.parametrize("folds, needle", [("0", "--folds"), ("abc", "--folds"), ("-3", "--folds"),
-                                           ("99", "--folds")])
-def test_bad_folds_on_export(tmp_path, folds, needle):
-    result = CliRunner().invoke(cli, ["export", "--study", "x", "--storage", f"sqlite:///{tmp_path / 's.db'}",
-                                      "--out", str(tmp_path / "out"), "--folds", folds])
-    _one_line_exit_2(result, needle)
+@pytest.mark.parametrize("folds", ["0", "abc", "-3", "99"])
+def test_bad_ensemble_on_export(tmp_path, folds):
+    result = invoke(["export", "--study", "x", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                                      "--out", str(tmp_path / "out"), "--ensemble", folds])
+    _one_line_exit_2(result, "--ensemble")
     assert not (tmp_path / "out").exists()
 
 
+def test_the_old_spelling_of_ensemble_works_with_a_note(tmp_path):
+    result = invoke(["export", "--study", "x", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                                      "--out", str(tmp_path / "out"), "--folds", "0"])
+    assert result.exit_code == 2
+    note, error = [line for line in result.output.splitlines() if line.strip()]
+    assert note.startswith("Note: export --folds is now --ensemble") and "--cv-folds" in note
+    assert error.startswith("Error: --ensemble") and "got 0" in error
+
+
 def test_unknown_recipe_name_on_export(tmp_path):
-    result = CliRunner().invoke(cli, ["export", "--study", "x", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+    result = invoke(["export", "--study", "x", "--storage", f"sqlite:///{tmp_path / 's.db'}",
                                       "--out", str(tmp_path / "out"), "--recipe", "long"])
     _one_line_exit_2(result, "unknown --recipe 'long'")
 
@@ -87,7 +94,7 @@ def test_search_with_a_recipe_file_stores_the_final_recipe(tmp_path):
     path.write_text("search:\n  dataset: synthetic\n  size: 16\n  space: tiny\n  trials: 1\n  epochs: 1\n"
                     "  cam_images: 4\n  pruner: none\n  study: mine\nfinal:\n  epochs: 7\n  augment: light\n")
     db = tmp_path / "s.db"
-    result = CliRunner().invoke(cli, ["search", "--recipe", str(path), "--storage", f"sqlite:///{db}", "--quiet",
+    result = invoke(["search", "--recipe", str(path), "--storage", f"sqlite:///{db}", "--quiet",
                                       "--trials", "1"])
     assert result.exit_code == 0, result.output
     study = optuna.load_study(study_name="mine", storage=f"sqlite:///{db}")

@@ -11,14 +11,10 @@ import torch
 from nas_med.arch import ArchSpec, HeadSpec, StageSpec
 from nas_med.data import synthetic
 from nas_med.errors import UserError
+from nas_med.final import retrain_study
+from nas_med.final.bootstrap import METRICS, bootstrap_metrics, resample_metrics
+from nas_med.final.retrain import retrain_and_test
 from nas_med.metrics import all_metrics
-from nas_med.retrain import (
-    METRICS,
-    bootstrap_metrics,
-    resample_metrics,
-    retrain_and_test,
-    retrain_study,
-)
 from nas_med.search.records import load_study_data
 from nas_med.select import choose
 from nas_med.train import TrainConfig
@@ -114,7 +110,7 @@ def test_retrain_study_tests_the_choice_and_the_baselines(tiny_study, small_data
 
 
 def test_retrain_uses_the_final_recipe_by_default_for_the_choice_and_the_baselines(tiny_study, small_data):
-    from nas_med.recipe import FinalRecipe
+    from nas_med.final.recipe import FinalRecipe
 
     study, _ = tiny_study
     short = FinalRecipe(epochs=3, warmup=0.2)

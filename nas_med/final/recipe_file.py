@@ -11,20 +11,22 @@ final:             # nas_med.recipe.FinalRecipe
 ```
 ``nas-med search --recipe studies/NAME.yaml`` takes the ``search`` section for every option not given on the
 command line and stores the ``final`` section on the study (``records.FINAL_RECIPE``), where ``export``,
-``front --retrain``, ``sweep`` and ``report`` read it. A bad file is a UserError naming the problem."""
+``front --retrain``, ``sweep`` and ``report`` read it (``study_recipe``). A bad file is a UserError naming the
+problem."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
 import yaml
 
-from .errors import UserError, read_text_limited
-from .recipe import FinalRecipe
-from .search import records
-from .space import SpaceLoader
+from ..errors import UserError, read_text_limited
+from ..search import records
+from ..space import SpaceLoader
+from .recipe import FinalRecipe, check_folds, check_recipe_name
 
-__all__ = ["SEARCH_KEYS", "RecipeFile", "read_recipe_file", "store_recipe"]
+__all__ = ["SEARCH_KEYS", "RecipeFile", "read_recipe_file", "store_recipe", "study_recipe"]
 
 SEARCH_KEYS = ("dataset", "data_root", "size", "channels", "fraction", "seed", "space", "trials", "timeout", "study",
                "sampler", "pruner", "epochs", "baselines", "cam_images", "cam_method", "class_weighting", "precision")
@@ -74,3 +76,24 @@ def store_recipe(study: optuna.Study, recipe: RecipeFile) -> None:
     """Keep the file's final recipe on the study for the later commands."""
     study.set_user_attr(records.FINAL_RECIPE, recipe.final.to_dict())
     study.set_user_attr(records.RECIPE_FILE, {"path": str(recipe.path), "name": recipe.path.stem})
+
+
+def study_recipe(study: optuna.Study, recipe: str | FinalRecipe | None = "final",
+                 folds: int | None = None) -> FinalRecipe | None:
+    """Which recipe trains ``study``'s shipped model: ``final`` (the study's stored final recipe, from the recipe
+    file it was started with, else ``FinalRecipe()``'s defaults), ``search`` (None: each trial's own search config)
+    or a FinalRecipe; ``folds`` replaces its fold count."""
+    if recipe is None or isinstance(recipe, FinalRecipe):
+        out = recipe
+    elif check_recipe_name(recipe) == "search":
+        out = None
+    else:
+        out = FinalRecipe.from_dict(study.user_attrs.get(records.FINAL_RECIPE))
+    if folds is not None:
+        check_folds(folds)
+        if out is None and folds > 1:
+            raise UserError("--ensemble trains the final recipe's fold ensemble; it cannot be used with --recipe "
+                            "search.")
+        if out is not None:
+            out = replace(out, folds=folds)
+    return out

@@ -1,0 +1,97 @@
+"""The one entry point to the shipped model's training: ``train_final(study, trial, plan)``, which ``export``,
+``front --retrain`` and ``sweep`` all call.
+
+The sequence: the trial's spec and search config, the plan's final recipe applied to it (``recipe.apply_recipe``),
+device and precision, the seeds (a count starts at the trial's own seed), the recipe's open choices settled on
+validation (``settle``), then every seed trained and tested (``retrain.retrain_and_test``, reusing the settled
+runs), or, with ``folds`` K > 1, a K-fold ensemble per seed on train + val pooled (``ensemble``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from ..data.splits import pooled
+from ..data.types import Dataset
+from ..search import records
+from ..search.records import load_study_data, seed_list, trial_name, trial_recipe
+from ..select import Choice, Rule, choose, completed
+from .recipe import FinalRecipe, apply_recipe
+from .recipe_file import study_recipe
+from .retrain import TestReport, on_device, retrain_and_test
+from .settle import settle
+
+__all__ = ["FinalPlan", "retrain_study", "retrain_trial", "train_final", "training_data"]
+
+
+@dataclass(frozen=True)
+class FinalPlan:
+    """How a chosen trial is trained and tested. ``recipe``: the final recipe (None: the trial's own search
+    config); ``seeds``: a count K (the trial's own seed and the K-1 after it) or the seeds themselves."""
+
+    recipe: FinalRecipe | None = field(default_factory=FinalRecipe)
+    seeds: int | Sequence[int] = 3
+    n_bootstrap: int = 1000
+    device: str | None = None
+    precision: str | None = None
+    keep_model: bool = False
+
+    @property
+    def folds(self) -> int:
+        """Members of each seed's fold ensemble (1: a single network)."""
+        return 1 if self.recipe is None else self.recipe.folds
+
+
+def training_data(data: Dataset, plan: FinalPlan) -> Dataset:
+    """The data the plan's models are trained and tested on: train + val pooled for a fold ensemble."""
+    return pooled(data) if plan.folds > 1 else data
+
+
+def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPlan,
+                data: Dataset | None = None) -> TestReport:
+    """Train ``trial`` (or a Choice's trial) of ``study`` as ``plan`` says and test it (see the module docstring);
+    ``data`` defaults to the study's dataset, loaded again."""
+    trial = trial.trial if isinstance(trial, Choice) else trial
+    spec, cfg = trial_recipe(trial)
+    cfg = on_device(apply_recipe(cfg, plan.recipe), plan.device, plan.precision)
+    seeds = seed_list(plan.seeds, cfg.seed)
+    data = data if data is not None else load_study_data(study)
+    name = trial_name(trial)
+    # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
+    cfg, settled, trained = settle(spec, data, cfg, plan.recipe, seeds, name, keep=plan.folds == 1)
+    if plan.folds > 1:
+        name = f"{name} ({plan.folds}-fold ensemble)"
+    report = retrain_and_test(spec, training_data(data, plan), cfg, seeds, plan.n_bootstrap, name=name,
+                              keep_model=plan.keep_model, trained=trained, folds=plan.folds)
+    report.trial, report.kind, report.settled = trial.number, records.kind(trial), settled
+    return report
+
+
+def retrain_trial(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
+                  data: Dataset | None = None, n_bootstrap: int = 1000, *, device: str | None = None,
+                  keep_model: bool = False, rule: Rule | None = None, precision: str | None = None,
+                  recipe="final") -> TestReport:
+    """Retrain and test trial ``trial_number`` (default: the minimalist choice under ``rule``) with the
+    study's final recipe (``recipe="search"``: the trial's own search config; see ``study_recipe``), one network per
+    seed whatever fold count the recipe names (a fold ensemble is ``export``'s)."""
+    choice = choose(study, trial_number, rule)
+    plan = FinalPlan(study_recipe(study, recipe, folds=1), seeds, n_bootstrap, device, precision, keep_model)
+    return train_final(study, choice, plan, data)
+
+
+def retrain_study(study: optuna.Study, trial_number: int | None = None, seeds: int | Sequence[int] = 3,
+                  data: Dataset | None = None, n_bootstrap: int = 1000, *, baselines: bool = True,
+                  device: str | None = None, rule: Rule | None = None, precision: str | None = None,
+                  recipe="final") -> list[TestReport]:
+    """The chosen trial's report, then (with ``baselines``) one per completed baseline of the study, all trained
+    with the same ``recipe`` and tested on the same test images with the same bootstrap resamples."""
+    choice = choose(study, trial_number, rule)
+    data = data if data is not None else load_study_data(study)
+    plan = FinalPlan(study_recipe(study, recipe, folds=1), seeds, n_bootstrap, device, precision)
+    trials = [choice.trial]
+    if baselines:
+        latest = {records.baseline_name(t): t for t in completed(study, baselines=True)}
+        trials += [t for t in latest.values() if t.number != choice.trial.number]
+    return [train_final(study, t, plan, data) for t in trials]
