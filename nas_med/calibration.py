@@ -8,14 +8,28 @@ top-label prediction, averaged over equal-width confidence bins weighted by thei
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-__all__ = ["ECE_BINS", "apply_temperature", "ece", "fit_temperature", "reliability", "threshold_for_sensitivity",
+__all__ = ["ECE_BINS", "HeldOut", "apply_temperature", "ece", "fit_temperature", "reliability", "threshold_for_sensitivity",
            "youden_threshold"]
 
 ECE_BINS = 10
 THRESHOLD_DECIMALS = 4  # thresholds are stored rounded, so the figure printed is the figure used
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Logits (N, C) of images a model did not train on, with their labels: what temperature and threshold are
+    fitted on. ``source`` says in words where they come from (for the card); ``kind`` is ``validation`` or
+    ``out-of-fold``."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    source: str
+    kind: str = "validation"
 
 
 def apply_temperature(logits: np.ndarray, temperature: float, multilabel: bool = False) -> np.ndarray:

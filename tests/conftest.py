@@ -72,3 +72,36 @@ def tiny_study(tmp_path_factory):
                           pruner="none", quiet=True)
     study = search(config)
     return study, config
+
+
+@pytest.fixture(scope="session")
+def breast_minicnn_export(breastmnist_root, tmp_path_factory):
+    """A 2-epoch minicnn on BreastMNIST exported the way `export` writes it, calibrated out-of-fold (3 folds), with
+    made-up subgroups (sex alternating, site b the last 6 test images): (folder, dataset, HeldOut). Shared by the conformal and evaluate tests; treat the folder as read-only."""
+    import torch
+
+    from nas_med.arch import baseline_spec
+    from nas_med.crossfit import out_of_fold
+    from nas_med.data import load_dataset
+    from nas_med.export.write import write_export
+    from nas_med.final.retrain import retrain_and_test
+    from nas_med.train import TrainConfig
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    data = load_dataset("breastmnist", data_root=breastmnist_root, download=False)
+    spec = baseline_spec("minicnn", 1, 2, 28)
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=2e-3, device="cpu", seed=0)
+    report = retrain_and_test(spec, data, cfg, seeds=(0,), n_bootstrap=50, keep_model=True)
+    held = out_of_fold(spec, data, cfg, 3)
+    from nas_med.export.subgroups import read_metadata
+
+    out = tmp_path_factory.mktemp("breast-export") / "model"
+    out.mkdir()
+    meta = out.parent / "metadata.csv"  # BreastMNIST has no files: rows by index into the test split
+    meta.write_text("index,sex,site\n" + "".join(f"{i},{'F' if i % 2 else 'M'},{'a' if i < 150 else 'b'}\n"
+                                                  for i in range(len(data.test))))
+    write_export(out, report, data, cam_images=2, held_out=held,
+                 subgroups=read_metadata(meta, None, len(data.test)))
+    torch.set_num_threads(threads)
+    return out, data, held

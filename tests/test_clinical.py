@@ -142,6 +142,8 @@ def test_search_prints_a_header_and_the_confirm_hint(breast_study):
                      r"test 156 images, 28 px, 1 channel\(s\); device cpu", output), output
     assert len(re.findall(r"^trial \d+ complete", output, re.M)) == 2
     assert "Hint: the validation split is small (78 images, 21 of the rarest class)" in output
+    # the pre-flight summary names the near-duplicate groups across splits (the known train-test copy among them)
+    assert re.search(r"near-duplicates \(perceptual hash.*across splits: .*\b[1-9]\d* train-test", output)
     assert "nas-med confirm --study breast" in output
 
 
@@ -162,16 +164,21 @@ def test_export_warns_prints_progress_and_writes_the_operating_point(breast_expo
     assert "study breast: dataset breastmnist, train 546 / val 78 / test 156 images" in output
     assert re.search(r"retrain: trial \d+: seed \d+ \(1 of 1\), 1 epochs \[elapsed", output)
     assert "export: writing the folder" in output
+    assert re.search(r"calibration: calibration fold 5/5: \d+ training, \d+ held-out images", output)
     op = json.loads((out / "operating_point.json").read_text())
     assert op["positive_class"] == "malignant" and op["positive_index"] == 0
     assert 0 <= op["threshold"] <= 1 and op["temperature"] > 0
-    assert set(op["ece"]) == {"val_before", "val_after", "test_before", "test_after"}
+    assert set(op["ece"]) == {f"{s}_{w}" for s in ("val", "test", "fit") for w in ("before", "after")}
+    assert op["calibration_source"] == "out-of-fold" and op["n_fit"] == 546 + 78  # 78 validation images: small
+    assert op["conformal"]["n_calibration"] == 624 and 0 < op["conformal"]["test"]["coverage"] <= 1
     assert (out / "reliability.png").is_file()
 
 
 def test_the_card_is_written_for_clinical_readers(breast_export):
     out, _ = breast_export
     card = (out / "README.md").read_text()
+    assert re.search(r"Train/test independence: Near-duplicates .*across splits: .*\b[1-9]\d* train-test", card)
+    assert "## Prediction sets" in card and "empirical coverage" in card
     for heading in ("## Intended use", "**Out of scope:**", "## Data", "Class balance per split",
                     "## Positive class and operating point", "## Test metrics at the operating point",
                     "Confusion matrix", "Per-class figures", "## Calibration", "## Limitations", "## Use"):

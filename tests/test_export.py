@@ -35,7 +35,8 @@ def small_data():
 def exported(tiny_study, small_data, tmp_path_factory):
     study, _ = tiny_study
     out = tmp_path_factory.mktemp("export") / "model"
-    result = export_study(study, out, seeds=1, n_bootstrap=200, data=small_data, cam_images=8)
+    # the validation-split path of calibration (test_clinical exports with the default out-of-fold one)
+    result = export_study(study, out, seeds=1, n_bootstrap=200, data=small_data, cam_images=8, calibration_folds=0)
     return study, out, result
 
 
@@ -77,6 +78,8 @@ def test_model_card_states_data_objectives_metrics_and_licence(exported):
     kept = next(r for r in settled if r["chosen"])["augment"]
     assert metrics["test"]["train_config"]["augment"] == kept and f"augmentation {kept};" in card
     assert "chosen on the validation split" in card and card.count("(kept)") == 1
+    assert "fitted on the validation split (64 images)" in card and "## Prediction sets" in card
+    assert "held-out images of the exported model itself" in card  # the exact split-conformal case
     # synthetic data has lesion masks: mask energy beside CAM quality, and what CAM quality is worth
     from nas_med.objectives.cam import CAM_QUALITY_NOTE
 
@@ -201,6 +204,24 @@ def test_target_errors_come_before_any_training(tiny_study, tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "full"] and (full / "keep.txt").exists()
 
 
+def test_bad_metadata_coverage_or_calibration_folds_stop_before_training(tiny_study, small_data, tmp_path,
+                                                                         monkeypatch):
+    study, _ = tiny_study
+    monkeypatch.setattr(export_study_module, "train_final", lambda *a, **k: pytest.fail("trained anyway"))
+    meta = tmp_path / "meta.csv"
+    meta.write_text("filename,sex\na.png,F\n")  # synthetic data has no files: an index column is needed
+    with pytest.raises(UserError, match="needs a column index"):
+        export_study(study, tmp_path / "m1", data=small_data, metadata=meta)
+    meta.write_text("index,sex\n0,F\n")
+    with pytest.raises(UserError, match=f"no row for {len(small_data.test) - 1} of {len(small_data.test)}"):
+        export_study(study, tmp_path / "m2", data=small_data, metadata=meta)
+    with pytest.raises(UserError, match="--coverage must be in"):
+        export_study(study, tmp_path / "m3", data=small_data, coverage=1.0)
+    with pytest.raises(UserError, match="--calibration-folds must be 0"):
+        export_study(study, tmp_path / "m4", data=small_data, calibration_folds=1)
+    assert list(tmp_path.iterdir()) == [meta]  # nothing written
+
+
 def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_data, tmp_path, monkeypatch):
     study, _ = tiny_study
     target = tmp_path / "deep" / "model"
@@ -210,16 +231,18 @@ def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_da
 
     monkeypatch.setattr(export_write, "_save_onnx", boom)
     with pytest.raises(RuntimeError, match="ONNX exporter failed"):
-        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4)
+        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, calibration_folds=0)
     assert list(tmp_path.iterdir()) == []  # neither the temporary folder nor the parent it created remain
     monkeypatch.undo()
     target.mkdir(parents=True)
     (target / "old.txt").write_text("old")
     with pytest.raises(UserError, match=r"is not an exported model folder \(it holds old.txt\); --force replaces"):
-        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True)
+        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
+                      calibration_folds=0)
     (target / "old.txt").rename(target / "spec.json")  # an earlier export (of any content): replaced
     (target / "README.md").write_text("old card")
-    result = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True)
+    result = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
+                      calibration_folds=0)
     assert result.path == target and sorted(p.name for p in target.iterdir()) == sorted(FILES)
     assert _leftovers(target.parent) == []
 

@@ -31,7 +31,8 @@ def _isolated(isolated):
     """Own data cache, one torch thread (tests/conftest.py)."""
 
 
-HEADER = re.compile(r"dataset \S+ \(\w+, \d+ classes.*\): train \d+ / val \d+ / test \d+ images")
+HEADER = re.compile(r"dataset \S+ \(\w+, \d+ classes.*\): train \d+ / val \d+ / test \d+ images"
+                    r"|near-duplicates \(perceptual hash")  # the pre-flight lines printed before a storage failure
 
 
 def invoke(*args, env: dict | None = None):
@@ -40,7 +41,8 @@ def invoke(*args, env: dict | None = None):
 
 def refused(result, expect: str, *absent: Path) -> None:
     """Exit 2, one ``Error:`` line holding ``expect``, no traceback, none of ``absent`` exists (a search's
-    pre-flight header line naming the data, printed before a storage failure, is not an error line)."""
+    pre-flight lines naming the data and its near-duplicates, printed before a storage failure, are not error
+    lines)."""
     lines = [line for line in result.stderr.splitlines() if line.strip() and not HEADER.match(line)]
     assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr

@@ -85,6 +85,8 @@ def test_page_is_self_contained_and_embeds_the_cam_artifacts(report_page, data, 
     # every completed trial has a row; the choice's row is marked
     assert page.count("<tr class=") == len(completed(study, baselines=None))
     assert re.search(rf'<tr class="choice"><td class="text">★ minimalist</td><td class="">{data.chosen}</td>', page)
+    # train/test independence: the study stored its near-duplicate check, the page shows it
+    assert "<dt>train/test independence</dt><dd>near-duplicates (perceptual hash, &lt;= 4 of 64 bits apart)" in page
 
 
 def test_minimalist_marker_is_the_chosen_trial(data, tiny_study):

@@ -69,6 +69,11 @@ def show(name: str, **data_kwargs) -> None:
             summarize(scan_folder(folder_root(name), data_kwargs.get("cache_dir")), data), data.name)
         for line in lines:
             console.print(line, soft_wrap=True, highlight=False, markup=False)
+    elif data.info.get("duplicates"):
+        from ..data.duplicates import DuplicateReport
+
+        console.print(DuplicateReport.from_dict(data.info["duplicates"]).line(), soft_wrap=True, highlight=False,
+                      markup=False)
 
 
 def register(cli: click.Group) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..conformal import DEFAULT_COVERAGE  # numpy only: the command line stays quick to start
 from .front import RULE_HELP, print_wide, retrain_table, rule_options, wide_console
 from .options import old_spelling, parse_folds, recipe_options, storage_option
 
@@ -30,14 +31,25 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 @click.option("--target-sensitivity", type=float, default=None,
               help="Binary tasks: the threshold is the highest with at least this validation sensitivity of the "
                    "positive class (default: Youden's J).")
+@click.option("--calibration-folds", type=int, default=None, metavar="K",
+              help="Fit temperature, threshold and prediction sets on the out-of-fold predictions of K models of "
+                   "the same recipe over train + val (K extra trainings); 0: on the validation split. [default: 5 "
+                   "where the validation split is small (under 200 images or 30 of a class), else 0]")
+@click.option("--coverage", type=float, default=DEFAULT_COVERAGE, show_default=True,
+              help="Share of images whose prediction set holds the true class (split conformal), in (0, 1).")
+@click.option("--metadata", type=click.Path(dir_okay=False), default=None,
+              help="CSV of attributes per image (a filename or index column and columns such as sex, age, site): "
+                   "the card gives AUC, sensitivity and specificity per subgroup of the test split.")
 @recipe_options
 def export_command(study_name: str, storage: str | None, out: str, rule, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
                    cam_images: int, device: str | None, precision: str | None,
-                   target_sensitivity: float | None, recipe: str, ensemble: str | None,
-                   old_folds: str | None) -> None:
+                   target_sensitivity: float | None, calibration_folds: int | None, coverage: float,
+                   metadata: str | None, recipe: str, ensemble: str | None, old_folds: str | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""
     from ..confirm import is_confirmed, small_validation
+    from ..conformal import check_coverage
+    from ..crossfit import check_calibration_folds
     from ..export import export_study
     from ..final.recipe import check_recipe_name
     from ..search.study import load_nas_study
@@ -48,6 +60,9 @@ def export_command(study_name: str, storage: str | None, out: str, rule, trial_n
                             "the members of a fold ensemble; confirm's cross-validation folds are --cv-folds")
     k = parse_folds(ensemble)  # bad --ensemble / --recipe: one line, exit 2, before the study is opened
     check_recipe_name(recipe)
+    if calibration_folds is not None:
+        check_calibration_folds(calibration_folds)
+    check_coverage(coverage)
     study = load_nas_study(study_name, storage)
     console = wide_console()
     small = small_validation(study)
@@ -62,7 +77,8 @@ def export_command(study_name: str, storage: str | None, out: str, rule, trial_n
                               n_bootstrap=n_bootstrap, device=device, cam_images=cam_images,
                               rule=rule,
                               target_sensitivity=target_sensitivity, precision=precision,
-                              recipe=recipe, folds=k)
+                              recipe=recipe, folds=k, calibration_folds=calibration_folds, coverage=coverage,
+                              metadata=metadata)
     console.print(f"{'★ minimalist choice' if trial_number is None else 'chosen'}: {result.choice.reason}",
                   soft_wrap=True)
     print_wide(console, retrain_table([result.report]))
@@ -89,6 +105,11 @@ def _print_operating_point(console, folder) -> None:
                       highlight=False, markup=False)
     elif calib:
         console.print(f"calibration{calib}", soft_wrap=True, highlight=False, markup=False)
+    conf = op.get("conformal")
+    if conf:
+        console.print(f"prediction sets at {conf['coverage']:.0%} coverage (calibrated on {conf['calibrated_on']}): "
+                      f"test coverage {conf['test']['coverage']:.3f}, mean set size "
+                      f"{conf['test']['mean_set_size']:.2f}", soft_wrap=True, highlight=False, markup=False)
 
 
 def register(cli: click.Group) -> None:

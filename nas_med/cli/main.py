@@ -12,7 +12,7 @@ from ..errors import UserError, disk_full
 from .options import check_numbers
 
 COMMAND_MODULES = ("datasets", "arch", "search", "worker", "dashboard", "front", "confirm", "export", "predict",
-                   "report", "sweep")
+                   "evaluate", "report", "sweep")
 
 
 class _Group(click.Group):

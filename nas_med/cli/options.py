@@ -49,7 +49,7 @@ def absolute_dataset(name: str) -> str:
 
 
 def split_options(func):
-    """--split-ratios, --group-regex, --group-csv: how an image folder is split (``search`` stores them)."""
+    """--split-ratios, --group-regex, --group-csv, --duplicates: how a dataset is split (``search`` stores them)."""
 
     @click.option("--split-ratios", default=None, callback=_ratios, metavar="TRAIN,VAL,TEST",
                   help="folder: datasets: split shares. [default: 0.7,0.15,0.15]")
@@ -58,6 +58,11 @@ def split_options(func):
                        "(or whole match) is the patient id, kept in one split.")
     @click.option("--group-csv", type=click.Path(dir_okay=False), default=None,
                   help="folder: datasets: CSV with columns filename,group giving each file's patient id.")
+    @click.option("--duplicates", default="group", show_default=True, metavar="keep|group|drop",
+                  help="Near-duplicate images (perceptual hash): group (folders: each group of copies in one "
+                       "split, as a patient; fixed splits such as MedMNIST stay as published, groups reported); "
+                       "keep (report only); drop (fixed splits: val/test copies of earlier splits' images removed, "
+                       "counts stated).")
     @functools.wraps(func)
     def wrapper(*args, group_csv=None, **kwargs):
         csv = None if group_csv is None else str(Path(group_csv).expanduser().absolute())  # stored: absolute

@@ -4,8 +4,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
 from ..errors import UserError, look_up
 from . import synthetic
+from .duplicates import DEFAULT_MODE, check_mode, drop_copies_of_earlier_splits, report_for
 from .positive import positive_index
 from .preprocess import check_size_channels, prepare
 from .splits import apply_fraction, check_fraction
@@ -34,17 +37,21 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
                  channels: int | None = None, fraction: float = 1.0, seed: int = 0,
                  cache_dir: str | Path | None = None, download: bool = True,
                  split_ratios: tuple[float, float, float] | None = None,
-                 group_regex: str | None = None, group_csv: str | Path | None = None) -> Dataset:
+                 group_regex: str | None = None, group_csv: str | Path | None = None,
+                 duplicates: str = DEFAULT_MODE) -> Dataset:
     """Load ``name`` as uint8 tensors at ``size`` px with ``channels`` channels and ``fraction`` of the training split.
 
     ``synthetic``: the embedded default; a MedMNIST 2D name (read from ``data_root`` or the cache, downloaded
     when missing unless ``download`` is False; any ``size`` is resized from the nearest larger catalog size);
     ``folder:PATH``: one sub-folder per class, split ``split_ratios`` (default 0.7/0.15/0.15) with an optional
     group key (``group_regex`` or ``group_csv``); ``radimagenet-msk``: the paper's 5-class MR task
-    (``data_root`` required, fixed 65/25/10 protocol). Bad input raises UserError naming the value; the
+    (``data_root`` required, fixed 65/25/10 protocol). ``duplicates`` (keep|group|drop, see
+    ``data.duplicates``) says what near-duplicate images do to the splits; the groups found are in
+    ``info['duplicates']`` (a ``DuplicateReport`` as a dict) for every source. Bad input raises UserError naming the value; the
     prepared dataset is checked as a whole by ``validate.check_dataset`` (labels, counts, classes per split).
     """
     check_fraction(fraction)
+    check_mode(duplicates)
     check_size_channels(size, channels)
     for what, value in (("--dataset", name), ("--data-root", data_root), ("--group-csv", group_csv)):
         try:
@@ -66,13 +73,15 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
 
         data = folder.load(name[len(FOLDER_PREFIX):], seed=seed, ratios=split_ratios or folder.DEFAULT_RATIOS,
                            group_regex=group_regex, group_csv=group_csv, size=size, channels=channels,
-                           cache_dir=cache_dir, name=name)
+                           cache_dir=cache_dir, name=name, duplicates=duplicates)
     elif name == RADIMAGENET:
         from . import radimagenet
 
         data = radimagenet.load(data_root, fraction=fraction, seed=seed, size=size, channels=channels,
                                 cache_dir=cache_dir)
-        return check_dataset(prepare(data, size, channels))  # the protocol applies the fraction to train/val
+        data, dropped = _drop_copies(data, duplicates)
+        data = check_dataset(prepare(data, size, channels))  # the protocol applies the fraction to train/val
+        return _with_duplicates(data, duplicates, dropped)
     else:
         from . import medmnist
 
@@ -81,8 +90,31 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
         look_up(name, [n for n in dataset_names() if n != FOLDER_PREFIX + "PATH"] + [FOLDER_PREFIX + "PATH"],
                 "dataset")
         data = medmnist.load(name, size=size, data_root=data_root, cache_dir=cache_dir, download=download)
+    data, dropped = _drop_copies(data, duplicates)
     data = data.with_splits(train=apply_fraction(data.train, fraction, seed))
     data.info.update(fraction=fraction)
     data = check_dataset(prepare(data, size, channels))
     data.info["positive"] = positive_index(data.task, name, data.classes)  # None unless binary
+    return _with_duplicates(data, duplicates, dropped)
+
+
+def _drop_copies(data: Dataset, mode: str) -> tuple[Dataset, dict[str, int]]:
+    """Fixed splits under ``--duplicates drop``: val/test without the near copies of earlier splits' images.
+    Folders (split by group instead) and the other modes pass through."""
+    if mode != "drop" or "split_files" in data.info:
+        return data, {}
+    keep = drop_copies_of_earlier_splits({s: x.images for s, x in data.splits.items()})
+    dropped = {s: len(data.splits[s]) - len(k) for s, k in keep.items() if len(k) < len(data.splits[s])}
+    for split, n in dropped.items():
+        log.warning("--duplicates drop: %d %s image(s) copying an image of an earlier split removed", n, split)
+    return data.with_splits(**{s: data.splits[s].subset(torch.as_tensor(keep[s], dtype=torch.long))
+                               for s in dropped}), dropped
+
+
+def _with_duplicates(data: Dataset, mode: str, dropped: dict[str, int]) -> Dataset:
+    """``data`` with its near-duplicate report in ``info['duplicates']``."""
+    report = report_for({s: x.images for s, x in data.splits.items()}, {s: x.labels for s, x in data.splits.items()},
+                        names=data.info.get("split_files"), mode=mode, dropped=dropped,
+                        fixed_splits="split_files" not in data.info)
+    data.info["duplicates"] = report.to_dict()
     return data

@@ -151,8 +151,11 @@ def split_indices(labels: torch.Tensor, ratios: tuple[float, float, float], seed
 
 def load(path: str | Path, *, seed: int = 0, ratios: tuple[float, float, float] = DEFAULT_RATIOS,
          group_regex: str | None = None, group_csv: str | Path | None = None, size: int | None = None,
-         channels: int | None = None, cache_dir: str | Path | None = None, name: str | None = None) -> Dataset:
-    """An image folder as a Dataset split ``ratios`` (train, val, test) from ``seed``."""
+         channels: int | None = None, cache_dir: str | Path | None = None, name: str | None = None,
+         duplicates: str = "group") -> Dataset:
+    """An image folder as a Dataset split ``ratios`` (train, val, test) from ``seed``; with ``duplicates`` group
+    or drop, every group of near-duplicate images (``duplicates.find_groups``) stays in one split, as a patient
+    group does (joined with the ``group_regex``/``group_csv`` groups)."""
     if group_regex and group_csv:
         raise UserError("give either --group-regex or --group-csv, not both.")
     if not str(path).strip():
@@ -173,13 +176,19 @@ def load(path: str | Path, *, seed: int = 0, ratios: tuple[float, float, float] 
             raise UserError(f"class folder '{root / cls}' has no readable images.")
     if groups is not None:
         groups = groups[ok_np]
+    if duplicates != "keep":
+        from .duplicates import find_groups, merge_groups, phash
+
+        near = find_groups(phash(images))
+        groups = near if groups is None else merge_groups(groups, near)
     parts = split_indices(label_t, ratios, seed, groups, classes)
     ids = None if groups is None else torch.as_tensor(np.unique(groups, return_inverse=True)[1], dtype=torch.long)
     splits = {s: Split(images[torch.as_tensor(i, dtype=torch.long)], label_t[i],
                        groups=None if ids is None else ids[i]) for s, i in parts.items()}
     info = {"source": str(root.resolve()), "files": len(files), "unreadable": int((~ok_np).sum()),
             "split_ratios": list(ratios), "seed": seed, "group_key": group_regex or (str(group_csv) if group_csv
-                                                                                    else None)}
+                                                                                    else None),
+            "duplicates_mode": duplicates}
     kept = [files[i].relative_to(root).as_posix() for i in np.flatnonzero(ok_np)]  # for the pre-flight summary
     info["split_files"] = {s: [kept[j] for j in i] for s, i in parts.items()}
     task: Task = "binary" if len(classes) == 2 else "multiclass"

@@ -123,6 +123,8 @@ def summarize(scan: dict, data: Dataset | None = None) -> dict:
                             "largest_n": counts[big], "ratio": ratio, "suggest_weighting": ratio < IMBALANCE}
     out["duplicates"] = _duplicates(scan, split_of)
     out["deduplicated_by_loader"] = False  # folder.load keeps every readable file, copies included
+    out["grouped_by_loader"] = data is not None and data.info.get("duplicates_mode", "keep") != "keep"
+    out["near_duplicates"] = None if data is None else data.info.get("duplicates")
     skipped = [(scan["files"][i], scan["errors"][i]) for i, e in enumerate(scan["errors"]) if e is not None]
     if split_of:  # decoded by the loader: a header that reads but pixels that do not are skipped there
         skipped += [(f, "the pixels could not be decoded") for i, f in enumerate(scan["files"])
@@ -208,11 +210,17 @@ def summary_lines(summary: dict, name: str = "") -> list[str]:
                      f"training and evaluation)" if n else "; none spans two splits")
         if d["cross_class"]:
             text += f"; {len(d['cross_class'])} with conflicting classes (e.g. {d['cross_class'][0]})"
-        text += ". The folder loader does not deduplicate: remove the copies, or give --group-csv with one " \
-                "group per copy set so each stays in one split"
+        text += (". The folder loader does not deduplicate; it keeps each group of copies in one split "
+                 "(--duplicates group)" if s.get("grouped_by_loader") else
+                 ". The folder loader does not deduplicate: remove the copies, or split with --duplicates group "
+                 "(or --group-csv with one group per copy set) so each stays in one split")
         lines.append(text)
     else:
         lines.append("duplicates by content hash: none (the folder loader does not deduplicate; nothing to do)")
+    if s.get("near_duplicates"):
+        from .duplicates import DuplicateReport
+
+        lines.append(DuplicateReport.from_dict(s["near_duplicates"]).line())
     if s["skipped"]:
         shown = "; ".join(f"'{f}' ({why})" for f, why in s["skipped"][:3])
         more = f"; and {len(s['skipped']) - 3} more" if len(s["skipped"]) > 3 else ""

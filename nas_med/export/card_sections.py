@@ -1,9 +1,10 @@
 """The clinical sections of the model card, as named template fields: intended use, class balance, the positive
 class and operating point, metrics at that point with intervals, the confusion matrix, per-class figures,
-calibration, and limitations that follow from the data (validation size, rarest class, sites)."""
+calibration, prediction sets, train/test independence (near-duplicates), and limitations that follow from the data (validation size, rarest class, sites)."""
 from __future__ import annotations
 
 from ..data.about import about
+from ..data.duplicates import DuplicateReport
 from ..data.types import Dataset
 
 __all__ = ["SMALL_VAL_IMAGES", "SMALL_VAL_RAREST", "clinical_fields"]
@@ -67,13 +68,13 @@ def _operating(op: dict, data: Dataset, report) -> tuple[str, str]:
     pos = op["positive_class"]
     other = [c for c in data.classes if c != pos][0]
     target = op.get("target_sensitivity")
-    val = op.get("validation") or {}
+    val = op.get("held_out") or op.get("validation") or {}
     text = (f"**Positive class: {pos}** (class {op['positive_index']}; the other class is \"{other}\"). "
             f"Sensitivity is the share of {pos} images called {pos}; specificity the share of {other} images "
             f"called {other}.\n\n"
             f"**Operating point:** an image is called {pos} when its probability of {pos} is at least "
-            f"**threshold {op['threshold']:.4f}**, chosen on the {len(data.val)} validation images by "
-            f"{op['rule']}{'' if target is None else ''} (validation sensitivity {_f(val.get('sensitivity'))}, "
+            f"**threshold {op['threshold']:.4f}**, chosen on {op.get('fitted_on', 'the validation split')} by "
+            f"{op['rule']}{'' if target is None else ''} (there: sensitivity {_f(val.get('sensitivity'))}, "
             f"specificity {_f(val.get('specificity'))}). `nas-med predict` applies it; `--threshold` sets another.")
     ci = test.get("ci") or {}
     rows = ["| metric (test, exported model, at the threshold) | value [95% CI] | counts |", "|---|---|---|",
@@ -90,11 +91,79 @@ def _calibration(op: dict) -> str:
     e = op.get("ece")
     if not e:
         return "Not measured (multi-label task)."
-    return (f"Temperature scaling fitted on the validation split: T = {op['temperature']:.3f} (probabilities are "
-            f"softmax(logits / T); it never changes the ranking, so the AUC is unchanged). Expected calibration "
-            f"error (ECE, 10 equal-width confidence bins; lower is better): validation {e['val_before']:.4f} "
-            f"before -> {e['val_after']:.4f} after; test {e['test_before']:.4f} before -> {e['test_after']:.4f} "
-            "after.\n\n![Reliability diagram of the test split](reliability.png)")
+    t = op["temperature"]
+    text = (f"Temperature scaling (probabilities are softmax(logits / T); it never changes the ranking, so the AUC "
+            f"is unchanged), T = {t:.3f}, fitted on {op.get('fitted_on', 'the validation split')}. Expected "
+            f"calibration error (ECE, 10 equal-width confidence bins; lower is better): held-out "
+            f"{e.get('fit_before', e['val_before']):.4f} before -> {e.get('fit_after', e['val_after']):.4f} after; "
+            f"**test {e['test_before']:.4f} before -> {e['test_after']:.4f} after**.")
+    if e["test_after"] > e["test_before"]:
+        text += (f"\n\n**Scaling did not help on test**: the test ECE rose by {e['test_after'] - e['test_before']:.4f}. "
+                 "The probabilities below are the scaled ones, but they are not shown to be calibrated: read them "
+                 "as scores, and check calibration on your own data before reading them as risks.")
+    else:
+        text += f" Scaling lowered the test ECE by {e['test_before'] - e['test_after']:.4f}."
+    return text + "\n\n![Reliability diagram of the test split](reliability.png)"
+
+
+def _conformal(op: dict, classes: list[str]) -> str:
+    c = op.get("conformal")
+    if not c:
+        return "None (multi-label task)."
+    lo, hi = c["guarantee"]
+    test = c["test"]
+    sizes = ", ".join(f"{n} of size {k}" for k, n in test["set_sizes"].items() if n)
+    exact = c.get("calibrated_on", "").startswith("the validation split") and "in-sample" not in c["calibrated_on"]
+    why = ("held-out images of the exported model itself: where new images are exchangeable with them, a set holds "
+           f"the true class with probability between {lo:.3f} and {hi:.3f}" if exact else
+           "out-of-fold predictions of models of the same recipe (not the exported weights themselves): the "
+           f"split-conformal guarantee ({lo:.3f} to {hi:.3f}) holds for those models and approximately for this "
+           "one; the test figures below are the check")
+    return (f"`nas-med predict` returns with each image the set of classes whose probability is at least "
+            f"{max(0.0, 1 - c['qhat']) if c['qhat'] != float('inf') else 0:.4f} ({c['method']}; "
+            f"{c['coverage']:.0%} coverage, `--coverage` sets another). Calibrated on {c['n_calibration']} "
+            f"{why}.\n\n"
+            f"| on the test split | value |\n|---|---|\n"
+            f"| empirical coverage (true class in the set) | {test['coverage']:.4f} ({test['n']} images) |\n"
+            f"| mean set size | {test['mean_set_size']:.3f} of {len(classes)} classes |\n"
+            f"| set sizes | {sizes} |\n\n"
+            "A set of one class is a confident call at that coverage; a set of several says the model cannot "
+            "tell them apart for this image (refer, or look again); an empty set says the image resembles none "
+            "of the training classes.")
+
+
+def _subgroups(op: dict) -> str:
+    rows = op.get("subgroups")
+    if not rows:
+        return ""
+    from .subgroups import MIN_IMAGES, MIN_PER_CLASS
+
+    lines = ["## Subgroups of the test split", "",
+             f"Figures per attribute value (from `--metadata`), at the operating point, with 95% bootstrap intervals; "
+             f"groups under {MIN_IMAGES} images or {MIN_PER_CLASS} of a class are flagged: too few to say anything.",
+             "", "| attribute | value | images (per class) | AUC | sensitivity | specificity | |",
+             "|---|---|---|---|---|---|---|"]
+    for g in rows:
+        lines.append(f"| {g['attribute']} | {g['value']} | {g['n']} ({', '.join(str(c) for c in g['per_class'])}) | "
+                     + " | ".join(_f(g[m]["value"], 3) + _band(g[m]["ci"]) for m in ("auc", "sensitivity",
+                                                                                     "specificity"))
+                     + f" | {'too few to say' if g['too_small'] else ''} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def _independence(data: Dataset) -> str:
+    d = data.info.get("duplicates")
+    if not d:
+        return "Not checked."
+    rep = DuplicateReport.from_dict(d)
+    text = rep.line()[0].upper() + rep.line()[1:] + "."
+    if rep.leaked:
+        text += (f" **{rep.leaked} group(s) of near-identical images span splits**: a test image with a copy in "
+                 "training inflates the test figures above; ")
+        text += ("`--duplicates drop` removes them from val/test (the published split is kept here so that the "
+                 "figures compare with published ones)." if rep.fixed_splits else
+                 "`--duplicates group` keeps each group in one split.")
+    return text
 
 
 def _limitations(data: Dataset) -> str:
@@ -113,6 +182,11 @@ def _limitations(data: Dataset) -> str:
     elif not known:
         lines.append("- Acquisition (sites, devices, population) was not recorded; judge transfer to other data "
                      "with care.")
+    dups = data.info.get("duplicates")
+    leaked = DuplicateReport.from_dict(dups).leaked if dups else 0
+    if leaked:
+        lines.append(f"- {leaked} group(s) of near-duplicate images span the splits (see Data): the test figures "
+                     "may be optimistic.")
     lines.append(f"- Images at {data.size} x {data.size} px: findings smaller than a few pixels at this size "
                  "cannot be seen by the model.")
     lines.append("- Validate on your own data, at your own threshold, before any use.")
@@ -138,4 +212,6 @@ def clinical_fields(op: dict, data: Dataset, report) -> dict[str, str]:
         "balance_table": _balance(data), "operating_text": text, "operating_table": table,
         "confusion_table": _confusion(op, data.classes), "per_class_table": _per_class(op, data.classes),
         "calibration_text": _calibration(op), "limitations": _limitations(data),
+        "conformal_text": _conformal(op, data.classes), "independence_text": _independence(data),
+        "subgroups_section": _subgroups(op),
     }

@@ -19,11 +19,12 @@ from ..metrics import decide
 from ..train import Normalizer
 from .checks import check_folder, check_operating_point, check_state, read_ensemble, read_json
 
-__all__ = ["FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
+__all__ = ["EVALUATIONS", "FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
            "read_operating_point", "read_preprocessing", "read_spec"]
 
 FILES = ("spec.json", "model.safetensors", "model.torchscript.pt", "model.onnx", "preprocessing.json", "README.md",
-         "cam_grid.png", "metrics.json", "operating_point.json", "reliability.png")
+         "cam_grid.png", "metrics.json", "operating_point.json", "reliability.png", "data_hashes.json")
+EVALUATIONS = "evaluations"  # the sub-folder ``nas-med evaluate`` writes its records into (export.evaluate)
 PARITY_TOLERANCE = 1e-4
 PREDICT_BATCH = 64  # images per forward pass of ``predict_images``
 ONNX_OPSET = 17
@@ -107,15 +108,30 @@ def read_operating_point(path: str | Path) -> dict:
 
 
 def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str | Path | None = None,
-                   cam_method: str = "gradcam", threshold: float | None = None) -> list[dict]:
+                   cam_method: str = "gradcam", threshold: float | None = None,
+                   coverage: float | None = None) -> list[dict]:
     """Class probabilities for image files (PNG/JPEG) with the exported model in ``path``: softmax (sigmoid for
     multi-label) of the logits divided by the stored temperature. Binary tasks call the positive class when its
     probability is at least the stored threshold (``threshold`` overrides it); others take the argmax. Each image
     is converted to the model's channels and size. With ``cam_out``, a CAM overlay of the predicted class is
     written there per image (``<name>.cam.png``). Returns one dict per image: image, probabilities {class: p},
-    prediction, cam (path or None), and for binary tasks positive_class and threshold."""
+    prediction, cam (path or None), for binary tasks positive_class and threshold, and where the folder holds
+    conformal scores prediction_set (the classes in the split-conformal set at ``coverage``, default the stored
+    one) and coverage."""
+    from ..conformal import check_coverage, prediction_sets, quantile
+
+    if coverage is not None:
+        check_coverage(coverage)
     pre = read_preprocessing(path)
     op = read_operating_point(path)
+    conformal = op.get("conformal")
+    if conformal is not None:
+        from ..conformal import check_record
+
+        check_record(conformal, str(Path(path) / "operating_point.json"))
+    if coverage is not None and not conformal:
+        raise UserError(f"--coverage: the model in '{path}' stores no prediction-set calibration (exported before "
+                        "prediction sets, or a multi-label model); export it again.")
     positive = op.get("positive_index")
     if threshold is not None and not 0 <= threshold <= 1:
         raise UserError(f"--threshold must be in [0, 1], got {threshold}.")
@@ -131,6 +147,8 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
             raise UserError(f"image '{p}' does not exist." if not p.exists() else f"image '{p}' is not a file.")
     multilabel = pre["task"] == "multilabel"
     classes = pre["class_names"]
+    level = None if not conformal else float(conformal["coverage"]) if coverage is None else coverage
+    qhat = None if not conformal else quantile(np.asarray(conformal["scores"]), level)
     cams = _CamWriter(model, cam_target_layer(model, spec), Path(cam_out), cam_method) if cam_out else None
     out = []
     with cams if cams is not None else contextlib.nullcontext():
@@ -148,6 +166,7 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
                 raise UserError(f"the model in '{path}' gives non-finite outputs (NaN or infinity) for image "
                                 f"'{bad}'; no class is given for it.")
             chosen = decide(probs, positive, threshold)
+            sets = None if qhat is None else prediction_sets(probs, qhat)
             written = cams.write(x, pixels, [int(c) for c in chosen], batch) if cams is not None else \
                 [None] * len(batch)
             for i, p in enumerate(batch):
@@ -157,6 +176,8 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
                          "cam": written[i]}
                 if positive is not None:
                     entry.update(positive_class=classes[positive], threshold=threshold)
+                if sets is not None:
+                    entry.update(prediction_set=[c for c, inside in zip(classes, sets[i]) if inside], coverage=level)
                 out.append(entry)
     return out
 

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import optuna
 
+from ..conformal import DEFAULT_COVERAGE, check_coverage
+from ..crossfit import calibration_folds_for, check_calibration_folds, out_of_fold
 from ..data.types import Dataset
 from ..errors import UserError, disk_full
 from ..final import FinalPlan, TestReport, study_recipe, train_final, training_data
@@ -16,7 +18,9 @@ from ..progress import emit
 from ..search import records
 from ..search.records import load_study_data, stored_config
 from ..select import Choice, Rule, choose, completed, value
+from ..train import TrainConfig
 from .card import CardContext
+from .subgroups import read_metadata
 from .write import check_target, make_temp, publish, remove_empty, write_export
 
 __all__ = ["ExportResult", "export_study"]
@@ -72,14 +76,18 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  seeds: int | Sequence[int] = 3, force: bool = False, n_bootstrap: int = 1000,
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
                  rule: Rule | None = None, precision: str | None = None, target_sensitivity: float | None = None,
-                 recipe="final", folds: int | None = None) -> ExportResult:
+                 recipe="final", folds: int | None = None, calibration_folds: int | None = None,
+                 coverage: float = DEFAULT_COVERAGE, metadata: str | Path | None = None) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice under ``rule``), test it and write the
     folder ``out``.
 
     Checks ``out`` before training (exists and non-empty without ``force``, or not writable: UserError); writes
     into a temporary folder beside it and renames it into place, so a failure leaves nothing behind. The model
     is trained with the study's final recipe (``recipe="search"``: the trial's search config); ``folds`` K > 1
-    exports a K-fold ensemble (``nas_med.final.ensemble``)."""
+    exports a K-fold ensemble (``nas_med.final.ensemble``). Temperature, threshold and the prediction sets at
+    ``coverage`` are fitted on the out-of-fold predictions of ``calibration_folds`` models of the same recipe
+    (``nas_med.crossfit``; 0: on the validation split; None: K = 5 where the validation split is small);
+    ``metadata`` (a CSV, ``export.subgroups``) adds figures per subgroup of the test split to the card."""
     out = Path(out)
     if precision is not None:
         from ..errors import look_up
@@ -90,20 +98,30 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         raise UserError(f"--cam-images must be at least 2, got {cam_images}.")
     if target_sensitivity is not None and not 0 < target_sensitivity <= 1:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}.")
+    if calibration_folds is not None:
+        check_calibration_folds(calibration_folds)
+    check_coverage(coverage)
     check_target(out, force)
     choice = choose(study, trial_number, rule)
     plan = FinalPlan(study_recipe(study, recipe, folds), seeds, n_bootstrap, device, precision, keep_model=True)
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
+        subgroups = None if metadata is None else read_metadata(
+            metadata, (data.info.get("split_files") or {}).get("test"), len(data.test))  # checked before training
         report = train_final(study, choice, plan, data)
+        trained_on = training_data(data, plan)
+        calibration_folds = calibration_folds_for(trained_on, calibration_folds)
+        held_out = (out_of_fold(report.spec, trained_on, TrainConfig.from_dict(report.train_config), calibration_folds)
+                    if calibration_folds else None)
         method = stored_config(study).get("cam_method", "gradcam")
-        emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature and threshold on "
-             "validation, test figures, CAM grid, model card")
-        parity, cam_quality = write_export(tmp, report, training_data(data, plan),
+        emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature, threshold and "
+             "prediction sets on held-out predictions, test figures, CAM grid, model card")
+        parity, cam_quality = write_export(tmp, report, trained_on,
                                            card=_card_context(study, choice, report.train_config["seed"]),
                                            cam_method=method, cam_images=cam_images,
-                                           target_sensitivity=target_sensitivity)
+                                           target_sensitivity=target_sensitivity, held_out=held_out,
+                                           coverage=coverage, subgroups=subgroups)
         check_target(out, force)  # the target may have changed while training
         publish(tmp, out)
     except BaseException as exc:

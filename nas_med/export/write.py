@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..final.retrain import TestReport
 from ..search.records import json_safe
 from .card import CardContext, model_card
-from .load import FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
+from .load import EVALUATIONS, FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
 from .partials import clean_stale_partials, partial_prefix
 
 __all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
@@ -110,9 +110,14 @@ def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
 
 def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardContext | None = None,
                  cam_method: str = "gradcam", cam_images: int = 16,
-                 target_sensitivity: float | None = None) -> tuple[dict[str, float], float]:
+                 target_sensitivity: float | None = None, held_out=None,
+                 coverage: float | None = None, subgroups: dict[str, list[str]] | None = None
+                 ) -> tuple[dict[str, float], float]:
     """Write every file of an export into the existing, empty ``folder`` from ``report`` (which must hold the
-    model); returns (parity, test CAM quality). ``card`` adds study context to the model card."""
+    model); returns (parity, test CAM quality). ``card`` adds study context to the model card; ``held_out``
+    (``calibration.HeldOut``) is what temperature, threshold and prediction sets are fitted on (default: the
+    validation split), ``coverage`` the prediction sets' (default 0.9); ``subgroups`` ({attribute: value per test
+    image}, ``subgroups.read_metadata``) adds figures per subgroup of the test split."""
     from safetensors.torch import save
 
     from .._version import __version__
@@ -132,12 +137,24 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardC
     parity = check_parity(folder, model)
     pre = _preprocessing(spec, data, report.normalization)
     (folder / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
+    from ..data.duplicates import DATA_HASHES, hashes_record
+
+    (folder / DATA_HASHES).write_text(json.dumps(hashes_record(data.splits)) + "\n", encoding="utf-8")
     from .operating import OPERATING_FILE, RELIABILITY_FILE, operating_point, reliability_figure
 
     op, op_arrays = operating_point(model, data, pre, target_sensitivity=target_sensitivity,
-                                    n_bootstrap=max(1, report.n_bootstrap), confidence=report.confidence)
+                                    n_bootstrap=max(1, report.n_bootstrap), confidence=report.confidence,
+                                    held_out=held_out, **({} if coverage is None else {"coverage": coverage}))
     (folder / OPERATING_FILE).write_text(json.dumps(json_safe(op), indent=2) + "\n", encoding="utf-8")
     reliability_figure(op, folder / RELIABILITY_FILE)
+    if subgroups is not None and op.get("test"):
+        from .subgroups import subgroup_rows
+
+        task = "binary" if data.num_classes == 2 else "multiclass"
+        op["subgroups"] = subgroup_rows(task, data.test.labels.numpy(), op_arrays["probs"], subgroups,
+                                        op.get("positive_index"), op.get("threshold"), max(1, report.n_bootstrap),
+                                        report.confidence)
+        (folder / OPERATING_FILE).write_text(json.dumps(json_safe(op), indent=2) + "\n", encoding="utf-8")
     cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png", op_arrays,
                                     cam_target_layer(model, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
@@ -165,7 +182,8 @@ def check_target(out: Path, force: bool) -> None:
         if not force:
             raise UserError(f"--out '{out}' exists and is not empty; use --force to replace it.")
         foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
-                         if p.name not in FILES or not p.is_file() or p.is_symlink())
+                         if (p.name not in FILES or not p.is_file() or p.is_symlink())
+                         and not (p.name == EVALUATIONS and p.is_dir() and not p.is_symlink()))
         if foreign or not (out / "spec.json").is_file():
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             held = f"it holds {shown}" if foreign else "no spec.json"

@@ -63,6 +63,14 @@ def _num(v, fmt: str) -> str:
     return format(v, fmt)
 
 
+def _duplicates(info: dict) -> str:
+    """The near-duplicate line of the study's data (``data.duplicates``), or why there is none."""
+    from ..data.duplicates import DuplicateReport
+
+    d = info.get("duplicates")
+    return DuplicateReport.from_dict(d).line() if d else "not checked (study made before near-duplicate checks)"
+
+
 def _summary(data: ReportData) -> str:
     c = data.config
     info = c.get("dataset_info") or {}
@@ -70,6 +78,7 @@ def _summary(data: ReportData) -> str:
     items = [("dataset", f"{c.get('dataset')} ({info.get('task', '?')}, {len(info.get('classes') or [])} classes, "
                          f"{c.get('size') or info.get('size')} px, fraction {c.get('fraction')})"),
              ("split sizes", ", ".join(f"{k} {v}" for k, v in (info.get("counts") or {}).items()) or "-"),
+             ("train/test independence", _duplicates(info)),
              ("search", f"space {c.get('space')}, sampler {c.get('sampler')}, pruner {c.get('pruner')}, "
                         f"{c.get('epochs')} epochs per candidate, seed {c.get('seed')}, CAM {c.get('cam_method')} on "
                         f"{c.get('cam_images')} validation images"),

@@ -52,6 +52,7 @@ class SearchConfig:
     cam_method: str = "gradcam"
     class_weighting: bool = False
     positive: str | None = None            # binary tasks: the class whose recall is the sensitivity (None: default)
+    duplicates: str = "group"              # data.duplicates: keep|group|drop (a study stored without it: keep)
     workers: int = 1
     # reproducibility (search.reproducibility): fixed when the study is created, read back by workers and resumes
     epoch_time: str = "model"      # EPOCH_TIMES
@@ -80,6 +81,9 @@ class SearchConfig:
         look_up(self.epoch_time, EPOCH_TIMES, "epoch time")
         if self.cam_images < 2:
             raise UserError(f"--cam-images must be at least 2, got {self.cam_images}.")
+        from ..data.duplicates import check_mode
+
+        check_mode(self.duplicates)
         look_up(self.sampler, SAMPLERS, "sampler")
         look_up(self.pruner, PRUNERS, "pruner")
         from ..precision import PRECISIONS
@@ -102,9 +106,10 @@ class SearchConfig:
         return self
 
     def splitting(self) -> dict:
-        """How a folder: dataset is split, as ``data.load_dataset`` takes it."""
+        """How a dataset is split (folder ratios and groups, near-duplicates), as ``data.load_dataset`` takes it."""
         ratios = None if self.split_ratios is None else tuple(float(r) for r in self.split_ratios)
-        return {"split_ratios": ratios, "group_regex": self.group_regex, "group_csv": self.group_csv}
+        return {"split_ratios": ratios, "group_regex": self.group_regex, "group_csv": self.group_csv,
+                "duplicates": self.duplicates}
 
     def study_name(self) -> str:
         """The given name, or one derived from dataset, size and fraction."""
@@ -142,9 +147,11 @@ class SearchConfig:
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["baselines"] = tuple(kwargs.get("baselines", ()))
-        # a study made before these settings existed measured its epoch times and sampled each trial as it started
+        # a study made before these settings existed measured its epoch times and sampled each trial as it started,
+        # and split its data without near-duplicate groups
         kwargs.setdefault("epoch_time", "measured")
         kwargs.setdefault("trial_batch", 0)
+        kwargs.setdefault("duplicates", "keep")
         return cls(**kwargs)
 
 

@@ -278,6 +278,10 @@ def preflight(session, callbacks=()) -> Estimate | None:
             lines += summary_lines(summarize(scan_folder(root), session.data), session.data.name)
         except Exception as exc:  # noqa: BLE001 - the summary informs; it never stops a search
             log.warning("pre-flight summary skipped: %s", exc)
+    elif session.data.info.get("duplicates"):  # a folder's summary holds this line too
+        from ..data.duplicates import DuplicateReport
+
+        lines.append(DuplicateReport.from_dict(session.data.info["duplicates"]).line())
     hooks = [cb.preflight for cb in callbacks if callable(getattr(cb, "preflight", None))]
     if not hooks:
         for line in lines:

@@ -137,7 +137,8 @@ def seed_list(seeds: int | Sequence[int], own: int) -> list[int]:
 
 
 def load_study_data(study: optuna.Study) -> Dataset:
-    """The study's dataset, loaded as the search loaded it (name, root, size, channels, fraction, seed)."""
+    """The study's dataset, loaded as the search loaded it (name, root, size, channels, fraction, seed,
+    near-duplicate handling)."""
     from ..data import load_dataset
     from .config import SearchConfig
 

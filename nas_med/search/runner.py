@@ -109,7 +109,8 @@ def prepare(config: SearchConfig) -> Session:
                                                  "counts": {k: len(v) for k, v in data.splits.items()},
                                                  "size": data.size, "channels": data.in_channels,
                                                  "positive": data.info.get("positive"),
-                                                 "class_counts": data.class_counts()},
+                                                 "class_counts": data.class_counts(),
+                                                 "duplicates": data.info.get("duplicates")},
                                data_fingerprint(data))
     study = create_or_resume(config, resolved, storage)
     stored_positive = stored_config(study).get("positive")

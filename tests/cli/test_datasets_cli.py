@@ -103,12 +103,15 @@ def test_show_folder_prints_the_preflight_summary_with_duplicates_across_splits(
     for k in range(20):  # every benign image twice: copies land in other splits
         shutil.copy(image_folder / "benign" / f"{k}.png", image_folder / "benign" / f"copy{k}.png")
     (image_folder / "malignant" / "bad.png").write_bytes(b"junk")
-    result = run("show", f"folder:{image_folder}")
+    result = run("show", f"folder:{image_folder}", "--duplicates", "keep")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "size 8 px (no --size given)" in out and "1x8x8" in out  # what a search would use
     assert "pre-flight summary of folder:" in out and "2 classes, 60 images" in out
     assert re.search(r"20 groups of identical files \(20 extra copies.*\d+ groups span splits \(leakage", out)
+    assert re.search(r"near-duplicates .*: 20 groups .*across splits", out)
+    grouped = run("show", f"folder:{image_folder}").output  # the default: each copy set in one split
+    assert "none spans two splits" in grouped and "(leakage" not in grouped
     assert "skipped: 1 file that cannot be read: 'malignant/bad.png'" in out and "consider --class" not in out
 
 
@@ -184,3 +187,15 @@ def test_real_command_bad_input_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"Error: image folder '{tmp_path / 'nope'}' does not exist."
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_show_reports_near_duplicates_across_splits(breast):
+    result = run("show", "breastmnist", "--data-root", breast, "--no-download")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("near-duplicates"))
+    assert re.search(r"across splits: .*\b[1-9]\d* train-test", line)
+    dropped = run("show", "breastmnist", "--data-root", breast, "--no-download", "--duplicates", "drop")
+    assert dropped.exit_code == 0 and "dropped (--duplicates drop)" in dropped.output
+    bad = run("show", "breastmnist", "--data-root", breast, "--duplicates", "dedupe")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert bad.output.strip().splitlines()[-1].endswith("got 'dedupe'.")

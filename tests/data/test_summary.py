@@ -52,10 +52,19 @@ def test_duplicates_across_splits_are_named_as_leakage(tmp_path, make_image):
             make_image(root / cls / f"{i}.png", (cls == "b") * 100 + i)
     for i in range(10):  # every image of 'a' twice: some copies must land in another split
         shutil.copy(root / "a" / f"{i}.png", root / "a" / f"dup{i}.png")
-    data = load_dataset(f"folder:{root}", size=12, seed=0)
+    data = load_dataset(f"folder:{root}", size=12, seed=0, duplicates="keep")
     s = summarize(scan_folder(root), data)
     assert s["duplicates"]["groups"] == 10 and s["duplicates"]["cross_split"]
     assert "span splits (leakage" in "\n".join(summary_lines(s))
+    near = data.info["duplicates"]
+    assert near["groups"] == 10 and sum(near["cross_split"].values()) == len(s["duplicates"]["cross_split"])
+    assert "near-duplicates (perceptual hash" in "\n".join(summary_lines(s))
+    # the default (--duplicates group) keeps every copy set in one split, as a patient group
+    grouped = load_dataset(f"folder:{root}", size=12, seed=0)
+    s = summarize(scan_folder(root), grouped)
+    assert s["duplicates"]["groups"] == 10 and not s["duplicates"]["cross_split"]
+    assert sum(grouped.info["duplicates"]["cross_split"].values()) == 0
+    assert "none spans two splits" in "\n".join(summary_lines(s))
     assert s["imbalance"]["suggest_weighting"] is False  # 20 vs 10: a half, above a third
 
 
