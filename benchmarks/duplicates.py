@@ -164,7 +164,8 @@ def main() -> None:
     breast = found[sets[0][0]]
     result({"breast_groups": breast["groups"], "breast_cross_split_groups": breast["spans"],
             "bits_vs_imagehash": mean_bits, "nasmed_ms_per_1k": ours_ms, "imagehash_ms_per_1k": lib_ms},
-           "the known train-test copy among the cross-split groups; bits_vs_imagehash <= 1; nas-med faster", started)
+           "goal the known train-test copy among the cross-split groups; bits_vs_imagehash <= 1; nas-med faster",
+           started)
 
 
 if __name__ == "__main__":
