@@ -9,8 +9,8 @@ Evaluate (default): ``nas_med.search.search`` on BreastMNIST (real files from ..
 default space, 20 trials of 2 epochs per size, no pruning (every trial completes), ``--threads 2`` (what a new
 study uses on a 2-core machine); Spearman per size and pooled.
 --fit: time reference networks instead (drawn from the default and paper spaces with seed 1000, never the
-evaluation's; synthetic images at 16, 28, 64 and 128 px, batch 32 or 64, a third with light augmentation; one
-epoch each through ``nas_med.train.train``) and print the coefficients to paste into ``REFERENCE_CPU`` with their
+evaluation's; 64 networks, three in four from the default space; synthetic images at 16, 28, 64 and 128 px, batch
+32 or 64, a third with light augmentation; one epoch each through ``nas_med.train.train``) and print the coefficients to paste into ``REFERENCE_CPU`` with their
 in-sample figures. The CPU and load are printed first: fit and evaluate only on an idle machine.
 --quick: synthetic 16 px, tiny space, 5 trials of 1 epoch (and, with --fit, 8 reference networks).
 
@@ -66,7 +66,7 @@ def reference_networks(count: int, seed: int, sizes: tuple[int, ...]):
     out, seen = [], set()
     while len(out) < count:
         i = len(out)
-        size, k = sizes[i % len(sizes)], (i // len(sizes)) % 2
+        size, k = sizes[i % len(sizes)], int((i // len(sizes)) % 4 == 3)  # 3 of 4 from the default space
         spec = sample(studies[k].ask(), spaces[k], in_channels=1, num_classes=4, input_size=size)
         try:
             check(spec)
@@ -88,7 +88,7 @@ def fit(args) -> None:
     from nas_med.train import TrainConfig, train
 
     sizes = (16, 28) if args.quick else (16, 28, 64, 128)
-    count = 8 if args.quick else 48
+    count = 8 if args.quick else 64
     datasets = {s: load_dataset("synthetic", size=s, seed=args.seed) for s in sizes}
     samples = []
     for i, (spec, batch, augment) in enumerate(reference_networks(count, 1000, sizes)):

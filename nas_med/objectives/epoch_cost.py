@@ -111,5 +111,5 @@ def fit_cost_model(samples: list[tuple[EpochWork, float]], name: str, reference:
 REFERENCE_CPU = CostModel(
     name="cpu-2t-2026.12",
     reference="Intel Xeon with AMX-BF16 and AVX-512-BF16, 2 threads, auto precision (bf16 autocast, channels-last)",
-    coefficients=(0.005008, 0.000266, 0.0, 3.904e-10, 2.193e-08, 5.288e-10, 1.091e-08),
+    coefficients=(0.0, 0.0001947, 0.0, 3.571e-10, 8.807e-09, 1.664e-09, 7.071e-09),
 )
