@@ -131,7 +131,6 @@ def wait_for_earlier_batches(study: optuna.Study, slot: int, batch: int, deadlin
         time.sleep(POLL_SECONDS)
 
 
-def give_back(study: optuna.Study, trial: FrozenTrial) -> int:
-    """Queue ``trial``'s slot again (so the same history and seed); returns the new trial's number."""
+def give_back(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue ``trial``'s slot again (so the same history and seed)."""
     study.enqueue_trial({}, user_attrs={QUEUED: True, SLOT: slot_of(trial)}, skip_if_exists=False)
-    return study.get_trials(deepcopy=False)[-1].number

@@ -93,17 +93,18 @@ class ShadowPruning:
             return self.shadow_trial.should_prune() and self.dominated(value, step)
         # the pruner asked directly, on a view of the shadow study that holds only the visible trials
         current = storage_of(self.shadow).get_trial(trial_id(self.shadow_trial))
-        view = HistoryView(self.shadow, self._completed() + [current])
-        return self.shadow.pruner.prune(view, current) and self.dominated(value, step)
+        completed = self._completed()
+        view = HistoryView(self.shadow, completed + [current])
+        return self.shadow.pruner.prune(view, current) and self.dominated(value, step, completed)
 
     def _completed(self) -> list[FrozenTrial]:
         done = self.shadow.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return done if self.visible is None else [t for t in done if self.visible(t)]
 
-    def dominated(self, value: float, step: int) -> bool:
+    def dominated(self, value: float, step: int, completed: list[FrozenTrial] | None = None) -> bool:
         """Whether a completed (visible) candidate no larger and no costlier (any, without a known cost) reached
         at least ``value`` at ``step``."""
-        for other in self._completed():
+        for other in self._completed() if completed is None else completed:
             reached = other.intermediate_values.get(step)
             if reached is not None and reached >= value and all(
                     other.user_attrs.get(key, float("inf")) <= limit for key, limit in self.cost.items()):

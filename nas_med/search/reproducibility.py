@@ -80,16 +80,20 @@ class Record:
     thread_env: str = ""  # OMP_NUM_THREADS / MKL_NUM_THREADS as set when the process started (MKL sums change)
 
     @classmethod
-    def current(cls, config: SearchConfig, epoch_time: str) -> Record:
-        """This process's record for running trials of ``config`` (threads and device as they will be used)."""
+    def current(cls, config: SearchConfig, stored: dict) -> Record:
+        """This process's record for running trials of ``config`` (threads and device as they will be used) in a
+        study whose resolved configuration is ``stored``."""
         import optuna
         import torch
 
         from .._version import __version__
         from ..precision import resolve_precision
         from ..train import pick_device
+        from .config import stored_cost_model
 
         device = pick_device(config.device)
+        cost_model = stored_cost_model(stored)
+        epoch_time = cost_model.name if cost_model else "measured"
         return cls(nas_med=__version__, torch=torch.__version__, optuna=optuna.__version__,
                    device=device_class(device), precision=resolve_precision(config.precision, device).name,
                    threads=int(config.threads or torch.get_num_threads()), epoch_time=epoch_time,

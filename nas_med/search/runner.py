@@ -73,12 +73,12 @@ def _load_data(config: SearchConfig) -> Dataset:
 
 
 def _session(config: SearchConfig, study: optuna.Study, data: Dataset, space: Space) -> Session:
-    """The session of this process: the study's threads applied, its record checked against this process."""
+    """The session of this process, with the study's record checked against this process's."""
     storage_url = config.storage or DEFAULT_STORAGE
-    cost_model = stored_cost_model(stored_config(study))
+    stored = stored_config(study)
     reproducibility.check(study.user_attrs.get(records.REPRODUCIBILITY),
-                          reproducibility.Record.current(config, cost_model.name if cost_model else "measured"),
-                          study.study_name)
+                          reproducibility.Record.current(config, stored), study.study_name)
+    cost_model = stored_cost_model(stored)
     shadow = None
     if config.pruner != "none":
         shadow = shadow_study(study.study_name, storage_of(study), config.pruner, config.epochs)

@@ -5,7 +5,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import UserError, look_up
-from .config import DIRECTIONS, OBJECTIVES, SAMPLERS, SearchConfig, differences, stored_cost_model
+from .config import DIRECTIONS, OBJECTIVES, SAMPLERS, SearchConfig, differences
 from .records import CONFIG, QUEUED, REPRODUCIBILITY, SLOT, stored_config
 from .storage import DEFAULT_STORAGE, mask_url, open_storage
 
@@ -50,9 +50,7 @@ def create_or_resume(config: SearchConfig, resolved: dict, storage=None) -> optu
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=list(DIRECTIONS))
         study.set_metric_names(list(OBJECTIVES))
         study.set_user_attr(CONFIG, resolved)
-        cost_model = stored_cost_model(resolved)
-        record = reproducibility.Record.current(config, cost_model.name if cost_model else "measured")
-        study.set_user_attr(REPRODUCIBILITY, record.to_dict())
+        study.set_user_attr(REPRODUCIBILITY, reproducibility.Record.current(config, resolved).to_dict())
         return study
     if len(study.directions) != len(OBJECTIVES):
         raise UserError(f"study '{name}' exists in {mask_url(config.storage or 'the default storage')} "
