@@ -16,15 +16,16 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .arch import ArchSpec, build
+from .arch import ArchSpec
 from .calibration import HeldOut
 from .confirm import EPOCH_PICK_SHARE, SMALL_VAL_IMAGES, SMALL_VAL_RAREST
 from .data.duplicates import find_groups, phash
-from .data.splits import sample_strata, stratified_indices
-from .data.types import Dataset, Split
+from .data.splits import pooled, sample_strata, stratified_indices
+from .data.types import Dataset
 from .errors import UserError
+from .fit import fit
 from .progress import emit
-from .train import Normalizer, TrainConfig, pick_device, train
+from .train import Normalizer, TrainConfig, batched_logits, pick_device
 
 __all__ = ["DEFAULT_CALIBRATION_FOLDS", "calibration_folds_for", "check_calibration_folds", "out_of_fold"]
 
@@ -53,25 +54,12 @@ def calibration_folds_for(data: Dataset, folds: int | None) -> int:
     return DEFAULT_CALIBRATION_FOLDS if small or data.info.get("pooled") else 0
 
 
-def _pool(data: Dataset) -> Split:
-    if data.info.get("pooled"):  # a fold ensemble's data: train already holds val
-        return data.train
-    return Split(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.labels, data.val.labels]))
-
-
-def _logits(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer, device: torch.device) -> np.ndarray:
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model(normalize(images[i:i + 256].to(device))).float().cpu()
-                          for i in range(0, len(images), 256)]).numpy().astype(np.float64)
-
-
 def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DEFAULT_CALIBRATION_FOLDS
                 ) -> HeldOut:
     """Logits of every pooled train + val image from the one of ``folds`` models (``cfg``'s recipe) that did not
     train on it."""
     check_calibration_folds(folds)
-    pool = _pool(data)
+    pool = data.train if data.info.get("pooled") else pooled(data).train  # an ensemble's data holds val
     strata = sample_strata(pool.labels)
     smallest = int(np.unique(strata, return_counts=True)[1].min())
     if folds > smallest:
@@ -87,15 +75,15 @@ def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DE
         emit("calibration", k + 1, folds, f"calibration fold {k + 1}/{folds}: {len(pool) - len(held)} training, "
              f"{len(held)} held-out images, {cfg.epochs} epochs")
         rest = np.setdiff1d(np.arange(len(pool)), held)
-        fit = pool.subset(torch.as_tensor(rest))
-        learn, pick = stratified_indices(fit.labels, (1 - EPOCH_PICK_SHARE, EPOCH_PICK_SHARE), cfg.seed + k,
+        kept = pool.subset(torch.as_tensor(rest))
+        learn, pick = stratified_indices(kept.labels, (1 - EPOCH_PICK_SHARE, EPOCH_PICK_SHARE), cfg.seed + k,
                                          groups[rest])
-        inner = data.with_splits(train=fit.subset(torch.as_tensor(learn)), val=fit.subset(torch.as_tensor(pick)),
+        inner = data.with_splits(train=kept.subset(torch.as_tensor(learn)), val=kept.subset(torch.as_tensor(pick)),
                                  test=pool.subset(torch.as_tensor(held)))
         fold_cfg = replace(cfg, seed=cfg.seed * 1000 + 500 + k)
-        torch.manual_seed(fold_cfg.seed)
-        result = train(build(spec), inner, fold_cfg)
-        logits[held] = _logits(result.model, inner.test.images, Normalizer(inner.train.images), device)
+        result = fit(spec, inner, fold_cfg)
+        held_images = inner.test.images.to(device)
+        logits[held] = batched_logits(result.model, held_images, Normalizer(inner.train.images)).cpu().double().numpy()
     n_groups = len(np.unique(groups))
     source = (f"out-of-fold predictions on train + val ({len(pool)} images, {folds} folds of the same recipe; "
               f"{len(pool) - n_groups} near-duplicate copies kept in their group's fold)")
