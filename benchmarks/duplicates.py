@@ -49,7 +49,7 @@ def _brain(cache: str):
 
     root = shared_data("brain_mri_yes_no")
     data = load_dataset(f"folder:{root}", size=64, channels=1, cache_dir=cache, duplicates="keep")
-    files = sum((data.info["split_files"][s] for s in ("train", "val", "test")), [])
+    files = sum((data.info.split_files[s] for s in ("train", "val", "test")), [])
     images = np.concatenate([s.images[:, 0].numpy() for s in (data.train, data.val, data.test)])
     split = np.concatenate([[s] * len(data.splits[s]) for s in ("train", "val", "test")])
     byte = {}

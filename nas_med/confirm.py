@@ -124,8 +124,8 @@ def confirm(study: optuna.Study, data: Dataset | None = None, folds: int = DEFAU
     """Cross-validate the near-best front members of ``study`` and store their AUCs on it; returns
     {trial number: cross-validated AUC}."""
     data = data if data is not None else load_study_data(study)
-    if data.info.get("group_key") and data.train.groups is None:
-        raise UserError(f"study '{study.study_name}' groups images by '{data.info['group_key']}' but its data "
+    if data.info.group_key and data.train.groups is None:
+        raise UserError(f"study '{study.study_name}' groups images by '{data.info.group_key}' but its data "
                         "carries no patient groups; confirm's folds would put one patient on both sides.")
     aucs = {}
     candidates = near_best(study, data, auc_tolerance, max_candidates)

@@ -51,7 +51,7 @@ def calibration_folds_for(data: Dataset, folds: int | None) -> int:
         return 0  # temperature only, no threshold or sets: the validation split suffices
     counts = data.class_counts()["val"]
     small = len(data.val) < SMALL_VAL_IMAGES or (min(counts) if counts else 0) < SMALL_VAL_RAREST
-    return DEFAULT_CALIBRATION_FOLDS if small or data.info.get("pooled") else 0
+    return DEFAULT_CALIBRATION_FOLDS if small or data.info.pooled else 0
 
 
 def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DEFAULT_CALIBRATION_FOLDS
@@ -59,7 +59,7 @@ def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DE
     """Logits of every pooled train + val image from the one of ``folds`` models (``cfg``'s recipe) that did not
     train on it."""
     check_calibration_folds(folds)
-    pool = data.train if data.info.get("pooled") else pooled(data).train  # an ensemble's data holds val
+    pool = data.train if data.info.pooled else pooled(data).train  # an ensemble's data holds val
     strata = sample_strata(pool.labels)
     smallest = int(np.unique(strata, return_counts=True)[1].min())
     if folds > smallest:

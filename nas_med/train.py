@@ -321,7 +321,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
             train_loss = total.item() / max(1, seen)  # the epoch's one read of the training loss
             if not math.isfinite(train_loss):
                 raise TrainingFailed(f"non-finite training loss ({train_loss}) at epoch {epoch}")
-            val = evaluate(model, val_split, normalize, data.task, loss_fn, positive=data.info.get("positive"))
+            val = evaluate(model, val_split, normalize, data.task, loss_fn, positive=data.info.positive)
             if not np.isfinite(val["loss"]):
                 raise TrainingFailed(f"non-finite validation loss at epoch {epoch}")
             record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],

@@ -59,7 +59,7 @@ def test_loaded_breastmnist_names_malignant_positive(breastmnist_root, isolated)
     from nas_med.data import load_dataset
 
     data = load_dataset("breastmnist", data_root=breastmnist_root)
-    assert data.classes[data.info["positive"]] == "malignant"
+    assert data.classes[data.info.positive] == "malignant"
 
 
 # ---- calibration and threshold math ---------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_confirm_stores_aucs_and_the_rule_then_uses_them(copy_of_tiny):
 def test_confirm_refuses_data_grouped_by_patient(copy_of_tiny):
     study, _ = copy_of_tiny
     data = load_dataset("synthetic", size=16, seed=0)
-    data.info["group_key"] = r"patient(\d+)"
+    data.info.group_key = r"patient(\d+)"
     with pytest.raises(UserError, match="patient"):
         confirm(study, data=data, folds=2)
     assert CONFIRMED not in study.user_attrs

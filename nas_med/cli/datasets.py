@@ -61,7 +61,7 @@ def show(name: str, **data_kwargs) -> None:
     console = Console()
     console.print(table)
     console.print(f"fraction {data_kwargs['fraction']}, seed {data_kwargs['seed']}, "
-                  f"source {data.info.get('source', data.name)}", soft_wrap=True, highlight=False)
+                  f"source {data.info.source or data.name}", soft_wrap=True, highlight=False)
     if name.startswith("folder:"):
         from ..data.summary import folder_root, scan_folder, summarize, summary_lines
 
@@ -69,11 +69,8 @@ def show(name: str, **data_kwargs) -> None:
             summarize(scan_folder(folder_root(name), data_kwargs.get("cache_dir")), data), data.name)
         for line in lines:
             console.print(line, soft_wrap=True, highlight=False, markup=False)
-    elif data.info.get("duplicates"):
-        from ..data.duplicates import DuplicateReport
-
-        console.print(DuplicateReport.from_dict(data.info["duplicates"]).line(), soft_wrap=True, highlight=False,
-                      markup=False)
+    elif data.info.duplicates is not None:
+        console.print(data.info.duplicates.line(), soft_wrap=True, highlight=False, markup=False)
 
 
 def register(cli: click.Group) -> None:

@@ -47,7 +47,7 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
     group key (``group_regex`` or ``group_csv``); ``radimagenet-msk``: the paper's 5-class MR task
     (``data_root`` required, fixed 65/25/10 protocol). ``duplicates`` (keep|group|drop, see
     ``data.duplicates``) says what near-duplicate images do to the splits; the groups found are in
-    ``info['duplicates']`` (a ``DuplicateReport`` as a dict) for every source. Bad input raises UserError naming the value; the
+    ``info.duplicates`` (a ``DuplicateReport``) for every source. Bad input raises UserError naming the value; the
     prepared dataset is checked as a whole by ``validate.check_dataset`` (labels, counts, classes per split).
     """
     check_fraction(fraction)
@@ -92,16 +92,16 @@ def load_dataset(name: str = "synthetic", *, data_root: str | Path | None = None
         data = medmnist.load(name, size=size, data_root=data_root, cache_dir=cache_dir, download=download)
     data, dropped = _drop_copies(data, duplicates)
     data = data.with_splits(train=apply_fraction(data.train, fraction, seed))
-    data.info.update(fraction=fraction)
+    data.info.fraction = fraction
     data = check_dataset(prepare(data, size, channels))
-    data.info["positive"] = positive_index(data.task, name, data.classes)  # None unless binary
+    data.info.positive = positive_index(data.task, name, data.classes)  # None unless binary
     return _with_duplicates(data, duplicates, dropped)
 
 
 def _drop_copies(data: Dataset, mode: str) -> tuple[Dataset, dict[str, int]]:
     """Fixed splits under ``--duplicates drop``: val/test without the near copies of earlier splits' images.
     Folders (split by group instead) and the other modes pass through."""
-    if mode != "drop" or "split_files" in data.info:
+    if mode != "drop" or data.info.split_files is not None:
         return data, {}
     keep = drop_copies_of_earlier_splits({s: x.images for s, x in data.splits.items()})
     dropped = {s: len(data.splits[s]) - len(k) for s, k in keep.items() if len(k) < len(data.splits[s])}
@@ -112,9 +112,9 @@ def _drop_copies(data: Dataset, mode: str) -> tuple[Dataset, dict[str, int]]:
 
 
 def _with_duplicates(data: Dataset, mode: str, dropped: dict[str, int]) -> Dataset:
-    """``data`` with its near-duplicate report in ``info['duplicates']``."""
+    """``data`` with its near-duplicate report in ``info.duplicates``."""
     report = report_for({s: x.images for s, x in data.splits.items()}, {s: x.labels for s, x in data.splits.items()},
-                        names=data.info.get("split_files"), mode=mode, dropped=dropped,
-                        fixed_splits="split_files" not in data.info)
-    data.info["duplicates"] = report.to_dict()
+                        names=data.info.split_files, mode=mode, dropped=dropped,
+                        fixed_splits=data.info.split_files is None)
+    data.info.duplicates = report
     return data

@@ -31,7 +31,7 @@ def data_fingerprint(data: Dataset) -> dict:
         _update(digest, split.images)
         _update(digest, split.labels)
     out: dict = {"content": digest.hexdigest(), "counts": {k: len(v) for k, v in data.splits.items()}}
-    source = data.info.get("source")
+    source = data.info.source or None
     if isinstance(source, str) and os.path.isfile(source):
         out.update(source=source, source_bytes=os.path.getsize(source))
     elif isinstance(source, str):

@@ -19,7 +19,7 @@ import torch
 from ..errors import UserError
 from .decode import decode_cached, extensions, is_image_file
 from .splits import stratified_indices
-from .types import Dataset, Split, Task
+from .types import Dataset, DatasetInfo, Split, Task
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +185,10 @@ def load(path: str | Path, *, seed: int = 0, ratios: tuple[float, float, float] 
     ids = None if groups is None else torch.as_tensor(np.unique(groups, return_inverse=True)[1], dtype=torch.long)
     splits = {s: Split(images[torch.as_tensor(i, dtype=torch.long)], label_t[i],
                        groups=None if ids is None else ids[i]) for s, i in parts.items()}
-    info = {"source": str(root.resolve()), "files": len(files), "unreadable": int((~ok_np).sum()),
-            "split_ratios": list(ratios), "seed": seed, "group_key": group_regex or (str(group_csv) if group_csv
-                                                                                    else None),
-            "duplicates_mode": duplicates}
     kept = [files[i].relative_to(root).as_posix() for i in np.flatnonzero(ok_np)]  # for the pre-flight summary
-    info["split_files"] = {s: [kept[j] for j in i] for s, i in parts.items()}
+    info = DatasetInfo(source=str(root.resolve()), files=len(files), unreadable=int((~ok_np).sum()),
+                       split_ratios=list(ratios), seed=seed,
+                       group_key=group_regex or (str(group_csv) if group_csv else None), duplicates_mode=duplicates,
+                       split_files={s: [kept[j] for j in i] for s, i in parts.items()})
     task: Task = "binary" if len(classes) == 2 else "multiclass"
     return Dataset(name or f"folder:{path}", task, classes, **splits, info=info)

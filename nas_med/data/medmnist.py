@@ -20,7 +20,7 @@ import torch
 
 from ..errors import UserError
 from . import cache
-from .types import Dataset, Split, Task
+from .types import Dataset, DatasetInfo, Split, Task
 from .validate import images_to_uint8, labels_to_tensor
 
 log = logging.getLogger(__name__)
@@ -185,8 +185,8 @@ def load(name: str, *, size: int | None = None, data_root: str | Path | None = N
     for note in notes:
         log.warning("%s", note)
     return Dataset(name, task, classes, **splits,
-                   info={"source": str(path), "file_size": file_size, "licence": entry.get("license", ""),
-                         "medmnist_task": entry["task"]})
+                   info=DatasetInfo(source=str(path), file_size=file_size, licence=entry.get("license", ""),
+                                    medmnist_task=entry["task"]))
 
 
 def _download_to(url: str, md5: str, target: Path) -> Path:

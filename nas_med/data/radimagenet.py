@@ -26,7 +26,7 @@ from ..errors import UserError
 from .decode import decode_cached, extensions
 from .folder import report_unreadable
 from .splits import check_fraction, fraction_count, stratified_indices, subsample_indices
-from .types import Dataset, Split
+from .types import Dataset, DatasetInfo, Split
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def load(data_root: str | Path | None, *, fraction: float = 1.0, seed: int = 0, 
         rows = torch.as_tensor(position[keep], dtype=torch.long)
         splits[name] = Split(images[rows], label_t[torch.as_tensor(chosen[keep], dtype=torch.long)])
         start += len(index)
-    info = {"source": listing, "pool": len(files), "fraction": fraction, "seed": seed,
-            "protocol": "65/25/10, val = 30% of sub-training", "unreadable": int((~ok_np).sum())}
+    info = DatasetInfo(source=str(listing), pool=len(files), fraction=fraction, seed=seed,
+                       protocol="65/25/10, val = 30% of sub-training", unreadable=int((~ok_np).sum()))
     log.info("radimagenet-msk: pool %d, train %d, val %d, test %d", len(files), *(len(s) for s in splits.values()))
     return Dataset(NAME, "multiclass", list(CLASSES), **splits, info=info)

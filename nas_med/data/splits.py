@@ -83,7 +83,7 @@ def pooled(data: Dataset) -> Dataset:
     train, val = data.train, data.val
     split = Split(torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels]),
                   _cat(train.masks, val.masks), _cat(train.groups, val.groups))
-    return replace(data, train=split, info={**data.info, "pooled": True})
+    return replace(data, train=split, info=replace(data.info, pooled=True))
 
 
 def check_fraction(fraction: float) -> None:

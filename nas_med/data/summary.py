@@ -3,7 +3,7 @@
 Cheap by construction: :func:`scan_folder` reads only image headers (PIL opens lazily: size and mode come without
 decoding the pixels) and hashes each file's bytes; the scan is kept in the nas-med cache beside the decoded
 tensors, keyed by the files' (path, size, mtime), so a second search or ``datasets show`` reads it back.
-The summary's split counts and cross-split duplicates come from the loaded dataset (``info['split_files']``).
+The summary's split counts and cross-split duplicates come from the loaded dataset (``info.split_files``).
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def summarize(scan: dict, data: Dataset | None = None) -> dict:
     if data is not None:
         out["split_counts"] = data.class_counts()
         out["channels"], out["size"] = data.in_channels, data.size
-        for split, names in (data.info.get("split_files") or {}).items():
+        for split, names in (data.info.split_files or {}).items():
             split_of.update({n: split for n in names})
         out["per_class"] = [sum(c[k] for c in out["split_counts"].values()) for k in range(len(classes))]
     counts = out["per_class"]
@@ -123,8 +123,8 @@ def summarize(scan: dict, data: Dataset | None = None) -> dict:
                             "largest_n": counts[big], "ratio": ratio, "suggest_weighting": ratio < IMBALANCE}
     out["duplicates"] = _duplicates(scan, split_of)
     out["deduplicated_by_loader"] = False  # folder.load keeps every readable file, copies included
-    out["grouped_by_loader"] = data is not None and data.info.get("duplicates_mode", "keep") != "keep"
-    out["near_duplicates"] = None if data is None else data.info.get("duplicates")
+    out["grouped_by_loader"] = data is not None and data.info.duplicates_mode != "keep"
+    out["near_duplicates"] = None if data is None or data.info.duplicates is None else data.info.duplicates.to_dict()
     skipped = [(scan["files"][i], scan["errors"][i]) for i, e in enumerate(scan["errors"]) if e is not None]
     if split_of:  # decoded by the loader: a header that reads but pixels that do not are skipped there
         skipped += [(f, "the pixels could not be decoded") for i, f in enumerate(scan["files"])

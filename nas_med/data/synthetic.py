@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .types import Dataset, Split
+from .types import Dataset, DatasetInfo, Split
 
 CLASSES = ["normal", "mass", "cyst", "calcification"]
 DEFAULT_SIZE = 32  # small enough for a five-minute search on a laptop CPU
@@ -117,4 +117,4 @@ def load(size: int = DEFAULT_SIZE, seed: int = 0, n_train: int = 600, n_val: int
     splits = {name: generate(count, size, seed * 1000 + k) for k, (name, count) in
               enumerate([("train", n_train), ("val", n_val), ("test", n_test)])}
     return Dataset("synthetic", "multiclass", list(CLASSES), **splits,
-                   info={"source": "synthetic", "seed": seed, "licence": LICENCE})
+                   info=DatasetInfo(source="synthetic", seed=seed, licence=LICENCE))

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
+
+if TYPE_CHECKING:
+    from .duplicates import DuplicateReport
 
 Task = Literal["binary", "multiclass", "multilabel"]
 TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel")
@@ -32,6 +35,30 @@ class Split:
 
 
 @dataclass
+class DatasetInfo:
+    """What is known of a dataset beyond its images: where it came from and what loading decided. Every loader
+    fills what its source has; the rest keeps its default."""
+
+    source: str = ""                                 # the file, folder or listing the images came from
+    licence: str = ""
+    seed: int | None = None                          # the seed of a folder's or listing's split
+    fraction: float = 1.0                            # share of the training split kept (--fraction)
+    positive: int | None = None                      # index of the positive class (binary tasks)
+    pooled: bool = False                             # train holds train + val (a fold ensemble's data)
+    split_files: dict[str, list[str]] | None = None  # a folder's file names per split, relative to the folder
+    group_key: str | None = None                     # what groups images into patients (--group-regex or CSV)
+    duplicates: DuplicateReport | None = None        # near-duplicate groups (data.duplicates)
+    duplicates_mode: str = "keep"                    # keep, group or drop (--duplicates)
+    files: int | None = None                         # image files found (folders)
+    unreadable: int = 0                              # files that could not be decoded
+    pool: int | None = None                          # images the split was drawn from (listings)
+    split_ratios: list[float] | None = None
+    file_size: int | None = None                     # the image size of the MedMNIST file read
+    medmnist_task: str | None = None                 # MedMNIST's own task name
+    protocol: str | None = None                      # how a listing's splits follow its paper
+
+
+@dataclass
 class Dataset:
     """A dataset ready for training: three splits, class names and the task type."""
 
@@ -41,7 +68,7 @@ class Dataset:
     train: Split
     val: Split
     test: Split
-    info: dict = field(default_factory=dict)
+    info: DatasetInfo = field(default_factory=DatasetInfo)
 
     @property
     def num_classes(self) -> int:

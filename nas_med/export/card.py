@@ -125,10 +125,10 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
         "summary": spec.summary(),
         "why_section": _section(["## Why this architecture", "", card.reason] if card is not None and card.reason
                                 else []),
-        "dataset": data.name if card is None else card.dataset, "source": data.info.get("source", data.name),
-        "fraction": f"{data.info.get('fraction', 1.0) if card is None else card.fraction:g}", "size": data.size,
+        "dataset": data.name if card is None else card.dataset, "source": data.info.source or data.name,
+        "fraction": f"{data.info.fraction if card is None else card.fraction:g}", "size": data.size,
         "channels": spec.in_channels, "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"],
-        "licence": data.info.get("licence") or NO_LICENCE,
+        "licence": data.info.licence or NO_LICENCE,
         "objectives_section": _section(
             ["## Objectives of the trial in the study (validation split)", "", "| objective | value |", "|---|---|",
              *(f"| {k} | {v} |" for k, v in objectives.items())] if objectives else []),

@@ -4,7 +4,6 @@ calibration, prediction sets, train/test independence (near-duplicates), and lim
 from __future__ import annotations
 
 from ..data.about import about
-from ..data.duplicates import DuplicateReport
 from ..data.types import Dataset
 
 __all__ = ["SMALL_VAL_IMAGES", "SMALL_VAL_RAREST", "clinical_fields"]
@@ -152,10 +151,9 @@ def _subgroups(op: dict) -> str:
 
 
 def _independence(data: Dataset) -> str:
-    d = data.info.get("duplicates")
-    if not d:
+    rep = data.info.duplicates
+    if rep is None:
         return "Not checked."
-    rep = DuplicateReport.from_dict(d)
     text = rep.line()[0].upper() + rep.line()[1:] + "."
     if rep.leaked:
         text += (f" **{rep.leaked} group(s) of near-identical images span splits**: a test image with a copy in "
@@ -182,8 +180,7 @@ def _limitations(data: Dataset) -> str:
     elif not known:
         lines.append("- Acquisition (sites, devices, population) was not recorded; judge transfer to other data "
                      "with care.")
-    dups = data.info.get("duplicates")
-    leaked = DuplicateReport.from_dict(dups).leaked if dups else 0
+    leaked = 0 if data.info.duplicates is None else data.info.duplicates.leaked
     if leaked:
         lines.append(f"- {leaked} group(s) of near-duplicate images span the splits (see Data): the test figures "
                      "may be optimistic.")

@@ -95,14 +95,14 @@ def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | Non
                         cache_dir=cache_dir, download=download, duplicates="keep")
     classes = list(pre["class_names"])
     to_model = match_classes(classes, list(data.classes), dataset)
-    split = split or ("all" if data.info.get("split_files") else "test")
+    split = split or ("all" if data.info.split_files else "test")
     part = _split(data, split)
     if len(part) < 2:
         raise UserError(f"the {split} split of '{dataset}' has {len(part)} image(s); at least 2 are needed.")
     labels = to_model[part.labels.numpy()]
     attributes = None
     if metadata is not None:
-        files = data.info.get("split_files")
+        files = data.info.split_files
         files = None if files is None else sum((files[s] for s in data.splits if split in ("all", s)), [])
         attributes = read_metadata(metadata, files, len(part))
     task = "binary" if len(classes) == 2 else "multiclass"
@@ -111,12 +111,12 @@ def evaluate(model_dir: str | Path, dataset: str, *, data_root: str | Path | Non
     probs = apply_temperature(logits, temperature)
     positive = op.get("positive_index")
     record: dict = {
-        "name": _name(dataset, split, name), "dataset": dataset, "source": data.info.get("source", dataset),
+        "name": _name(dataset, split, name), "dataset": dataset, "source": data.info.source or dataset,
         "split": split, "n": int(len(labels)), "class_names": classes,
         "class_counts": [int(v) for v in np.bincount(labels, minlength=len(classes))],
         "images": f"{pre['channels']} x {pre['input_size']} x {pre['input_size']} (the model's input)",
         "n_bootstrap": n_bootstrap, "confidence": confidence,
-        "duplicates_within_dataset": data.info.get("duplicates"),
+        "duplicates_within_dataset": None if data.info.duplicates is None else data.info.duplicates.to_dict(),
         "model_data_overlap": _overlap(folder, part.images),
     }
     if positive is not None and op.get("threshold") is not None:

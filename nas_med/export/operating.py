@@ -59,7 +59,7 @@ def operating_point(model: nn.Module, data: Dataset, pre: dict, *, target_sensit
     val_logits, test_logits = _logits(model, data.val.images, pre), _logits(model, data.test.images, pre)
     y_val, y_test = data.val.labels.numpy(), data.test.labels.numpy()
     if held_out is None:
-        in_sample = " (the ensemble trained on them: in-sample)" if data.info.get("pooled") else ""
+        in_sample = " (the ensemble trained on them: in-sample)" if data.info.pooled else ""
         held_out = HeldOut(val_logits, y_val, f"the validation split ({len(y_val)} images){in_sample}")
     temperature = fit_temperature(held_out.logits, held_out.labels, multilabel)
     record: dict = {"temperature": temperature, "probabilities": "softmax(logits / temperature)" if not multilabel
@@ -78,7 +78,7 @@ def operating_point(model: nn.Module, data: Dataset, pre: dict, *, target_sensit
                                   "after": reliability(probs[("test", True)], y_test)}
     record["conformal"] = coverage_report(lac_scores(probs[("fit", True)], held_out.labels), probs[("test", True)],
                                           y_test, coverage, held_out.source)
-    positive = data.info.get("positive")
+    positive = data.info.positive
     threshold = None
     if positive is not None:
         positive = int(positive)

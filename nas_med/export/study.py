@@ -108,7 +108,7 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     try:
         data = data if data is not None else load_study_data(study)
         subgroups = None if metadata is None else read_metadata(
-            metadata, (data.info.get("split_files") or {}).get("test"), len(data.test))  # checked before training
+            metadata, (data.info.split_files or {}).get("test"), len(data.test))  # checked before training
         report = train_final(study, choice, plan, data)
         trained_on = training_data(data, plan)
         calibration_folds = calibration_folds_for(trained_on, calibration_folds)

@@ -111,7 +111,7 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
     normalize = Normalizer(data.train.images)
     multilabel = data.task == "multilabel"
     labels = data.test.labels.numpy()
-    positive = data.info.get("positive")
+    positive = data.info.positive
     positive = 1 if positive is None else int(positive)
     trained, label = dict(trained or {}), name or spec.summary()
     per_seed, probs_per_seed, kept = [], [], None
@@ -151,4 +151,4 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
     return TestReport(name or spec.summary(), spec, seeds, per_seed, summary, n_test=len(data.test),
                       n_bootstrap=n_bootstrap, confidence=confidence, train_config=train_config.to_dict(),
                       normalization=normalize.to_dict(), model=kept,
-                      positive=None if data.info.get("positive") is None else data.classes[positive])
+                      positive=None if data.info.positive is None else data.classes[positive])

@@ -253,7 +253,7 @@ def data_header(session) -> str:
     """One line: the dataset, its split sizes, image size, channels, positive class, device and precision."""
     data, config = session.data, session.config
     device = pick_device(config.device)
-    positive = data.info.get("positive")
+    positive = data.info.positive
     pos = "" if positive is None else f", positive class {data.classes[positive]}"
     return (f"dataset {data.name} ({data.task}, {data.num_classes} classes{pos}): train {len(data.train)} / val "
             f"{len(data.val)} / test {len(data.test)} images, {data.size} px, {data.in_channels} channel(s); device "
@@ -278,10 +278,8 @@ def preflight(session, callbacks=()) -> Estimate | None:
             lines += summary_lines(summarize(scan_folder(root), session.data), session.data.name)
         except Exception as exc:  # noqa: BLE001 - the summary informs; it never stops a search
             log.warning("pre-flight summary skipped: %s", exc)
-    elif session.data.info.get("duplicates"):  # a folder's summary holds this line too
-        from ..data.duplicates import DuplicateReport
-
-        lines.append(DuplicateReport.from_dict(session.data.info["duplicates"]).line())
+    elif session.data.info.duplicates is not None:  # a folder's summary holds this line too
+        lines.append(session.data.info.duplicates.line())
     hooks = [cb.preflight for cb in callbacks if callable(getattr(cb, "preflight", None))]
     if not hooks:
         for line in lines:

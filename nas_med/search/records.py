@@ -153,7 +153,7 @@ def load_study_data(study: optuna.Study) -> Dataset:
     if cfg.positive is not None:
         from ..data.positive import positive_index
 
-        data.info["positive"] = positive_index(data.task, data.name, data.classes, cfg.positive)
+        data.info.positive = positive_index(data.task, data.name, data.classes, cfg.positive)
     info = stored.get("dataset_info") or {}
     for key, have in (("classes", list(data.classes)), ("size", data.size), ("channels", data.in_channels)):
         if key in info and info[key] != have:

@@ -68,7 +68,7 @@ def _load_data(config: SearchConfig) -> Dataset:
 
     data = load_dataset(config.dataset, data_root=config.data_root, size=config.size, channels=config.channels,
                         fraction=config.fraction, seed=config.seed, **config.splitting())
-    data.info["positive"] = positive_index(data.task, data.name, data.classes, config.positive)
+    data.info.positive = positive_index(data.task, data.name, data.classes, config.positive)
     return data
 
 
@@ -108,9 +108,10 @@ def prepare(config: SearchConfig) -> Session:
     resolved = config.resolved(space.to_dict(), {"task": data.task, "classes": data.classes,
                                                  "counts": {k: len(v) for k, v in data.splits.items()},
                                                  "size": data.size, "channels": data.in_channels,
-                                                 "positive": data.info.get("positive"),
+                                                 "positive": data.info.positive,
                                                  "class_counts": data.class_counts(),
-                                                 "duplicates": data.info.get("duplicates")},
+                                                 "duplicates": None if data.info.duplicates is None
+                                                 else data.info.duplicates.to_dict()},
                                data_fingerprint(data))
     study = create_or_resume(config, resolved, storage)
     stored_positive = stored_config(study).get("positive")
@@ -118,7 +119,7 @@ def prepare(config: SearchConfig) -> Session:
         from ..data.positive import positive_index
 
         config.positive = stored_positive
-        data.info["positive"] = positive_index(data.task, data.name, data.classes, stored_positive)
+        data.info.positive = positive_index(data.task, data.name, data.classes, stored_positive)
     return _session(config, study, data, space)
 
 

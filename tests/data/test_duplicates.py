@@ -10,7 +10,6 @@ from PIL import Image
 
 from nas_med.data import load_dataset
 from nas_med.data.duplicates import (
-    DuplicateReport,
     _popcount,
     check_mode,
     find_groups,
@@ -91,7 +90,7 @@ def test_bad_mode_is_one_clear_error():
 
 def test_breastmnist_known_train_test_copy_found_and_dropped(breastmnist_root):
     data = load_dataset("breastmnist", data_root=breastmnist_root, download=False)
-    rep = DuplicateReport.from_dict(data.info["duplicates"])
+    rep = data.info.duplicates
     # the byte-identical image: train 115 = test 76 (index 700 of the pooled 546 + 78 + 156)
     assert torch.equal(data.train.images[115], data.test.images[76])
     h = phash(torch.stack([data.train.images[115], data.test.images[76]]))
@@ -101,7 +100,7 @@ def test_breastmnist_known_train_test_copy_found_and_dropped(breastmnist_root):
     assert (len(data.train), len(data.val), len(data.test)) == (546, 78, 156)  # published splits kept
     assert "train-test" in rep.line() and "--duplicates drop" in rep.line()
     dropped = load_dataset("breastmnist", data_root=breastmnist_root, download=False, duplicates="drop")
-    after = DuplicateReport.from_dict(dropped.info["duplicates"])
+    after = dropped.info.duplicates
     assert len(dropped.train) == 546  # training images are never dropped
     assert len(dropped.test) == 156 - after.dropped["test"] and len(dropped.val) == 78 - after.dropped["val"]
     assert after.leaked == 0 and after.dropped["test"] >= 1

@@ -65,14 +65,14 @@ def test_breastmnist_64_with_n1_labels(breast_dir):
     assert raw.shape == (546, 1)
     small = load_dataset("breastmnist", data_root=breast_dir)
     big = load_dataset("breastmnist", data_root=breast_dir, size=64)
-    assert big.info["source"].endswith("breastmnist_64.npz")
+    assert big.info.source.endswith("breastmnist_64.npz")
     assert big.train.images.shape == (546, 1, 64, 64) and big.train.labels.shape == (546,)
     assert torch.equal(small.train.labels, big.train.labels)
 
 
 def test_other_size_resizes_from_the_next_larger_file(breast_dir):
     data = load_dataset("breastmnist", data_root=breast_dir, size=32, channels=3)
-    assert data.info["file_size"] == 64
+    assert data.info.file_size == 64
     assert data.train.images.shape == (546, 3, 32, 32)
 
 

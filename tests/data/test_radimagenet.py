@@ -26,7 +26,7 @@ def test_tree_gives_five_classes_and_65_25_10(msk_tree):
     data = load_dataset("radimagenet-msk", data_root=msk_tree)
     assert data.classes == ["ankle", "hip", "knee", "shoulder", "spine"]
     assert data.task == "multiclass"
-    assert data.info["pool"] == 200  # brain, CT and US images ignored
+    assert data.info.pool == 200  # brain, CT and US images ignored
     counts = data.class_counts()
     assert counts == {"train": [26] * 5, "val": [10] * 5, "test": [4] * 5}
     assert data.train.images.dtype == torch.uint8 and data.train.images.shape[1:] == (1, 8, 8)
@@ -59,7 +59,7 @@ def test_only_chosen_images_are_decoded_and_second_load_uses_cache(msk_tree, cou
 def test_anatomy_aliases(tmp_path, msk_builder):
     root = msk_builder(tmp_path / "r", per_pathology=3, anatomies=("ankle_foot", "hip", "knee", "shoulder", "spine"))
     data = load_dataset("radimagenet-msk", data_root=root / "radiology_ai")
-    assert data.classes[0] == "ankle" and data.info["pool"] == 30
+    assert data.classes[0] == "ankle" and data.info.pool == 30
 
 
 def test_missing_anatomy_is_named(tmp_path, msk_builder):
@@ -89,7 +89,7 @@ def test_csv_listing(msk_tree):
     _write_csv(msk_tree / "RadiologyAI_train.csv", rows[:30] + extra)
     _write_csv(msk_tree / "RadiologyAI_val.csv", rows[30:])
     data = load_dataset("radimagenet-msk", data_root=msk_tree)
-    assert data.info["pool"] == 40  # the CSV rows, not the 200 files of the tree
+    assert data.info.pool == 40  # the CSV rows, not the 200 files of the tree
     assert sum(len(s) for s in data.splits.values()) == 40
     assert data.class_counts()["train"] == [5] * 5  # round(0.65 * 8)
 

@@ -90,7 +90,7 @@ def test_folds_keep_a_patient_group_in_one_fold_and_pooling_keeps_the_groups():
     data = data.with_splits(train=Split(data.train.images, data.train.labels, groups=torch.arange(len(data.train))),
                             val=Split(data.val.images, data.val.labels, groups=-1 - torch.arange(len(data.val))))
     both = pooled(data)
-    assert len(both.train) == len(data.train) + len(data.val) and both.val is data.val and both.info["pooled"]
+    assert len(both.train) == len(data.train) + len(data.val) and both.val is data.val and both.info.pooled
     assert torch.equal(both.train.groups[len(data.train):], data.val.groups)
     assert torch.equal(both.train.subset(torch.tensor([0, len(data.train)])).groups, torch.tensor([0, -1]))
 

@@ -34,7 +34,7 @@ def test_counts_sizes_imbalance_and_planted_duplicates(tmp_path, make_image):
     assert s["imbalance"]["rarest"] == "rare" and s["imbalance"]["suggest_weighting"]  # 8 / 34 < 1/3
     d = s["duplicates"]
     assert d["groups"] == 4 and d["extra_copies"] == 4 and not d["cross_class"]
-    split_of = {f: k for k, files in data.info["split_files"].items() for f in files}
+    split_of = {f: k for k, files in data.info.split_files.items() for f in files}
     expected = sum(split_of[f"common/common{i:02d}.png"] != split_of[f"common/copy{i}.png"] for i in range(4))
     assert len(d["cross_split"]) == expected
     assert s["skipped"] == [("common/broken.png", s["skipped"][0][1])] and s["skipped"][0][1]
@@ -56,14 +56,14 @@ def test_duplicates_across_splits_are_named_as_leakage(tmp_path, make_image):
     s = summarize(scan_folder(root), data)
     assert s["duplicates"]["groups"] == 10 and s["duplicates"]["cross_split"]
     assert "span splits (leakage" in "\n".join(summary_lines(s))
-    near = data.info["duplicates"]
-    assert near["groups"] == 10 and sum(near["cross_split"].values()) == len(s["duplicates"]["cross_split"])
+    near = data.info.duplicates
+    assert near.groups == 10 and sum(near.cross_split.values()) == len(s["duplicates"]["cross_split"])
     assert "near-duplicates (perceptual hash" in "\n".join(summary_lines(s))
     # the default (--duplicates group) keeps every copy set in one split, as a patient group
     grouped = load_dataset(f"folder:{root}", size=12, seed=0)
     s = summarize(scan_folder(root), grouped)
     assert s["duplicates"]["groups"] == 10 and not s["duplicates"]["cross_split"]
-    assert sum(grouped.info["duplicates"]["cross_split"].values()) == 0
+    assert sum(grouped.info.duplicates.cross_split.values()) == 0
     assert "none spans two splits" in "\n".join(summary_lines(s))
     assert s["imbalance"]["suggest_weighting"] is False  # 20 vs 10: a half, above a third
 
