@@ -81,7 +81,7 @@ def search_command(**kwargs) -> None:
     config.study = config.study_name()  # named from the dataset as given (folder:imgs -> folder-imgs)
     config.dataset = absolute_dataset(config.dataset)  # stored absolute
     check_gpus(gpus, config.device)
-    config.extra.update(gpus=gpus, init_only=init_only)
+    config.gpus, config.init_only = tuple(gpus), init_only
     storage_hint = f" --storage {mask_url(config.storage)}" if config.storage else ""
     console = Console()
     failure = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import UserError, look_up
 from .names import slug
@@ -23,6 +23,8 @@ EPOCH_TIMES = ("model", "measured")  # epoch_seconds from the cost model (repeat
 IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "epochs", "cam_images", "cam_method",
                  "class_weighting", "split_ratios", "group_regex", "group_csv")
 
+
+RUN_ONLY = ("quiet", "workers", "gpus", "init_only", "size_reason")  # SearchConfig fields not stored
 
 @dataclass
 class SearchConfig:
@@ -60,7 +62,10 @@ class SearchConfig:
     trial_batch: int = 4           # trials sampled together from the trials of earlier batches (0: as each starts)
     quiet: bool = False
     artifacts: bool = True
-    extra: dict = field(default_factory=dict)
+    # how this run goes, not stored with the study
+    gpus: tuple[int, ...] = ()     # one local worker per GPU (CUDA_VISIBLE_DEVICES), round-robin (--gpus)
+    init_only: bool = False        # create the study and queue its trials; workers started elsewhere run them
+    size_reason: str | None = None  # why a folder's image size was chosen (shown before the search)
 
     def validate(self) -> SearchConfig:
         """Check every value before anything is written; raises UserError naming the bad value."""
@@ -128,7 +133,7 @@ class SearchConfig:
 
         from .._version import __version__
 
-        data = {k: v for k, v in asdict(self).items() if k not in ("quiet", "workers", "extra")}
+        data = {k: v for k, v in asdict(self).items() if k not in RUN_ONLY}
         data["baselines"] = list(self.baselines)
         data["split_ratios"] = None if self.split_ratios is None else [float(r) for r in self.split_ratios]
         data.update(cam_score=CAM_SCORE, space_definition=space_dict, dataset_info=dataset_info,

@@ -228,7 +228,7 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
                 f"{fmt_seconds(b_epoch)} per epoch, {b_epoch / median_epoch:.0f}x the median candidate's "
                 f"{fmt_seconds(median_epoch)}; ~{fmt_seconds(est.baselines[name])} for its {config.epochs} epochs. "
                 f"Drop it from --baselines or give a smaller --size to avoid the wait")
-    gpus = config.extra.get("gpus") or ()
+    gpus = config.gpus
     parallel = max(1, len(gpus))
     total = est.total_s / parallel
     base = f" + {len(est.baselines)} baseline{'s' if len(est.baselines) != 1 else ''} " \
@@ -270,8 +270,8 @@ def preflight(session, callbacks=()) -> Estimate | None:
 
     config = session.config
     lines: list[str] = [data_header(session)]
-    if config.extra.get("size_reason"):
-        lines.append(config.extra["size_reason"])
+    if config.size_reason:
+        lines.append(config.size_reason)
     root = folder_root(config.dataset)
     if root is not None:
         try:
@@ -287,7 +287,7 @@ def preflight(session, callbacks=()) -> Estimate | None:
         return None
     for hook in hooks:  # shown at once: the calibration below takes a few seconds
         hook(lines, None)
-    if config.extra.get("init_only"):
+    if config.init_only:
         return None
     try:
         est = estimate(session)

@@ -99,7 +99,7 @@ def prepare(config: SearchConfig) -> Session:
 
         choice = folder_default_size(config.dataset, pick_device(config.device).type)
         if choice is not None:
-            config.size, config.extra["size_reason"] = choice.size, choice.reason
+            config.size, config.size_reason = choice.size, choice.reason
     data = _load_data(config)
     if config.size is None:
         config.size = data.size
@@ -285,9 +285,9 @@ def search(config: SearchConfig, callbacks=()) -> optuna.Study:
     preflight(session, callbacks)  # size line, folder summary, time estimate, baseline warnings
     run_baselines(session)
     top_up_queue(session.study, config.trials)
-    if config.extra.get("init_only"):  # create and queue only: workers started elsewhere run the trials
+    if config.init_only:  # create and queue only: workers started elsewhere run the trials
         return session.study
-    if config.workers > 1 or config.extra.get("gpus"):
+    if config.workers > 1 or config.gpus:
         from .workers import run_local_workers
 
         run_local_workers(session, config, callbacks)

@@ -246,12 +246,12 @@ def unfinished(study: optuna.Study) -> int:
 
 
 def run_local_workers(session, config, callbacks: Sequence[Callable] = ()) -> list[WorkerProcess]:
-    """Run the study's queued trials with ``config.workers`` local processes (``config.extra['gpus']``: one
+    """Run the study's queued trials with ``config.workers`` local processes (``config.gpus``: one
     per listed GPU, round-robin) and wait for them. The study already exists (``prepare`` ran here), so the
     workers only load it; this process holds no database lock while they run (it only reads, once a second).
     A worker that exits non-zero is logged; WorkersFailed is raised when queued trials were left unrun."""
     study: optuna.Study = session.study
-    gpus = tuple(config.extra.get("gpus", ()))
+    gpus = tuple(config.gpus)
     n = max(config.workers, len(gpus))
     check_gpus(gpus, config.device)
     storage = config.storage or DEFAULT_STORAGE
