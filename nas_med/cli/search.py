@@ -1,6 +1,7 @@
 """``nas-med search``: run (or resume) a four-objective architecture search."""
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -60,6 +61,7 @@ def search_command(**kwargs) -> None:
     """Search architectures; run again with the same --study to add trials."""
     recipe = _apply_recipe_file(kwargs, kwargs.pop("recipe_file"))
     from ..errors import UserError
+    from ..final.recipe_file import store_recipe  # kept on the study as soon as it exists
     from ..search import interrupts
     from ..search.runner import search
     from ..search.storage import DEFAULT_STORAGE, mask_url
@@ -91,11 +93,8 @@ def search_command(**kwargs) -> None:
         quiet = config.quiet or init_only or not sys.stderr.isatty()
         with SearchProgress(0 if init_only else config.trials, quiet) as progress:
             try:
-                study = search(config, callbacks=[progress])
-                if recipe is not None and study is not None:
-                    from ..final.recipe_file import store_recipe
-
-                    store_recipe(study, recipe)
+                study = search(config, callbacks=[progress], on_study=None if recipe is None else
+                               functools.partial(store_recipe, recipe=recipe))
             except WorkersFailed as exc:
                 failure, study = exc, None
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import optuna
 import torch
@@ -276,10 +277,15 @@ def run_queue(session: Session, timeout: float | None = None, callbacks=()) -> N
             interrupts.resume_quietly()
 
 
-def search(config: SearchConfig, callbacks=()) -> optuna.Study:
-    """``nas-med search`` as a function: prepare, baselines, queue ``config.trials`` trials and run them."""
+def search(config: SearchConfig, callbacks=(), on_study: Callable[[optuna.Study], None] | None = None
+           ) -> optuna.Study:
+    """``nas-med search`` as a function: prepare, baselines, queue ``config.trials`` trials and run them.
+    ``on_study`` is given the study as soon as it is created or resumed, before any trial (what it stores there
+    survives an interrupted search)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = prepare(config)
+    if on_study is not None:
+        on_study(session.study)
     from .estimate import preflight
 
     preflight(session, callbacks)  # size line, folder summary, time estimate, baseline warnings

@@ -103,3 +103,23 @@ def test_search_with_a_recipe_file_stores_the_final_recipe(tmp_path):
     assert (recipe.epochs, recipe.augment) == (7, "light")
     assert study_recipe(study, "search") is None
     assert study_recipe(study, folds=3).folds == 3
+
+
+def test_the_recipe_is_stored_when_the_study_is_created_so_an_interrupted_search_keeps_it(tmp_path, monkeypatch):
+    import optuna
+
+    from nas_med.search import runner
+    from nas_med.search.records import FINAL_RECIPE
+
+    def interrupted(session):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_baselines", interrupted)  # Ctrl-C after the study exists, before any trial
+    path = tmp_path / "mine.yaml"
+    path.write_text("search:\n  dataset: synthetic\n  size: 16\n  space: tiny\n  trials: 1\n  epochs: 1\n"
+                    "  cam_images: 4\n  pruner: none\n  study: cut\nfinal:\n  epochs: 9\n")
+    db = tmp_path / "s.db"
+    result = invoke(["search", "--recipe", str(path), "--storage", f"sqlite:///{db}", "--quiet"])
+    assert result.exit_code == 130, result.output
+    study = optuna.load_study(study_name="cut", storage=f"sqlite:///{db}")
+    assert not study.trials and study.user_attrs[FINAL_RECIPE]["epochs"] == 9
