@@ -94,7 +94,7 @@ def _calibration(op: dict) -> str:
     if not e:
         return "Not measured (multi-label task)."
     t = op["temperature"]
-    text = (f"Temperature scaling (probabilities are softmax(logits / T); it never changes the ranking, so the AUC "
+    text = (f"Temperature scaling of the exported weights' logits (probabilities are softmax(logits / T); it never changes the ranking, so the AUC "
             f"is unchanged), T = {t:.3f}, fitted on {op.get('fitted_on', 'the validation split')}. Expected "
             f"calibration error (ECE, 10 equal-width confidence bins; lower is better): held-out "
             f"{_f(e.get('fit_before', e['val_before']))} before -> {_f(e.get('fit_after', e['val_after']))} after; "

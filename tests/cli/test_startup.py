@@ -88,3 +88,19 @@ def test_help_returns_quickly():
     subprocess.run([sys.executable, "-c", "from nas_med.cli.main import main; main()", "export", "--help"],
                    env=env, cwd=REPO, capture_output=True, check=True, timeout=300)
     assert time.perf_counter() - start < 15
+
+
+def test_optuna_notices_stay_quiet_without_importing_optuna_first():
+    """``main`` silences Optuna's experimental notices by their text (importing Optuna for its warning class would
+    cost every command's start)."""
+    code = ("import sys, warnings\n"
+            "from nas_med.cli.main import quiet_library_warnings\n"
+            "quiet_library_warnings()\n"
+            "assert 'optuna' not in sys.modules\n"
+            "from optuna._experimental import experimental_func, warn_experimental_argument\n"
+            "warn_experimental_argument('heartbeat_interval')\n"
+            "experimental_func('3.0.0')(lambda: None)()\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
