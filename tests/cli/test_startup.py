@@ -21,6 +21,10 @@ ARGUMENT_ERRORS = (
     ["search", "--trials", "abc"],
     ["search", "--trials", "0"],
     ["search", "--fraction", "nan"],
+    ["search", "--sampler", "bogus"],  # the search's names, checked before torch is imported (nas_med.defaults)
+    ["search", "--cam-method", "bogus"],
+    ["search", "--duplicates", "bogus"],
+    ["search", "--precision", "fp64"],
     ["front", "--study", "s", "--auc-tolerance", "2"],
     ["front", "--study", "s", "--prefer", "bogus"],
     ["confirm", "--study", "s", "--max-candidates", "0"],
@@ -104,3 +108,14 @@ def test_optuna_notices_stay_quiet_without_importing_optuna_first():
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env, cwd=REPO, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_light_name_lists_match_their_owners():
+    """The names the command line checks before importing torch (``nas_med.defaults``) are the owners' names."""
+    from nas_med import defaults
+    from nas_med.data.duplicates import DUPLICATE_MODES
+    from nas_med.objectives.cam import CAM_METHODS
+    from nas_med.precision import PRECISIONS
+
+    assert tuple(CAM_METHODS) == defaults.CAM_METHOD_NAMES
+    assert PRECISIONS is defaults.PRECISIONS and DUPLICATE_MODES is defaults.DUPLICATE_MODES
