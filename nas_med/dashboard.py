@@ -215,7 +215,9 @@ _STUDY_PATH = re.compile(r"^/api/studies/(\d+)(/|$)")
 
 
 def _named_objectives(app, storage, everything):
-    """``app`` (optuna-dashboard's WSGI app) with two answers changed:
+    """``app`` (optuna-dashboard's WSGI app) with three answers changed:
+
+    * the page (``/dashboard...``): ``FIT_STYLE`` added, so that it fits the window;
 
     * ``GET /api/studies``: each direction carries its objective's name (``maximize auc``), so the study list reads
       "Direction: MAXIMIZE AUC, MINIMIZE PARAMS, ..." (the list shows only directions; the study pages keep the
