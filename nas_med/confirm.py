@@ -21,6 +21,7 @@ import torch
 
 from .data.splits import fold_indices, pooled, stratified_indices
 from .data.types import Dataset
+from .defaults import DEFAULT_FOLDS, DEFAULT_MAX_CANDIDATES
 from .errors import UserError
 from .fit import fit
 from .metrics import auc
@@ -31,8 +32,6 @@ from .train import Normalizer, pick_device, predict_probs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FOLDS = 4
-DEFAULT_MAX_CANDIDATES = 6
 EPOCH_PICK_SHARE = 0.15  # of each fold's training images, to pick the best epoch as the search does
 
 

@@ -17,11 +17,11 @@ import math
 
 import numpy as np
 
+from .defaults import DEFAULT_COVERAGE
 from .errors import UserError
 
 __all__ = ["DEFAULT_COVERAGE", "check_coverage", "check_record", "coverage_report", "lac_scores", "prediction_sets", "quantile"]
 
-DEFAULT_COVERAGE = 0.9
 
 
 def check_coverage(coverage: float) -> float:

@@ -10,6 +10,7 @@ import errno
 import ipaddress
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -136,9 +137,57 @@ def mark_choice(study, rule=None) -> int | None:
         save_trial_note(live, note_of(live, choice.trial.values, mark=choice.reason))
         study.set_user_attr(records.MARKED_CHOICE, {"trial": choice.trial.number, "reason": choice.reason})
         save_note(study, f"**★ Minimalist choice: trial {choice.trial.number}.** {choice.reason}\n")
+        from optuna_dashboard import save_plotly_graph_object
+
+        save_plotly_graph_object(study, _PlotlyJson(choice_plot(study, choice.trial.number)),
+                                 graph_object_id=CHOICE_PLOT)
     except Exception as exc:  # noqa: BLE001 - the mark is a convenience
         log.warning("could not mark the choice in the dashboard notes: %s", exc)
     return choice.trial.number
+
+
+CHOICE_PLOT = "nas-med-choice"  # the id of the study page's Pareto plot with the choice marked (overwritten)
+
+
+class _PlotlyJson:
+    """A plotly figure as its JSON (all ``save_plotly_graph_object`` reads; plotly itself is not needed)."""
+
+    def __init__(self, figure: dict):
+        self.figure = figure
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.figure)
+
+
+def choice_plot(study, chosen: int) -> dict:
+    """A plotly figure (as a dict) of validation AUC against parameters: the completed candidates, the Pareto front,
+    the baselines and the minimalist choice (trial ``chosen``) marked with a star, as the report's Pareto plot."""
+    from .search import records
+    from .select import completed, is_baseline, pareto_front, value
+
+    cands = completed(study)
+    front = {t.number for t in pareto_front(cands)}
+
+    def trace(trials, name, **marker):
+        return {"type": "scatter", "mode": "markers", "name": name,
+                "x": [value(t, "params") for t in trials], "y": [value(t, "auc") for t in trials],
+                "text": [f"trial {t.number}: {records.baseline_name(t) or records.summary(t)}" for t in trials],
+                "hovertemplate": "%{text}<br>AUC %{y:.3f}, %{x:,} parameters<extra></extra>", "marker": marker}
+
+    picked = [t for t in completed(study, baselines=None) if t.number == chosen]
+    data = [trace([t for t in cands if t.number not in front], "candidates", color="#b0b0b0", size=8),
+            trace([t for t in cands if t.number in front], "Pareto front", color="#1f77b4", size=10),
+            trace([t for t in completed(study, baselines=True) if is_baseline(t)], "baselines", color="#555555",
+                  size=9, symbol="x"),
+            trace(picked, f"★ minimalist choice (trial {chosen})", color="#d62728", size=20, symbol="star",
+                  line={"color": "black", "width": 1})]
+    return {"data": data,
+            "layout": {"title": {"text": f"Pareto front: ★ trial {chosen} is the minimalist choice"},
+                       "xaxis": {"title": {"text": "parameters"}, "type": "log"},
+                       "yaxis": {"title": {"text": "validation AUC"}},
+                       "legend": {"orientation": "h", "y": -0.25}, "margin": {"l": 60, "r": 20, "t": 50, "b": 40}}}
 
 
 def hide_internal_studies(storage):
@@ -156,6 +205,81 @@ def hide_internal_studies(storage):
     return storage
 
 
+# the page fits the window: optuna-dashboard keeps a user attribute on one line (a trial's spec is 500+ characters),
+# which widens the trial page past the window and cuts the note and the CAM grid at its right edge
+FIT_STYLE = ("<style>/* nas-med */ p.MuiTypography-root, .MuiCardContent-root p, .MuiCardContent-root code "
+             "{ white-space: normal !important; overflow-wrap: anywhere; } .MuiCardContent-root img "
+             "{ max-width: 100%; height: auto; }</style>")
+METRIC_NAMES = "study:metric_names"  # where Optuna's ``Study.set_metric_names`` keeps them (a study system attr)
+_STUDY_PATH = re.compile(r"^/api/studies/(\d+)(/|$)")
+
+
+def _named_objectives(app, storage, everything):
+    """``app`` (optuna-dashboard's WSGI app) with three answers changed:
+
+    * the page (``/dashboard...``): ``FIT_STYLE`` added, so that it fits the window;
+
+    * ``GET /api/studies``: each direction carries its objective's name (``maximize auc``), so the study list reads
+      "Direction: MAXIMIZE AUC, MINIMIZE PARAMS, ..." (the list shows only directions; the study pages keep the
+      true directions and name the objectives themselves);
+    * ``/api/studies/<id>`` of an internal study (hidden from the list, yet holding an id, so the listed ids skip
+      numbers): a 404 that says whose internal study it is and which id to open, not "not found"."""
+    import json
+
+    def names_of() -> dict[int, list[str]]:
+        return {s._study_id: s.system_attrs.get(METRIC_NAMES) for s in storage.get_all_studies()}
+
+    def answer(start_response, status: str, payload: dict) -> list[bytes]:
+        body = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def wrapped(environ, start_response):
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        hidden = _STUDY_PATH.match(path)
+        if hidden:
+            study_id = int(hidden.group(1))
+            listed = {s._study_id for s in storage.get_all_studies()}
+            internal = {s._study_id: s.study_name for s in everything() if s._study_id not in listed}
+            if study_id in internal:
+                from .search.pruning import SHADOW_SUFFIX
+
+                owner = internal[study_id].removesuffix(SHADOW_SUFFIX)
+                owner_id = next((s._study_id for s in storage.get_all_studies() if s.study_name == owner), None)
+                where = f"; its study '{owner}' is study {owner_id}" if owner_id is not None else ""
+                return answer(start_response, "404 Not Found",
+                              {"reason": f"study_id={study_id} is internal to nas-med (the pruning records of "
+                                         f"'{owner}'), not a study to browse{where}."})
+        page = method == "GET" and (path == "/dashboard" or path.startswith("/dashboard/"))
+        if (path != "/api/studies" or method != "GET") and not page:
+            return app(environ, start_response)
+        captured: dict = {}
+
+        def capture(status, headers, exc_info=None):
+            captured.update(status=status, headers=headers)
+            return lambda data: None
+
+        body = b"".join(app(environ, capture))
+        if page and captured.get("status", "").startswith("200") and b"</head>" in body:
+            body = body.replace(b"</head>", FIT_STYLE.encode() + b"</head>", 1)
+        elif captured.get("status", "").startswith("200"):
+            try:
+                listing = json.loads(body)
+                names = names_of()
+                for summary in listing.get("study_summaries", []):
+                    named = names.get(summary.get("study_id"))
+                    if named and len(named) == len(summary.get("directions", [])):
+                        summary["directions"] = [f"{d} {n}" for d, n in zip(summary["directions"], named)]
+                body = json.dumps(listing).encode()
+            except (ValueError, AttributeError, TypeError) as exc:  # the list as optuna-dashboard gave it
+                log.debug("study list left unnamed: %s", exc)
+        headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
+        start_response(captured.get("status", "200 OK"), headers + [("Content-Length", str(len(body)))])
+        return [body]
+
+    return wrapped
+
+
 def open_dashboard(storage_url: str | None = None, host: str = LOOPBACK, port: int = 8080) -> Dashboard:
     """Open the storage at ``storage_url`` and bind optuna-dashboard to ``host:port`` (port 0: any free one).
 
@@ -171,11 +295,13 @@ def open_dashboard(storage_url: str | None = None, host: str = LOOPBACK, port: i
         raise UserError(f"--port must be in 0..65535, got {port}.")
     _check_host(host)
     _check_exists(url)
-    storage = hide_internal_studies(open_storage(url, heartbeat=False))
+    storage = open_storage(url, heartbeat=False)
+    everything = storage.get_all_studies
+    storage = hide_internal_studies(storage)
     folder = artifact_dir(url)
     if not folder.is_dir():
         log.warning("no artifact folder at %s: trials will show no CAM grids", folder)
-    app = wsgi(storage, artifact_store=FileSystemArtifactStore(str(folder)))
+    app = _named_objectives(wsgi(storage, artifact_store=FileSystemArtifactStore(str(folder))), storage, everything)
     server_class = _ThreadedServer
     if ":" in host:
         server_class = type("_ThreadedServer6", (_ThreadedServer,), {"address_family": socket.AF_INET6})

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from .defaults import PRECISIONS
 from .errors import look_up
 
 __all__ = ["PRECISIONS", "Precision", "channels_last_safe", "cpu_bf16_flags", "cpu_has_bf16", "resolve_precision",
@@ -32,7 +33,6 @@ __all__ = ["PRECISIONS", "Precision", "channels_last_safe", "cpu_bf16_flags", "c
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

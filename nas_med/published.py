@@ -42,18 +42,27 @@ def published_rows(dataset: str | None, size: int | None) -> list[dict]:
 
 
 def published_markdown(dataset: str | None, size: int | None, auc: float, auc_ci: tuple | None, params: int | None,
-                       members: int = 1) -> str:
-    """The model card's section: the exported model's test AUC beside the published figures ("" when the table has
-    nothing at this dataset and size)."""
+                       members: int = 1, accuracy: float | None = None, seed: int | None = None,
+                       seed_mean: tuple[float, float | None, int] | None = None) -> str:
+    """The model card's section: the exported weights' test AUC (with ``auc_ci``) and ACC (``accuracy``, argmax as in
+    the table) beside the published figures, and ``seed_mean`` (mean AUC, mean ACC, seeds) of the same recipe when
+    several seeds were trained ("" when the table has nothing at this dataset and size)."""
     rows = published_rows(dataset, size)
     if not rows:
         return ""
+
+    def three(v: float | None) -> str:
+        return "" if v is None or v != v else f"{v:.3f}"
+
     ci = f" [{auc_ci[0]:.3f}, {auc_ci[1]:.3f}]" if auc_ci and None not in auc_ci else ""
-    what = f"this model ({members}-fold ensemble)" if members > 1 else "this model"
+    what = "this model: the exported weights" + (f" (a {members}-fold ensemble)" if members > 1 else
+                                                   f" (seed {seed})" if seed is not None else "")
     size_note = f"{params:,} parameters in total" if params else ""
     lines = ["## Beside the published figures", "", f"Test split of {dataset} at {size} px. Source: {SOURCE}.", "",
              "| model | test AUC | test ACC |", "|---|---|---|",
-             f"| **{what}**{' - ' + size_note if size_note else ''} | {auc:.3f}{ci} | |"]
-    lines += [f"| {r['method']} | {r['auc']:.3f} | {'' if r['accuracy'] is None else format(r['accuracy'], '.3f')} |"
-              for r in rows]
+             f"| **{what}**{' - ' + size_note if size_note else ''} | {three(auc)}{ci} | {three(accuracy)} |"]
+    if seed_mean is not None and seed_mean[2] > 1:
+        lines.append(f"| this model's recipe: mean over {seed_mean[2]} seeds | {three(seed_mean[0])} | "
+                     f"{three(seed_mean[1])} |")
+    lines += [f"| {r['method']} | {r['auc']:.3f} | {three(r['accuracy'])} |" for r in rows]
     return "\n".join(lines) + "\n\n"

@@ -19,16 +19,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
-
-import numpy as np
-import optuna
-from optuna.trial import FrozenTrial, TrialState
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import UserError, look_up
 from .search import records
 from .search.config import DIRECTIONS, OBJECTIVES
 from .search.records import is_baseline
+
+if TYPE_CHECKING:  # no Optuna or numpy at import: the command line's options read this module before parsing
+    import optuna
+    from optuna.trial import FrozenTrial
 
 __all__ = ["Choice", "DEFAULT_AUC_TOLERANCE", "DEFAULT_CAM_FLOOR", "PREFERABLE", "Preference", "choose",
            "completed", "confirmed_aucs", "front_numbers", "is_baseline", "metric", "minimalist", "parse_prefer",
@@ -53,6 +53,8 @@ WORDS = {"params": "parameters", "epoch_seconds": "epoch time", "flops": "FLOPs"
 
 def completed(study: optuna.Study, baselines: bool | None = False) -> list[FrozenTrial]:
     """Completed trials; ``baselines`` False: candidates only, True: baselines only, None: both."""
+    from optuna.trial import TrialState
+
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if baselines is None:
         return trials
@@ -156,6 +158,7 @@ def _tie_key(trial: FrozenTrial) -> tuple:
 
 def _weighted_scores(trials: list[FrozenTrial], pref: Preference) -> dict[int, float]:
     """trial number -> weighted mean of its per-objective ranks scaled to [0, 1] (0 best)."""
+    import numpy as np
     from scipy.stats import rankdata
 
     n = len(trials)

@@ -67,7 +67,7 @@ def test_out_of_fold_calibration_and_prediction_sets_in_the_export(breast_minicn
     card = (out / "README.md").read_text()
     assert "## Prediction sets" in card and "empirical coverage" in card
     assert "out-of-fold predictions on train + val (624 images" in card
-    assert re.search(r"\*\*test \d\.\d{4} before -> \d\.\d{4} after\*\*", card)
+    assert re.search(r"\*\*test \d\.\d{3} before -> \d\.\d{3} after\*\*", card)
     helped = op["ece"]["test_after"] <= op["ece"]["test_before"]
     assert helped == op["scaling_helped_on_test"] and (("Scaling did not help on test" in card) != helped)
     assert "Train/test independence: Near-duplicates" in card and "train-test" in card

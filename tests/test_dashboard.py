@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,8 +21,9 @@ from click.testing import CliRunner
 from PIL import Image, ImageStat
 
 from nas_med.cli.main import cli
-from nas_med.dashboard import describe, open_dashboard
+from nas_med.dashboard import CHOICE_PLOT, describe, mark_choice, open_dashboard
 from nas_med.errors import UserError
+from nas_med.search import records
 
 OBJECTIVES = ["auc", "params", "epoch_seconds", "cam_quality"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,13 +48,18 @@ def _nas_med() -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tiny_study, tmp_path_factory):
-    """``nas-med dashboard`` on the tiny study's storage, in a subprocess on a free loopback port."""
+    """``nas-med dashboard`` on a copy of the tiny study's storage (its choice marked, as `search` and `confirm`
+    do), in a subprocess on a free loopback port."""
     _, config = tiny_study
+    copy = tmp_path_factory.mktemp("dashboard-study") / "study"
+    shutil.copytree(Path(config.storage[len("sqlite:///"):]).parent, copy)  # the storage and its artifacts
+    storage = f"sqlite:///{copy}/nas-med.db"
+    assert mark_choice(optuna.load_study(study_name="tiny", storage=storage)) is not None
     log = tmp_path_factory.mktemp("dashboard") / "out.txt"
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     with log.open("w") as out:
-        proc = subprocess.Popen(_nas_med() + ["dashboard", "--storage", config.storage, "--port", str(port),
+        proc = subprocess.Popen(_nas_med() + ["dashboard", "--storage", storage, "--port", str(port),
                                               "--no-browser"], stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -109,8 +118,31 @@ def test_completed_trials_serve_their_cam_grid(server, study_json) -> None:
         kind, png = _get(f"{base}/artifacts/{study_json['id']}/{trial['trial_id']}/{artifact['artifact_id']}")
         assert kind == "image/png"
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
-        assert Image.open(io.BytesIO(png)).size == (8 * 16 * 8, 2 * 16 * 8)  # 8 images of 16 px, tiles of 128
+        width, height = Image.open(io.BytesIO(png)).size
+        assert width == 8 * 16 * 8 and height > 2 * 16 * 8  # 8 images of 16 px, tiles of 128, a caption band
         assert attrs["summary"] in trial["note"]["body"]
+
+
+def test_study_list_names_the_four_objectives(server) -> None:
+    base, _ = server
+    _, body = _get(f"{base}/api/studies")
+    listed = {s["study_name"]: s for s in json.loads(body)["study_summaries"]}
+    assert listed["tiny"]["directions"] == ["maximize auc", "minimize params", "minimize epoch_seconds",
+                                            "maximize cam_quality"]
+
+
+def test_the_study_page_marks_the_choice_on_a_pareto_plot(study_json) -> None:
+    plots = {p["id"]: json.loads(p["graph_object"]) for p in study_json["plotly_graph_objects"]}
+    figure = plots[CHOICE_PLOT]
+    chosen = next(t for t in figure["data"] if t["name"].startswith("★ minimalist choice"))
+    marked = next(a["value"] for a in study_json["user_attrs"] if a["key"] == records.MARKED_CHOICE)
+    number = json.loads(marked)["trial"]
+    assert chosen["name"] == f"★ minimalist choice (trial {number})" and chosen["marker"]["symbol"] == "star"
+    trial = next(t for t in study_json["trials"] if t["number"] == number)
+    assert chosen["y"] == [trial["values"][0]] and chosen["x"] == [trial["values"][1]]
+    front = next(t for t in figure["data"] if t["name"] == "Pareto front")
+    assert len(front["x"]) == len(study_json["best_trials"]) - sum(  # the front of candidates (no baselines)
+        any(a["key"] == records.KIND and a["value"] == records.BASELINE_KIND for a in t["user_attrs"]) for t in study_json["best_trials"])
 
 
 def _chromium(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
@@ -134,27 +166,47 @@ def test_page_renders_in_headless_chromium(server, study_json, chromium, tmp_pat
     assert f'src="/artifacts/{study_json["id"]}/{trial["trial_id"]}/{cam["artifact_id"]}"' in dom
     assert "Architecture:" in dom
     shot = tmp_path / "trial.png"
-    _chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,900", "--virtual-time-budget=8000",
-              page)
+    _chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,1600", "--virtual-time-budget=8000",
+              "--hide-scrollbars", page)
     image = Image.open(shot).convert("RGB")
-    assert image.size == (1280, 900)
+    assert image.size == (1280, 1600)
     assert ImageStat.Stat(image.convert("L")).stddev[0] > 10  # not a blank page
     assert len(image.getcolors(1 << 20) or ()) > 100           # rendered text and widgets, not an empty frame
+    # the page fits the window: below the title bar nothing but the page's light background reaches the right
+    # edge (a note line, the CAM grid or an attribute wider than the window would be cut there)
+    edge = image.convert("L").crop((image.width - 12, 70, image.width, image.height))
+    assert edge.getextrema()[0] > 200, "something runs past the right edge of the trial page"
+    # the study list names the objectives, and every study it links opens
+    dom = _chromium(chromium, tmp_path, "--virtual-time-budget=8000", "--dump-dom", f"{base}/dashboard").stdout
+    assert "MAXIMIZE AUC, MINIMIZE PARAMS, MINIMIZE EPOCH_SECONDS, MAXIMIZE CAM_QUALITY" in dom, dom[-2000:]
 
 
 @pytest.fixture()
 def storage_with_internal(tmp_path) -> str:
+    """Two studies, each with its internal pruning study: ids 1 and 3 listed, 2 and 4 hidden."""
     url = f"sqlite:///{tmp_path}/internal.db"
-    optuna.create_study(study_name="real", storage=url, directions=["maximize", "minimize"])
-    optuna.create_study(study_name="real:pruning", storage=url, direction="maximize")
+    for name in ("real", "other"):
+        optuna.create_study(study_name=name, storage=url, directions=["maximize", "minimize"])
+        optuna.create_study(study_name=f"{name}:pruning", storage=url, direction="maximize")
     return url
 
 
 def test_internal_pruning_studies_are_not_listed(storage_with_internal) -> None:
     board = open_dashboard(storage_with_internal, port=0).start()
+    base = f"http://127.0.0.1:{board.port}"
     try:
-        _, body = _get(f"http://127.0.0.1:{board.port}/api/studies")
-        assert [s["study_name"] for s in json.loads(body)["study_summaries"]] == ["real"]
+        _, body = _get(f"{base}/api/studies")
+        listed = {s["study_id"]: s["study_name"] for s in json.loads(body)["study_summaries"]}
+        assert listed == {1: "real", 3: "other"}
+        for study_id, name in listed.items():  # every listed study answers
+            _, body = _get(f"{base}/api/studies/{study_id}")
+            assert json.loads(body)["name"] == name
+        for hidden, owner, owner_id in ((2, "real", 1), (4, "other", 3)):  # a skipped id says whose it is
+            with pytest.raises(urllib.error.HTTPError) as err:
+                _get(f"{base}/api/studies/{hidden}")
+            assert err.value.code == 404
+            reason = json.loads(err.value.read())["reason"]
+            assert f"study_id={hidden} is internal" in reason and f"'{owner}' is study {owner_id}" in reason
     finally:
         board.stop()
 
@@ -165,10 +217,15 @@ def test_the_study_list_in_chromium_has_no_internal_study(storage_with_internal,
     try:
         dom = _chromium(chromium, tmp_path, "--virtual-time-budget=8000", "--dump-dom",
                         f"http://127.0.0.1:{board.port}/dashboard").stdout
+        links = sorted(set(re.findall(r'href="(/dashboard/studies/\d+)"', dom)))
+        assert links == ["/dashboard/studies/1", "/dashboard/studies/3"], dom[-2000:]
+        assert ":pruning" not in dom
+        for link, name in zip(links, ("real", "other")):  # every listed study's page opens
+            page = _chromium(chromium, tmp_path, "--virtual-time-budget=8000", "--dump-dom",
+                             f"http://127.0.0.1:{board.port}{link}").stdout
+            assert f"{name} (id={link.rsplit('/', 1)[1]})" in page and "not found" not in page, page[-2000:]
     finally:
         board.stop()
-    assert "real" in dom and "/dashboard/studies/1" in dom, dom[-2000:]
-    assert ":pruning" not in dom and "/dashboard/studies/2" not in dom
 
 
 @pytest.fixture()

@@ -35,5 +35,9 @@ def test_card_section_shows_the_model_beside_the_table():
 
     text = published_markdown("breastmnist", 28, 0.915, (0.87, 0.95), 72146, members=5)
     assert "5-fold ensemble" in text and "72,146 parameters" in text and "0.915 [0.870, 0.950]" in text
+    text = published_markdown("breastmnist", 28, 0.905, (0.85, 0.95), 1000, accuracy=0.8589, seed=0,
+                              seed_mean=(0.912, 0.87, 3))
+    assert "| **this model: the exported weights (seed 0)** - 1,000 parameters in total | 0.905 [0.850, 0.950] | 0.859 |" in text
+    assert "| this model's recipe: mean over 3 seeds | 0.912 | 0.870 |" in text
     assert "| Google AutoML Vision | 0.919 | 0.861 |" in text and "MedMNIST v2" in text
     assert published_markdown("breastmnist", 64, 0.9, None, 1) == ""

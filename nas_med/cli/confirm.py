@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..confirm import DEFAULT_FOLDS, DEFAULT_MAX_CANDIDATES
+from ..defaults import DEFAULT_FOLDS, DEFAULT_MAX_CANDIDATES
 from ..select import DEFAULT_AUC_TOLERANCE, Rule
 from .options import old_spelling, storage_option
 

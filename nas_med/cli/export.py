@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..conformal import DEFAULT_COVERAGE  # numpy only: the command line stays quick to start
+from ..defaults import DEFAULT_COVERAGE
 from .front import RULE_HELP, print_wide, retrain_table, rule_options, wide_console
 from .options import old_spelling, parse_folds, recipe_options, storage_option
 

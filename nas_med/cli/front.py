@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
 import click
-import optuna
 from rich.console import Console
 from rich.table import Table
 
@@ -24,6 +24,9 @@ from ..select import (
     value,
 )
 from .options import recipe_options, storage_option
+
+if TYPE_CHECKING:
+    import optuna
 
 RULE_HELP = ("The minimalist rule: among completed candidates on the Pareto front whose validation AUC is within "
              "--auc-tolerance of the best and whose CAM quality is >= --cam-floor (waived, with a note, when none "

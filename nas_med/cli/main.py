@@ -1,18 +1,23 @@
-"""The ``nas-med`` command: each sub-command lives in its own module with a ``register(cli)`` function."""
+"""The ``nas-med`` command: each sub-command lives in its own module with a ``register(cli)`` function, imported
+and registered here by name, so that a command module that fails to import fails the command line loudly.
+
+Importing this module (and so ``nas-med --help``, every ``--help`` and every argument error) imports click, rich
+and the light modules the options need, never torch, Optuna, numpy or SQLAlchemy: a command imports those when
+it runs (``tests/cli/test_startup.py`` guards it).
+"""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import sys
 
 import click
 
 from ..errors import UserError, disk_full
+from . import arch, confirm, dashboard, datasets, evaluate, export, front, predict, report, search, sweep, worker
 from .options import check_numbers
 
-COMMAND_MODULES = ("datasets", "arch", "search", "worker", "dashboard", "front", "confirm", "export", "predict",
-                   "evaluate", "report", "sweep")
+COMMAND_MODULES = (datasets, arch, search, worker, dashboard, front, confirm, export, predict, evaluate, report,
+                   sweep)
 
 
 class _Group(click.Group):
@@ -30,6 +35,8 @@ class _Group(click.Group):
                 storage.discard_new()  # a storage file this run created before the error: nothing is left
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # --help, a usage error, Ctrl-C at a prompt: click's own (the storage check below imports Optuna)
         except Exception as exc:  # a storage that cannot be written (read-only, locked, full, wrong schema)
             from ..search.storage import storage_failure
             from ..search.storage_files import discard_new
@@ -53,19 +60,18 @@ def cli() -> None:
     """Neural architecture search for small medical image datasets."""
 
 
-for _name in COMMAND_MODULES:
-    if importlib.util.find_spec(f"{__package__}.{_name}") is not None:
-        importlib.import_module(f"{__package__}.{_name}").register(cli)
+for _module in COMMAND_MODULES:
+    _module.register(cli)
 check_numbers(cli)  # every int/float option of every command: finite and within its bounds (options.BOUNDS)
 
 
 def quiet_library_warnings() -> None:
-    """Optuna's experimental/deprecation notices are for developers, not for the console of a search."""
+    """Optuna's experimental/deprecation notices are for developers, not for the console of a search (matched by
+    message and module: importing Optuna for its warning class would slow every command's start)."""
     import warnings
 
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for message in (r".* is experimental \(supported from v", r"Argument ``\w+`` is an experimental feature"):
+        warnings.filterwarnings("ignore", message=message)  # optuna.exceptions.ExperimentalWarning's texts
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
 

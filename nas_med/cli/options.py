@@ -34,9 +34,11 @@ def data_options(func):
 
 
 def _ratios(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:  # (the usual case: no torch imported while the command line is parsed)
+        return None
     from ..data.splits import parse_ratios
 
-    return None if value is None else parse_ratios(value)
+    return parse_ratios(value)
 
 
 def absolute_dataset(name: str) -> str:

@@ -61,6 +61,18 @@ def search_command(**kwargs) -> None:
     """Search architectures; run again with the same --study to add trials."""
     recipe = _apply_recipe_file(kwargs, kwargs.pop("recipe_file"))
     from ..errors import UserError
+
+    data_root = kwargs.pop("data_root")
+    baselines = tuple(b.strip() for b in kwargs.pop("baselines").split(",") if b.strip())
+    gpus = kwargs.pop("gpus")
+    if kwargs["workers"] < 0:
+        raise UserError(f"--workers must be 0 (only create the study and queue its trials) or more, "
+                        f"got {kwargs['workers']}.")
+    init_only = kwargs["workers"] == 0
+    if init_only:
+        kwargs["workers"] = 1
+    config = SearchConfig(**kwargs, data_root=data_root, baselines=baselines)
+    config.validate()  # before torch and Optuna are imported: a bad value is a quick one-line error
     from ..final.recipe_file import store_recipe  # kept on the study as soon as it exists
     from ..search import interrupts
     from ..search.runner import search
@@ -69,17 +81,7 @@ def search_command(**kwargs) -> None:
     from .front import print_front
     from .progress import SearchProgress
 
-    data_root = kwargs.pop("data_root")
-    baselines = tuple(b.strip() for b in kwargs.pop("baselines").split(",") if b.strip())
-    gpus = parse_gpus(kwargs.pop("gpus"))
-    if kwargs["workers"] < 0:
-        raise UserError(f"--workers must be 0 (only create the study and queue its trials) or more, "
-                        f"got {kwargs['workers']}.")
-    init_only = kwargs["workers"] == 0
-    if init_only:
-        kwargs["workers"] = 1
-    config = SearchConfig(**kwargs, data_root=data_root, baselines=baselines)
-    config.validate()
+    gpus = parse_gpus(gpus)
     config.study = config.study_name()  # named from the dataset as given (folder:imgs -> folder-imgs)
     config.dataset = absolute_dataset(config.dataset)  # stored absolute
     check_gpus(gpus, config.device)

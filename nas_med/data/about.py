@@ -37,7 +37,9 @@ def catalogue(data_root: str | None = None, cache_dir: str | None = None) -> lis
         entry = medmnist.info(name)
         labels = [entry["label"][k] for k in sorted(entry["label"], key=int)]
         have = [s for s in medmnist.SIZES if medmnist.find_file(name, [s], folders)]
-        classes = ", ".join(labels) if len(labels) <= 3 else f"{len(labels)}: {', '.join(labels[:2])}, ..."
+        # numbered, a class's own commas shown as "+" ("normal, benign" is one class of BreastMNIST's two)
+        shown = [f"{i} {label.replace(', ', ' + ')}" for i, label in enumerate(labels)]
+        classes = f"{len(labels)}: " + (" | ".join(shown) if len(labels) <= 3 else f"{' | '.join(shown[:2])} | ...")
         rows.append({"name": name, "task": medmnist.TASKS.get(entry["task"], entry["task"]), "classes": classes,
                      "sizes": "/".join(str(s) for s in medmnist.SIZES) + " px",
                      "local": ", ".join(f"{s} px" for s in have) if have else "no (downloaded on first use)",

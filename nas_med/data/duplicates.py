@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..defaults import DUPLICATE_MODES
 from ..errors import UserError
 
 __all__ = ["DEFAULT_THRESHOLD", "DUPLICATE_MODES", "DEFAULT_MODE", "DuplicateReport", "check_mode",
@@ -29,7 +30,6 @@ __all__ = ["DEFAULT_THRESHOLD", "DUPLICATE_MODES", "DEFAULT_MODE", "DuplicateRep
 
 HASH_SIDE, LOW = 32, 8
 DEFAULT_THRESHOLD = 4  # bits of 64; benchmarks/README.md: where false matches start on BreastMNIST / brain MRI
-DUPLICATE_MODES = ("keep", "group", "drop")
 DEFAULT_MODE = "group"
 SPLIT_ORDER = ("train", "val", "test")
 

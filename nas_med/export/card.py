@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from pathlib import PurePath
 from string import Template
 
 from ..data.types import Dataset
@@ -49,7 +50,15 @@ def _ci(entry: dict | list | None, mean: float | None = None) -> str:
 
 
 def _num(v) -> str:
-    return "n/a" if v is None or v != v else f"{v:.4f}"
+    return "n/a" if v is None or v != v else f"{v:.3f}"
+
+
+def _source(data: Dataset) -> str:
+    """Where the images came from, without this machine's folders: a file or folder by its name only."""
+    source = str(data.info.source or data.name)
+    if "/" in source or "\\" in source:
+        return f"`{PurePath(source).name}`" + (" (an image folder)" if PurePath(source).suffix == "" else "")
+    return source
 
 
 def _section(lines: list[str]) -> str:
@@ -61,7 +70,7 @@ def _test_paragraph(report: TestReport, card: CardContext | None) -> str:
     cfg, first = report.train_config, report.per_seed[0]
     seeds = ", ".join(str(s) for s in report.seeds)
     own = " (the trial's own seed)" if card is not None and card.own_seed == report.seeds[0] else ""
-    study_auc = (f" (the trial's in the study: {card.val_auc:.4f})." if card is not None and card.val_auc is not None
+    study_auc = (f" (the trial's in the study: {card.val_auc:.3f})." if card is not None and card.val_auc is not None
                  else ".")
     return (f"Retrained {len(report.seeds)} time(s) from scratch (seeds {seeds}; {cfg.get('epochs')} epochs, "
             f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, weight decay {cfg.get('weight_decay')}, "
@@ -97,12 +106,17 @@ def _metric_rows(report: TestReport) -> str:
 
 
 def _published(report: TestReport, data: Dataset, card: CardContext | None) -> str:
+    """The published figures beside the exported weights' own (the first seed's, or the ensemble's) and the mean
+    over the seeds of the same recipe."""
     from ..published import published_markdown
 
-    s, model = report.summary["auc"], report.model
+    first, s, model = report.per_seed[0], report.summary, report.model
     params = sum(p.numel() for p in model.parameters()) if model is not None else None
-    return published_markdown(data.name if card is None else card.dataset, data.size, s["mean"], (s.get("ci_low"), s.get("ci_high")),
-                              params, len(getattr(model, "members", [])) or 1)
+    auc_ci = (first.get("ci") or {}).get("auc")
+    return published_markdown(data.name if card is None else card.dataset, data.size, first.get("auc"),
+                              tuple(auc_ci) if auc_ci else None, params, len(getattr(model, "members", [])) or 1,
+                              accuracy=first.get("accuracy"), seed=report.seeds[0],
+                              seed_mean=(s["auc"].get("mean"), s["accuracy"].get("mean"), len(report.seeds)))
 
 
 def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_quality: float, cam_method: str,
@@ -125,7 +139,7 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
         "summary": spec.summary(),
         "why_section": _section(["## Why this architecture", "", card.reason] if card is not None and card.reason
                                 else []),
-        "dataset": data.name if card is None else card.dataset, "source": data.info.source or data.name,
+        "dataset": data.name if card is None else card.dataset, "source": _source(data),
         "fraction": f"{data.info.fraction if card is None else card.fraction:g}", "size": data.size,
         "channels": spec.in_channels, "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"],
         "licence": data.info.licence or NO_LICENCE,
@@ -137,7 +151,7 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
         "baselines_section": _section(
             ["Reference networks in the same study (validation figures from the search, not retrained):", "",
              "| baseline | trial | AUC | params | epoch s | CAM quality |", "|---|---|---|---|---|---|",
-             *(f"| {b['name']} | {b['trial']} | {b['auc']:.4f} | {b['params']:,} | {b['epoch_seconds']:.3f} | "
+             *(f"| {b['name']} | {b['trial']} | {b['auc']:.3f} | {b['params']:,} | {b['epoch_seconds']:.3f} | "
                f"{b['cam_quality']:+.3f} |" for b in baselines)] if baselines else []),
         "cam_method": cam_method, "cam_quality": f"{cam_quality:+.3f}", "cam_quality_note": CAM_QUALITY_NOTE,
         "mask_energy_clause": "" if mask_energy is None or mask_energy != mask_energy else

@@ -11,7 +11,9 @@ __all__ = ["SMALL_VAL_IMAGES", "SMALL_VAL_RAREST", "clinical_fields"]
 SMALL_VAL_IMAGES, SMALL_VAL_RAREST = 200, 30  # as the search's hint to run `nas-med confirm`
 
 
-def _f(v, digits: int = 4) -> str:
+def _f(v, digits: int = 3) -> str:
+    """A figure of the model (AUC, accuracy, sensitivity, ECE, coverage...): 3 decimals everywhere in the card, as
+    its intervals and the published figures (thresholds, parameters of the decision, keep 4)."""
     return "n/a" if v is None or v != v else f"{v:.{digits}f}"
 
 
@@ -61,7 +63,7 @@ def _operating(op: dict, data: Dataset, report) -> tuple[str, str]:
         text = (f"A {data.task} task: no single positive class. Predictions are the class of highest "
                 f"(temperature-scaled) probability; sensitivity and specificity below are macro averages of "
                 "one-vs-rest figures (per-class figures follow).")
-        rows = ["| metric (test) | value [95% CI] |", "|---|---|", f"| AUC (macro one-vs-rest) | {_f(auc)}{_band(auc_ci)} |",
+        rows = ["| metric (test, exported model) | value [95% CI] |", "|---|---|", f"| AUC (macro one-vs-rest) | {_f(auc)}{_band(auc_ci)} |",
                 f"| accuracy | {_f(test.get('accuracy'))} |"]
         return text, "\n".join(rows)
     pos = op["positive_class"]
@@ -77,9 +79,9 @@ def _operating(op: dict, data: Dataset, report) -> tuple[str, str]:
             f"specificity {_f(val.get('specificity'))}). `nas-med predict` applies it; `--threshold` sets another.")
     ci = test.get("ci") or {}
     rows = ["| metric (test, exported model, at the threshold) | value [95% CI] | counts |", "|---|---|---|",
-            f"| sensitivity ({pos} recall) | {_f(test.get('sensitivity'), 6)}{_band(ci.get('sensitivity'))} | "
+            f"| sensitivity ({pos} recall) | {_f(test.get('sensitivity'))}{_band(ci.get('sensitivity'))} | "
             f"{test.get('true_positives')} of {test.get('positives')} |",
-            f"| specificity ({other} recall) | {_f(test.get('specificity'), 6)}{_band(ci.get('specificity'))} | "
+            f"| specificity ({other} recall) | {_f(test.get('specificity'))}{_band(ci.get('specificity'))} | "
             f"{test.get('true_negatives')} of {test.get('negatives')} |",
             f"| accuracy | {_f(test.get('accuracy'))}{_band(ci.get('accuracy'))} | of {test.get('n')} |",
             f"| AUC (threshold-free) | {_f(auc)}{_band(auc_ci)} | |"]
@@ -91,17 +93,17 @@ def _calibration(op: dict) -> str:
     if not e:
         return "Not measured (multi-label task)."
     t = op["temperature"]
-    text = (f"Temperature scaling (probabilities are softmax(logits / T); it never changes the ranking, so the AUC "
+    text = (f"Temperature scaling of the exported weights' logits (probabilities are softmax(logits / T); it never changes the ranking, so the AUC "
             f"is unchanged), T = {t:.3f}, fitted on {op.get('fitted_on', 'the validation split')}. Expected "
             f"calibration error (ECE, 10 equal-width confidence bins; lower is better): held-out "
-            f"{e.get('fit_before', e['val_before']):.4f} before -> {e.get('fit_after', e['val_after']):.4f} after; "
-            f"**test {e['test_before']:.4f} before -> {e['test_after']:.4f} after**.")
+            f"{_f(e.get('fit_before', e['val_before']))} before -> {_f(e.get('fit_after', e['val_after']))} after; "
+            f"**test {_f(e['test_before'])} before -> {_f(e['test_after'])} after**.")
     if e["test_after"] > e["test_before"]:
-        text += (f"\n\n**Scaling did not help on test**: the test ECE rose by {e['test_after'] - e['test_before']:.4f}. "
+        text += (f"\n\n**Scaling did not help on test**: the test ECE rose by {_f(e['test_after'] - e['test_before'])}. "
                  "The probabilities below are the scaled ones, but they are not shown to be calibrated: read them "
                  "as scores, and check calibration on your own data before reading them as risks.")
     else:
-        text += f" Scaling lowered the test ECE by {e['test_before'] - e['test_after']:.4f}."
+        text += f" Scaling lowered the test ECE by {_f(e['test_before'] - e['test_after'])}."
     return text + "\n\n![Reliability diagram of the test split](reliability.png)"
 
 
@@ -123,7 +125,7 @@ def _conformal(op: dict, classes: list[str]) -> str:
             f"{c['coverage']:.0%} coverage, `--coverage` sets another). Calibrated on {c['n_calibration']} "
             f"{why}.\n\n"
             f"| on the test split | value |\n|---|---|\n"
-            f"| empirical coverage (true class in the set) | {test['coverage']:.4f} ({test['n']} images) |\n"
+            f"| empirical coverage (true class in the set) | {_f(test['coverage'])} ({test['n']} images) |\n"
             f"| mean set size | {test['mean_set_size']:.3f} of {len(classes)} classes |\n"
             f"| set sizes | {sizes} |\n\n"
             "A set of one class is a confident call at that coverage; a set of several says the model cannot "
@@ -144,7 +146,7 @@ def _subgroups(op: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for g in rows:
         lines.append(f"| {g['attribute']} | {g['value']} | {g['n']} ({', '.join(str(c) for c in g['per_class'])}) | "
-                     + " | ".join(_f(g[m]["value"], 3) + _band(g[m]["ci"]) for m in ("auc", "sensitivity",
+                     + " | ".join(_f(g[m]["value"]) + _band(g[m]["ci"]) for m in ("auc", "sensitivity",
                                                                                      "specificity"))
                      + f" | {'too few to say' if g['too_small'] else ''} |")
     return "\n".join(lines) + "\n\n"

@@ -55,7 +55,7 @@ def _epoch_rows(study: optuna.Study, t) -> dict:
 def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> CardContext:
     cfg = stored_config(study)
     t = choice.trial
-    objectives = {"validation AUC": f"{value(t, 'auc'):.4f}", "parameters": f"{int(value(t, 'params')):,}",
+    objectives = {"validation AUC": f"{value(t, 'auc'):.3f}", "parameters": f"{int(value(t, 'params')):,}",
                   "FLOPs": "-" if records.flops(t) is None else f"{records.flops(t):,}",
                   **_epoch_rows(study, t),
                   f"CAM quality ({cfg.get('cam_method', 'gradcam')}, ROAD, {cfg.get('cam_images')} val images)":

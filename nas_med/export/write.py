@@ -82,7 +82,7 @@ def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str,
     predicted class's probability (``op``: the operating point's test arrays); returns their (CAM quality, mask
     energy: NaN without masks). ``layer``: ``arch.cam_target_layer``, as in the search."""
     from ..objectives.cam import evaluate_cams
-    from ..objectives.overlay import cam_grid
+    from ..objectives.overlay import cam_grid, class_captions
 
     index = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:min(n, len(data.test))]
     index = index.sort().values
@@ -92,8 +92,8 @@ def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str,
     captions = None
     if op is not None and op.get("predicted") is not None:
         labels, pred, probs = data.test.labels.numpy(), op["predicted"], op["probs"]
-        captions = [f"true: {data.classes[int(labels[i])]}\npred: {data.classes[int(pred[i])]}\n"
-                    f"p = {probs[i, int(pred[i])]:.2f}" for i in index.tolist()]
+        chosen = index.tolist()
+        captions = class_captions(data.classes, labels[chosen], pred[chosen], probs[chosen])
     cam_grid(images.numpy(), result.cams, captions=captions).save(path)
     return result.cam_quality, result.mask_energy
 

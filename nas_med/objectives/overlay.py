@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["cam_grid", "cam_overlay", "grid_factor"]
+__all__ = ["cam_grid", "cam_overlay", "class_captions", "grid_factor"]
 
 
 def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
@@ -15,6 +15,18 @@ def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
     rgb = np.repeat(gray[..., None], 3, axis=2) if gray.ndim == 2 else gray
     heat = colormaps["jet"](np.clip(cam, 0, 1))[..., :3]
     return (np.clip(0.55 * rgb + 0.45 * heat, 0, 1) * 255).astype(np.uint8)
+
+
+def class_captions(classes: list[str], labels, predicted, probs=None) -> list[str]:
+    """One caption per image for ``cam_grid``: its true class (several for a multi-label row), the predicted class
+    (the one its CAM explains) and, with ``probs`` (N, classes), that class's probability."""
+    out = []
+    for i, (label, pred) in enumerate(zip(labels, predicted)):
+        label = np.asarray(label)
+        true = (", ".join(classes[j] for j in np.flatnonzero(label)) or "none") if label.ndim else classes[int(label)]
+        text = f"true: {true}\npred: {classes[int(pred)]}"
+        out.append(text if probs is None else f"{text}\np = {float(probs[i][int(pred)]):.2f}")
+    return out
 
 
 def grid_factor(size: int, min_tile: int = 128) -> int:

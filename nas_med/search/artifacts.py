@@ -16,12 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def upload_cam_grid(trial: optuna.Trial | optuna.trial.FrozenTrial, store_dir: Path, images: np.ndarray,
-                    cams: np.ndarray, storage=None) -> str:
-    """Save the CAM grid of ``trial`` into the artifact store at ``store_dir``; returns the artifact id."""
+                    cams: np.ndarray, storage=None, captions: list[str] | None = None) -> str:
+    """Save the CAM grid of ``trial`` (each image captioned with ``captions``: true and predicted class, as the
+    model card's) into the artifact store at ``store_dir``; returns the artifact id."""
     store_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"cam-grid-trial-{trial.number}.png"
-        cam_grid(images, cams).save(path)
+        cam_grid(images, cams, captions=captions).save(path)
         return upload_artifact(artifact_store=FileSystemArtifactStore(str(store_dir)), file_path=str(path),
                                study_or_trial=trial, storage=storage, mimetype="image/png")
 

@@ -5,6 +5,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields
 
+from ..defaults import CAM_METHOD_NAMES, DUPLICATE_MODES, PRECISIONS
 from ..errors import UserError, look_up
 from .names import slug
 
@@ -86,17 +87,12 @@ class SearchConfig:
         look_up(self.epoch_time, EPOCH_TIMES, "epoch time")
         if self.cam_images < 2:
             raise UserError(f"--cam-images must be at least 2, got {self.cam_images}.")
-        from ..data.duplicates import check_mode
-
-        check_mode(self.duplicates)
+        if self.duplicates not in DUPLICATE_MODES:  # (names from defaults: no torch before the search starts)
+            raise UserError(f"--duplicates must be one of {', '.join(DUPLICATE_MODES)}, got '{self.duplicates}'.")
         look_up(self.sampler, SAMPLERS, "sampler")
         look_up(self.pruner, PRUNERS, "pruner")
-        from ..precision import PRECISIONS
-
         look_up(self.precision, PRECISIONS, "precision")
-        from ..objectives.cam import CAM_METHODS
-
-        look_up(self.cam_method, CAM_METHODS, "CAM method")
+        look_up(self.cam_method, CAM_METHOD_NAMES, "CAM method")
         if self.baselines:
             from ..arch.baselines import BASELINES
 

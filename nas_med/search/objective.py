@@ -16,6 +16,7 @@ from ..data.types import Dataset
 from ..fit import seeded_build
 from ..objectives.cam import CamResult, evaluate_cams
 from ..objectives.epoch_cost import CostModel, EpochWork
+from ..objectives.overlay import class_captions
 from ..precision import resolve_precision
 from ..progress import emit
 from ..space import Space, sample, sample_training
@@ -180,7 +181,10 @@ class TrialObjective:
                       **{records.val_key(key): _finite(result.val.get(key)) for key in records.VAL_METRICS}})
         if self.artifact_dir is not None and self.config.artifacts:
             try:
-                attrs[records.CAM_ARTIFACT] = upload_cam_grid(trial, self.artifact_dir, images.numpy(), cam.cams)
+                captions = (class_captions(self.data.classes, self.data.val.labels[self.cam_index].numpy(),
+                                           cam.targets) if cam.targets else None)
+                attrs[records.CAM_ARTIFACT] = upload_cam_grid(trial, self.artifact_dir, images.numpy(), cam.cams,
+                                                              captions=captions)
             except OSError as exc:
                 log.warning("could not store the CAM grid of trial %d: %s", trial.number, exc)
             try:

@@ -8,15 +8,16 @@ A trial's user attrs hold everything needed to rebuild and retrain it without th
 from __future__ import annotations
 
 import math
+import sys
 from typing import TYPE_CHECKING, Sequence
-
-import numpy as np
-import optuna
-from optuna.trial import FrozenTrial
 
 from ..errors import UserError
 
-if TYPE_CHECKING:  # the readers below import torch-side modules only when called: storage imports this module
+if TYPE_CHECKING:  # the readers below import torch-side modules only when called: storage imports this module;
+    # no Optuna or numpy either: the command line imports this module before it parses (`nas-med --help`)
+    import optuna
+    from optuna.trial import FrozenTrial
+
     from ..arch import ArchSpec
     from ..data.types import Dataset
     from ..train import TrainConfig
@@ -171,7 +172,8 @@ def json_safe(obj):
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
+    np = sys.modules.get("numpy")  # (not imported: no numpy scalar can be here)
+    if np is not None and isinstance(obj, (np.floating, np.integer)):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None

@@ -68,6 +68,12 @@ def test_list():
     assert not [n for n in names if n.endswith("3d")]
 
 
+def test_catalogue_numbers_the_classes():
+    result = run()
+    assert result.exit_code == 0
+    assert "2: 0 malignant | 1 normal + benign" in result.output  # two classes, not three
+
+
 def test_show_breastmnist(breast):
     result = run("show", "breastmnist", "--data-root", breast)
     assert result.exit_code == 0, result.output

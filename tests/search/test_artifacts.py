@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 from PIL import Image
 
-from nas_med.objectives.overlay import cam_grid, cam_overlay, grid_factor
+from nas_med.objectives.overlay import cam_grid, cam_overlay, class_captions, grid_factor
 from nas_med.search.artifacts import trial_note, upload_cam_grid
 from nas_med.search.storage import artifact_dir
 
@@ -27,8 +27,11 @@ def test_every_completed_trial_has_cam_grid_and_note(tiny_study) -> None:
         with Image.open(path) as image:
             image.verify()
         with Image.open(path) as image:
-            # 8 CAM images of 16 px in one block of 8 columns (images over overlays), upscaled 8x to 128 px tiles
-            assert image.size == (8 * 16 * 8, 2 * 16 * 8) and image.mode == "RGB"
+            # 8 CAM images of 16 px in one block of 8 columns (images over overlays), upscaled 8x to 128 px tiles,
+            # below a white band captioning each image with its true and predicted class
+            assert image.size[0] == 8 * 16 * 8 and image.size[1] > 2 * 16 * 8 and image.mode == "RGB"
+            band = np.asarray(image.convert("L"))[:image.size[1] - 2 * 16 * 8]
+            assert band.max() == 255 and band.min() < 100 and (band == 255).mean() > 0.7
         note = get_note(optuna.Trial(study, t._trial_id))
         assert f"`{t.user_attrs['summary']}`" in note.splitlines()[0]
         assert f"auc {t.values[0]:.4g}" in note and f"params {t.values[1]:,.0f}" in note
@@ -51,6 +54,12 @@ def test_grid_layout_and_size() -> None:
     assert cam_grid(rgb, rng.random((2, 224, 224))).size == (2 * 224, 2 * 224)  # large images are not upscaled
     with pytest.raises(ValueError, match="cams"):
         cam_grid(gray, cams[:, :10])
+
+
+def test_captions_name_the_true_and_predicted_class() -> None:
+    assert class_captions(["a", "b"], np.array([0, 1]), [1, 1]) == ["true: a\npred: b", "true: b\npred: b"]
+    assert class_captions(["a", "b", "c"], np.array([[1, 0, 1]]), [2]) == ["true: a, c\npred: c"]  # multi-label
+    assert class_captions(["a", "b"], [0], [1], np.array([[0.3, 0.7]])) == ["true: a\npred: b\np = 0.70"]
 
 
 def test_overlay_colours_follow_the_cam() -> None:
