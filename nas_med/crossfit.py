@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .arch import ArchSpec, build
+from .arch.flip import FlipAverage
 from .calibration import HeldOut
 from .confirm import EPOCH_PICK_SHARE, SMALL_VAL_IMAGES, SMALL_VAL_RAREST
 from .data.duplicates import find_groups, phash
@@ -66,10 +67,10 @@ def _logits(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer,
                           for i in range(0, len(images), 256)]).numpy().astype(np.float64)
 
 
-def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DEFAULT_CALIBRATION_FOLDS
-                ) -> HeldOut:
+def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DEFAULT_CALIBRATION_FOLDS,
+                test_flips: bool = False) -> HeldOut:
     """Logits of every pooled train + val image from the one of ``folds`` models (``cfg``'s recipe) that did not
-    train on it."""
+    train on it (``test_flips``: each model averaging over horizontal flips, as the exported one does)."""
     check_calibration_folds(folds)
     pool = _pool(data)
     strata = sample_strata(pool.labels)
@@ -95,7 +96,9 @@ def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DE
         fold_cfg = replace(cfg, seed=cfg.seed * 1000 + 500 + k)
         torch.manual_seed(fold_cfg.seed)
         result = train(build(spec), inner, fold_cfg)
-        logits[held] = _logits(result.model, inner.test.images, Normalizer(inner.train.images), device)
+        model = FlipAverage(result.model, "sigmoid" if data.task == "multilabel" else "softmax") \
+            if test_flips else result.model
+        logits[held] = _logits(model, inner.test.images, Normalizer(inner.train.images), device)
     n_groups = len(np.unique(groups))
     source = (f"out-of-fold predictions on train + val ({len(pool)} images, {folds} folds of the same recipe; "
               f"{len(pool) - n_groups} near-duplicate copies kept in their group's fold)")

@@ -66,7 +66,8 @@ def _test_paragraph(report: TestReport, card: CardContext | None) -> str:
     return (f"Retrained {len(report.seeds)} time(s) from scratch (seeds {seeds}; {cfg.get('epochs')} epochs, "
             f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, weight decay {cfg.get('weight_decay')}, "
             f"augmentation {cfg.get('augment', 'none')}; the epoch with the lowest validation loss kept) and tested "
-            f"on the {report.n_test} test images.{_settled_sentence(report.settled)} Intervals: "
+            f"on the {report.n_test} test images.{_settled_sentence(report.settled)}"
+            f"{flips_sentence(report.test_flips)} Intervals: "
             f"{report.confidence:.0%} bootstrap confidence intervals over test images ({report.n_bootstrap} "
             f"resamples). The exported weights are those of seed {report.seeds[0]}{own}; its validation AUC is "
             f"{_num(first.get('val_auc'))}{study_auc}")
@@ -80,6 +81,15 @@ def _settled_sentence(rows: list[dict]) -> str:
                       + (" (kept)" if r["chosen"] else "") for r in rows)
     return (f" The learning rate and augmentation were chosen on the validation split, before any test, by the "
             f"mean validation loss over the seeds each trained with; a clearly worse one with fewer ({tried}).")
+
+
+def flips_sentence(record: dict) -> str:
+    """Whether the exported model averages over horizontal flips at test time and why (``final.flips``)."""
+    if not record:
+        return ""
+    done = ("The model averages its probabilities over the image and its horizontal mirror (test-time flips, "
+            "inside its forward in every format)" if record.get("chosen") else "No test-time flips")
+    return f" {done}: {record.get('why', record.get('mode'))}."
 
 
 def _seeds(row: dict) -> str:

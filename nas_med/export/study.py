@@ -112,8 +112,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
         report = train_final(study, choice, plan, data)
         trained_on = training_data(data, plan)
         calibration_folds = calibration_folds_for(trained_on, calibration_folds)
-        held_out = (out_of_fold(report.spec, trained_on, TrainConfig.from_dict(report.train_config), calibration_folds)
-                    if calibration_folds else None)
+        held_out = (out_of_fold(report.spec, trained_on, TrainConfig.from_dict(report.train_config), calibration_folds,
+                                bool(report.test_flips.get("chosen"))) if calibration_folds else None)
         method = stored_config(study).get("cam_method", "gradcam")
         emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature, threshold and "
              "prediction sets on held-out predictions, test figures, CAM grid, model card")

@@ -63,8 +63,10 @@ def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPla
     cfg, settled, trained = settle(spec, data, cfg, plan.recipe, seeds, name, keep=plan.folds == 1)
     if plan.folds > 1:
         name = f"{name} ({plan.folds}-fold ensemble)"
+    flips = "off" if plan.recipe is None else plan.recipe.test_flips
     report = retrain_and_test(spec, training_data(data, plan), cfg, seeds, plan.n_bootstrap, name=name,
-                              keep_model=plan.keep_model, trained=trained, folds=plan.folds)
+                              keep_model=plan.keep_model, trained=trained, folds=plan.folds, test_flips=flips,
+                              flips_allowed=plan.recipe is None or plan.recipe.flips)
     report.trial, report.kind, report.settled = trial.number, records.kind(trial), settled
     return report
 

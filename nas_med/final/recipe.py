@@ -20,6 +20,7 @@ from ..augment import AUTO, AUTO_CHOICES, check_policy
 from ..errors import UserError
 from ..schedule import OPTIMIZERS, SCHEDULES
 from ..train import TrainConfig
+from .flips import check_flip_mode
 
 __all__ = ["CHOOSABLE", "RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
 
@@ -42,6 +43,7 @@ class FinalRecipe:
     flips: bool = True
     patience: int = 0
     folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.final.ensemble)
+    test_flips: str = "auto"  # average over horizontal flips at test time: auto (settled on validation), on, off
 
     def __post_init__(self) -> None:
         if self.augment == AUTO:
@@ -53,6 +55,7 @@ class FinalRecipe:
                     raise UserError(f"final recipe: {name} must list at least one value, each once; got "
                                     f"{list(value)!r}.")
                 object.__setattr__(self, name, value[0] if len(value) == 1 else tuple(value))
+        object.__setattr__(self, "test_flips", check_flip_mode(self.test_flips))
         lrs = tuple(_number(lr) for lr in self.choices("lr"))  # YAML reads 1e-3 (no dot) as a string
         object.__setattr__(self, "lr", lrs[0] if len(lrs) == 1 else lrs)
         self.check()
@@ -86,6 +89,9 @@ class FinalRecipe:
         if not isinstance(self.patience, int) or self.patience < 0:
             raise UserError(f"final recipe: patience must be an integer >= 0, got {self.patience!r}.")
         check_folds(self.folds)
+        if self.test_flips == "on" and not self.flips:
+            raise UserError("final recipe: test_flips on needs flips allowed (flips: false says laterality "
+                            "matters).")
 
     def to_dict(self) -> dict:
         return asdict(self)
