@@ -25,6 +25,7 @@ from ..precision import PRECISIONS
 from ..progress import emit
 from ..search import records
 from ..search.records import json_safe
+from ..soft_targets import SoftTargets
 from ..train import Normalizer, TrainConfig, TrainResult, pick_device, predict_probs
 from .bootstrap import METRICS, bootstrap_metrics, interval, nanmean
 from .ensemble import fold_ensemble
@@ -60,6 +61,7 @@ class TestReport:
     positive: str | None = None  # binary tasks: the class whose recall is the sensitivity
     settled: list = field(default_factory=list)  # the final-recipe variants tried on validation (nas_med.final.settle)
     test_flips: dict = field(default_factory=dict)  # test-time flips and how they were chosen (nas_med.final.flips)
+    distil: dict = field(default_factory=dict)  # the teacher and what its soft targets did on validation (teacher)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -92,14 +94,16 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
                      keep_model: bool = False, device: str | None = None, confidence: float = 0.95,
                      bootstrap_seed: int = 0, precision: str | None = None,
                      trained: dict[int, TrainResult] | None = None, folds: int = 1,
-                     test_flips: str = "off", flips_allowed: bool = True) -> TestReport:
+                     test_flips: str = "off", flips_allowed: bool = True,
+                     soft: SoftTargets | None = None) -> TestReport:
     """Train ``spec`` on ``data.train`` once per seed (``nas_med.fit``: the seed also sets the initial weights),
     test each model on ``data.test``, and summarise (see the module docstring). ``keep_model`` keeps the first
     seed's model in the report; ``precision`` (auto, fp32, bf16, fp16) replaces the config's. ``trained``: runs
     already made with this config (``settle``'s, by seed), used instead of training them again; ``folds`` K > 1:
     each seed's model is a K-fold ensemble on ``data.train`` (``nas_med.final.ensemble``). ``test_flips`` (auto,
     on, off): whether the models average over horizontal flips at test time (``nas_med.final.flips``, settled on
-    the validation split for ``auto``; the test figures and the kept model are those of the choice)."""
+    the validation split for ``auto``; the test figures and the kept model are those of the choice). ``soft``: a
+    teacher's soft targets for ``data.train`` (distillation, ``nas_med.final.teacher``)."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds must name at least one seed, each once; got {seeds!r}.")
@@ -131,9 +135,9 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
         if seed in trained:
             result = trained.pop(seed)
         elif folds > 1:
-            result = fold_ensemble(spec, data, cfg, folds, label)
+            result = fold_ensemble(spec, data, cfg, folds, label, soft=soft)
         else:
-            result = fit(spec, data, cfg, label=f"{label}: seed {seed}")
+            result = fit(spec, data, cfg, label=f"{label}: seed {seed}", soft=soft)
         dev = pick_device(cfg.device)
         plain = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
         probs["off"].append(plain)
