@@ -152,9 +152,10 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
             kept = result.model
         del result
     flip, flip_record = decide_flips(test_flips, scores, data, flips_allowed)
-    if probs["on"]:
-        flip_record["test_auc"] = {k: float(np.mean([all_metrics(data.task, labels, p, positive)["auc"]
-                                                     for p in v])) for k, v in probs.items()}
+    if probs["on"]:  # recorded beside the choice, never used to make it
+        per = {k: [float(all_metrics(data.task, labels, p, positive)["auc"]) for p in v] for k, v in probs.items()}
+        flip_record["test_auc"] = {k: float(np.mean(v)) for k, v in per.items()}
+        flip_record["test_auc_per_seed"] = per
     probs_per_seed = probs["on" if flip else "off"]
     per_seed = [{"seed": r.pop("seed"), **all_metrics(data.task, labels, p, positive), **r}
                 for r, p in zip(per_seed, probs_per_seed)]

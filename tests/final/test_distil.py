@@ -121,3 +121,15 @@ def test_distil_with_the_search_recipe_is_one_line_exit_2(tiny_study, tmp_path):
                      "--recipe", "search", "--distil"])
     assert result.exit_code == 2 and "--distil trains with the final recipe" in result.output
     assert not (tmp_path / "m").exists()
+
+
+def test_a_recipe_file_lists_distil_and_test_flips(tmp_path):
+    from nas_med.final.recipe_file import read_recipe_file
+
+    path = tmp_path / "r.yaml"
+    path.write_text('final:\n  distil: [off, "T=2,w=0.25"]\n  test_flips: off\n')
+    final = read_recipe_file(path).final
+    assert final.distil == ("off", "T=2,w=0.25") and final.test_flips == "off"
+    path.write_text("final:\n  distil: T=2\n")
+    with pytest.raises(UserError, match="recipe file .*distil must be off or"):
+        read_recipe_file(path)
