@@ -67,7 +67,7 @@ def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPla
     # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
     cfg, settled, trained = settle(spec, data, cfg, plan.recipe, seeds, name, keep=plan.folds == 1,
                                    teacher=None if teacher is None else teacher.on(data))
-    kept = next((r for r in settled if r["chosen"]), {})
+    kept = next((r for r in settled if r["chosen"]), plan.recipe.variants()[0] if plan.recipe else {})
     on = training_data(data, plan)
     soft = None if teacher is None else soft_for(kept, teacher.logits[:len(on.train)], on)
     if plan.folds > 1:
@@ -77,7 +77,7 @@ def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPla
                               trained=trained, folds=plan.folds, test_flips=flips,
                               flips_allowed=plan.recipe is None or plan.recipe.flips, soft=soft)
     report.trial, report.kind, report.settled = trial.number, records.kind(trial), settled
-    report.distil = {} if teacher is None else distil_record(teacher, settled)
+    report.distil = {} if teacher is None else distil_record(teacher, settled, kept)
     return report
 
 

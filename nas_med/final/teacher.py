@@ -89,16 +89,15 @@ def train_teacher(study: optuna.Study, data: Dataset, recipe: FinalRecipe, folds
                    float(result.val.get("auc", float("nan"))), logits, folds)
 
 
-def distil_record(teacher: Teacher, settled: list[dict]) -> dict:
+def distil_record(teacher: Teacher, settled: list[dict], kept: dict) -> dict:
     """What the card says: the teacher, and the best validation loss and AUC the settled variants reached without
-    and with its soft targets (``chosen``: the kept variant distils)."""
+    and with its soft targets (``chosen``: the ``kept`` variant distils)."""
     def best(rows: list[dict]) -> dict | None:
         rows = [r for r in rows if r.get("val_loss") is not None and math.isfinite(r["val_loss"])]
         return min(rows, key=lambda r: r["val_loss"]) if rows else None
 
     off = best([r for r in settled if r.get("distil", "off") == "off"])
     on = best([r for r in settled if r.get("distil", "off") != "off"])
-    kept = next((r for r in settled if r.get("chosen")), {})
     figures = {name: {"val_loss": r["val_loss"], "val_auc": r["val_auc"], "distil": r.get("distil", "off")}
                for name, r in (("without", off), ("with", on)) if r is not None}
     return {"teacher": {"trial": teacher.trial, "name": teacher.name, "params": teacher.params,

@@ -133,3 +133,17 @@ def test_a_recipe_file_lists_distil_and_test_flips(tmp_path):
     path.write_text("final:\n  distil: T=2\n")
     with pytest.raises(UserError, match="recipe file .*distil must be off or"):
         read_recipe_file(path)
+
+
+def test_a_fixed_distil_value_distils_without_settling(tiny_study, monkeypatch):
+    from nas_med.final import retrain, retrain_trial
+
+    study, _ = tiny_study
+    seen = []
+    real = retrain.fit
+    monkeypatch.setattr(retrain, "fit", lambda *a, **k: seen.append(k.get("soft")) or real(*a, **k))
+    small = synthetic.load(size=16, n_train=64, n_val=32, n_test=40)
+    recipe = FinalRecipe(epochs=1, augment="none", test_flips="off", distil="T=2,w=0.5")
+    report = retrain_trial(study, seeds=1, data=small, n_bootstrap=20, device="cpu", recipe=recipe)
+    assert report.settled == [] and report.distil["chosen"] and report.distil["kept"] == "T=2,w=0.5"
+    assert len(seen) == 1 and (seen[0].temperature, seen[0].weight) == (2.0, 0.5) and len(seen[0]) == 64
