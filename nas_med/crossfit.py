@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .arch import ArchSpec
+from .arch.flip import FlipAverage
 from .calibration import HeldOut
 from .confirm import EPOCH_PICK_SHARE, SMALL_VAL_IMAGES, SMALL_VAL_RAREST
 from .data.duplicates import find_groups, phash
@@ -54,10 +55,10 @@ def calibration_folds_for(data: Dataset, folds: int | None) -> int:
     return DEFAULT_CALIBRATION_FOLDS if small or data.info.pooled else 0
 
 
-def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DEFAULT_CALIBRATION_FOLDS
-                ) -> HeldOut:
+def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DEFAULT_CALIBRATION_FOLDS,
+                test_flips: bool = False) -> HeldOut:
     """Logits of every pooled train + val image from the one of ``folds`` models (``cfg``'s recipe) that did not
-    train on it."""
+    train on it (``test_flips``: each model averaging over horizontal flips, as the exported one does)."""
     check_calibration_folds(folds)
     pool = data.train if data.info.pooled else pooled(data).train  # an ensemble's data holds val
     strata = sample_strata(pool.labels)
@@ -82,8 +83,10 @@ def out_of_fold(spec: ArchSpec, data: Dataset, cfg: TrainConfig, folds: int = DE
                                  test=pool.subset(torch.as_tensor(held)))
         fold_cfg = replace(cfg, seed=cfg.seed * 1000 + 500 + k)
         result = fit(spec, inner, fold_cfg)
+        model = FlipAverage(result.model, "sigmoid" if data.task == "multilabel" else "softmax") \
+            if test_flips else result.model
         held_images = inner.test.images.to(device)
-        logits[held] = batched_logits(result.model, held_images, Normalizer(inner.train.images)).cpu().double().numpy()
+        logits[held] = batched_logits(model, held_images, Normalizer(inner.train.images)).cpu().double().numpy()
     n_groups = len(np.unique(groups))
     source = (f"out-of-fold predictions on train + val ({len(pool)} images, {folds} folds of the same recipe; "
               f"{len(pool) - n_groups} near-duplicate copies kept in their group's fold)")

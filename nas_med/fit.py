@@ -17,6 +17,7 @@ from torch import nn
 from .arch import ArchSpec, build
 from .data.types import Dataset
 from .progress import emit
+from .soft_targets import SoftTargets
 from .train import TrainConfig, TrainResult, train
 
 __all__ = ["fit", "seeded_build"]
@@ -29,13 +30,14 @@ def seeded_build(spec: ArchSpec, seed: int) -> nn.Module:
 
 
 def fit(spec: ArchSpec, data: Dataset, cfg: TrainConfig, seed: int | None = None, *, label: str | None = None,
-        on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+        on_epoch: Callable[[int, dict], None] | None = None, soft: SoftTargets | None = None) -> TrainResult:
     """Train ``spec`` on ``data`` with ``cfg`` (its seed replaced by ``seed`` when given); the seed sets the initial
-    weights and the batch order. ``label`` names the run in progress events (none without it)."""
+    weights and the batch order. ``label`` names the run in progress events (none without it); ``soft``: a teacher's
+    soft targets for ``data.train`` (distillation, ``nas_med.soft_targets``)."""
     cfg = cfg if seed is None else replace(cfg, seed=int(seed))
     model = seeded_build(spec, cfg.seed)
     if label is None:
-        return train(model, data, cfg, on_epoch=on_epoch)
+        return train(model, data, cfg, on_epoch=on_epoch, soft=soft)
 
     def epoch_done(epoch: int, record: dict) -> None:
         emit("run", epoch + 1, cfg.epochs, label, val_loss=record["val_loss"], val_auc=record["val_auc"])
@@ -43,7 +45,7 @@ def fit(spec: ArchSpec, data: Dataset, cfg: TrainConfig, seed: int | None = None
             on_epoch(epoch, record)
 
     emit("run", 0, cfg.epochs, label)
-    result = train(model, data, cfg, on_epoch=epoch_done)
+    result = train(model, data, cfg, on_epoch=epoch_done, soft=soft)
     emit("fitted", result.best_epoch + 1, len(result.history), label, val_loss=result.val.get("loss"),
          val_auc=result.val.get("auc"), epochs=cfg.epochs)
     return result

@@ -188,13 +188,14 @@ def check_rule(auc_tolerance: float, cam_floor: float | None) -> None:
 def minimalist(trials: list[FrozenTrial], auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
                cam_floor: float | None = DEFAULT_CAM_FLOOR,
                prefer: str | Sequence[str] | Preference | None = None,
-               aucs: dict[int, float] | None = None) -> Choice | None:
+               aucs: dict[int, float] | None = None, kind: str = "cross-validated") -> Choice | None:
     """The minimalist choice among ``trials`` (None if there are none) and a sentence saying why.
 
     Keeps the trials whose AUC is within ``auc_tolerance`` of the best and whose CAM quality is >= ``cam_floor``
     (waived, with a note, when none reaches it), then takes the best by ``prefer`` (default: fewest parameters,
     ties by epoch time; see the module docstring for the forms ``prefer`` takes). ``aucs`` ({trial number:
-    cross-validated AUC}, from ``nas_med.confirm``) replaces the validation AUC, and only those trials compete."""
+    cross-validated AUC}, from ``nas_med.confirm``) replaces the validation AUC, and only those trials compete;
+    ``kind`` names those AUCs in the reason (``nas_med.final.fidelity``: the final recipe's validation AUC)."""
     check_rule(auc_tolerance, cam_floor)
     pref = parse_prefer(prefer)
     if aucs is not None:
@@ -224,7 +225,7 @@ def minimalist(trials: list[FrozenTrial], auc_tolerance: float = DEFAULT_AUC_TOL
         rest = list(DEFAULT_ORDER)
     ties = ", then ".join(WORDS[o] for o in dict.fromkeys(rest))
     floor = f" and CAM quality >= {cam_floor:g}" if cam_floor is not None and not floor_note else ""
-    kind = "validation" if aucs is None else "cross-validated"
+    kind = "validation" if aucs is None else kind
     reason = (f"trial {pick.number} has {what} among the {len(sound)} of {len(trials)} candidate(s) with {kind} "
               f"AUC within {auc_tolerance:g} of the best ({best:.4f}){floor}{floor_note}; ties broken by {ties}. "
               f"Its {kind} AUC is {score(pick):.4f}, with {int(value(pick, 'params')):,} parameters.")
@@ -245,9 +246,10 @@ class Rule:
         check_rule(self.auc_tolerance, self.cam_floor)
         object.__setattr__(self, "prefer", parse_prefer(self.prefer))
 
-    def pick(self, trials: list[FrozenTrial], aucs: dict[int, float] | None = None) -> Choice | None:
+    def pick(self, trials: list[FrozenTrial], aucs: dict[int, float] | None = None,
+             kind: str = "cross-validated") -> Choice | None:
         """``minimalist`` under this rule."""
-        return minimalist(trials, self.auc_tolerance, self.cam_floor, self.prefer, aucs)
+        return minimalist(trials, self.auc_tolerance, self.cam_floor, self.prefer, aucs, kind)
 
 
 def study_minimalist(study: optuna.Study, rule: Rule | None = None) -> Choice | None:

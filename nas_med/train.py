@@ -33,6 +33,7 @@ from .precision import (
     strided_pointwise_as_slices,
 )
 from .schedule import make_optimizer, make_scheduler
+from .soft_targets import SoftTargets
 
 log = logging.getLogger(__name__)
 
@@ -237,12 +238,12 @@ def epoch_estimate(step_times: list[float], steps_per_epoch: int) -> float:
     return float(steps_per_epoch * np.quantile(np.asarray(step_times), STEP_QUANTILE))
 
 
-def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
-          on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
-    """Train ``model`` on ``data.train`` for ``cfg.epochs``, keep the weights of the epoch with the lowest
-    validation loss. ``on_epoch(epoch, record)`` is called after every epoch (pruning raises from there).
-    Raises TrainingFailed for a NaN/infinite loss (checked once per epoch) or out-of-memory. The returned model
-    is fp32 and contiguous whatever the precision it was trained in."""
+def train(model: nn.Module, data: Dataset, cfg: TrainConfig, on_epoch: Callable[[int, dict], None] | None = None,
+          soft: SoftTargets | None = None) -> TrainResult:
+    """Train ``model`` on ``data.train`` for ``cfg.epochs`` (``soft``: a teacher's soft targets, ``soft_targets``),
+    keep the weights of the epoch with the lowest validation loss. ``on_epoch(epoch, record)`` is called after
+    every epoch (pruning raises from there). Raises TrainingFailed for a NaN/infinite loss (checked once per epoch)
+    or out-of-memory. The returned model is fp32 and contiguous whatever the precision it was trained in."""
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
@@ -296,7 +297,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
                         x = x.contiguous(memory_format=torch.channels_last)
                     y = train_split.labels[idx]
                     with precision.context():
-                        loss = loss_fn(model(x), y)
+                        loss = loss_fn(model(x), y) if soft is None else soft.loss(model(x), y, idx, loss_fn)
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)

@@ -52,3 +52,10 @@ def test_missing_shared_data_is_a_clear_exit(monkeypatch, tmp_path):
         _common.shared_data("breastmnist")
     message = str(exc.value.code)
     assert str(tmp_path / "no-shared" / "data" / "breastmnist") in message and "does not exist" in message
+
+
+def test_quality_names_a_missing_dataset_and_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "quality.py"), "--dataset", "retinamnist", "--data-root",
+                           str(tmp_path), "--quick"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"'{tmp_path / 'retinamnist.npz'}' does not exist" in proc.stderr and "--data-root" in proc.stderr

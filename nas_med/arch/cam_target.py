@@ -26,7 +26,9 @@ def cam_target_layer(model: nn.Module, spec: ArchSpec, min_side: int = CAM_MIN_S
     deepest of at least 2x2. The one place that picks the layer: the search, the export and predict all call it.
     """
     from .ensemble import Ensemble
+    from .flip import unwrap_flips
 
+    model = unwrap_flips(model)  # test-time flips: the wrapped network's layer
     if isinstance(model, Ensemble):  # a fold ensemble: its first member's layer (the gradients flow through it)
         model = model.members[0]
     for side in dict.fromkeys((max(2, min_side), 2)):

@@ -114,7 +114,7 @@ class StageDisplay:
                 "" if auc is None else f", AUC {auc:.4f}")
             self._print(f"  done: {event.text}: best epoch {event.k} of {event.n}{figures} [{self.left()}]")
             return
-        if event.stage in ("confirm", "confirmed", "export", "point", "calibration"):
+        if event.stage in ("confirm", "confirmed", "export", "point", "calibration", "teacher", "fidelity"):
             self._show(f"{event.stage}: {event.text}" if event.stage != "confirmed" else f"confirm: {event.text}")
 
     def _epoch(self, event: Event) -> None:

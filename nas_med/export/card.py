@@ -32,6 +32,7 @@ class CardContext:
     baselines: list[dict] = field(default_factory=list)  # name, trial, auc, params, epoch_seconds, cam_quality
     own_seed: int | None = None
     search: dict = field(default_factory=dict)  # the study's search settings, as stored
+    fidelity: dict = field(default_factory=dict)  # the choice at the final fidelity (final.fidelity), when made
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +76,8 @@ def _test_paragraph(report: TestReport, card: CardContext | None) -> str:
     return (f"Retrained {len(report.seeds)} time(s) from scratch (seeds {seeds}; {cfg.get('epochs')} epochs, "
             f"lr {cfg.get('lr')}, batch {cfg.get('batch_size')}, weight decay {cfg.get('weight_decay')}, "
             f"augmentation {cfg.get('augment', 'none')}; the epoch with the lowest validation loss kept) and tested "
-            f"on the {report.n_test} test images.{_settled_sentence(report.settled)} Intervals: "
+            f"on the {report.n_test} test images.{_settled_sentence(report.settled)}"
+            f"{flips_sentence(report.test_flips)}{distil_sentence(report.distil)} Intervals: "
             f"{report.confidence:.0%} bootstrap confidence intervals over test images ({report.n_bootstrap} "
             f"resamples). The exported weights are those of seed {report.seeds[0]}{own}; its validation AUC is "
             f"{_num(first.get('val_auc'))}{study_auc}")
@@ -89,6 +91,43 @@ def _settled_sentence(rows: list[dict]) -> str:
                       + (" (kept)" if r["chosen"] else "") for r in rows)
     return (f" The learning rate and augmentation were chosen on the validation split, before any test, by the "
             f"mean validation loss over the seeds each trained with; a clearly worse one with fewer ({tried}).")
+
+
+def fidelity_sentence(record: dict) -> str:
+    """Which fidelity decided the choice: the search's figures, or the final recipe's (``final.fidelity``)."""
+    if record.get("fidelity") != "final":
+        why = f" ({record['why']})" if record.get("why") else ""
+        return (f"Decided at the search's fidelity: the near-best candidates compared by their search-recipe "
+                f"figures{why}; the final recipe trained only the choice.")
+    rows = ", ".join(f"trial {c['trial']} {_num(c['final_val_auc'])} (search {_num(c['search_auc'])}, "
+                     f"{c['params']:,} parameters)" for c in record["candidates"])
+    return f"Decided at the final fidelity: {record['why']}. Final-recipe validation AUCs: {rows}."
+
+
+def flips_sentence(record: dict) -> str:
+    """Whether the exported model averages over horizontal flips at test time and why (``final.flips``)."""
+    if not record:
+        return ""
+    done = ("The model averages its probabilities over the image and its horizontal mirror (test-time flips, "
+            "inside its forward in every format)" if record.get("chosen") else "No test-time flips")
+    return f" {done}: {record.get('why', record.get('mode'))}."
+
+
+def distil_sentence(record: dict) -> str:
+    """The distillation teacher and what its soft targets did on validation (``final.teacher``), or nothing."""
+    if not record:
+        return ""
+    t = record["teacher"]
+    kind = f"a {t['members']}-fold ensemble of " if t.get("members", 1) > 1 else ""
+    teacher = (f"{kind}trial {t['trial']} ({t['name']}, {t['params']:,} parameters; validation AUC "
+               f"{_num(t.get('study_val_auc'))} in the study, {_num(t.get('final_val_auc'))} with the final recipe)")
+    off, on = record.get("without"), record.get("with")
+    shown = "" if not (off and on) else (
+        f"; best validation loss without it {_num(off['val_loss'])} (AUC {_num(off['val_auc'])}), with its soft "
+        f"targets ({on['distil']}) {_num(on['val_loss'])} (AUC {_num(on['val_auc'])})")
+    kept = (f"the exported model was distilled from it ({record['kept']}; the export is the student alone, its "
+            f"parameters unchanged)" if record.get("chosen") else "distillation was tried and not kept")
+    return f" Teacher for distillation: {teacher}{shown}: {kept}."
 
 
 def _seeds(row: dict) -> str:
@@ -137,8 +176,8 @@ def model_card(report: TestReport, data: Dataset, pre: dict, parity: dict, cam_q
         "name": report.name, "version": __version__,
         "study_clause": f" (study `{card.study}`)" if card is not None and card.study else "",
         "summary": spec.summary(),
-        "why_section": _section(["## Why this architecture", "", card.reason] if card is not None and card.reason
-                                else []),
+        "why_section": _section(["## Why this architecture", "", card.reason, "", fidelity_sentence(card.fidelity)]
+                                if card is not None and card.reason else []),
         "dataset": data.name if card is None else card.dataset, "source": _source(data),
         "fraction": f"{data.info.fraction if card is None else card.fraction:g}", "size": data.size,
         "channels": spec.in_channels, "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"],

@@ -89,7 +89,8 @@ def read_spec_file(path: Path):
     return spec
 
 
-ENSEMBLE_KEYS = ("ensemble", "ensemble_average")  # spec.json: members K (1: one network) and how they average
+ENSEMBLE_KEYS = ("ensemble", "ensemble_average",  # spec.json: members K (1: one network) and how they average
+                 "test_flips")  # and whether the forward averages over horizontal flips (arch.flip)
 MAX_ENSEMBLE = 20
 
 
@@ -104,6 +105,15 @@ def read_ensemble(folder: Path) -> tuple[int, str]:
     if average not in ("softmax", "sigmoid"):
         raise UserError(f"'{folder / 'spec.json'}': 'ensemble_average' must be softmax or sigmoid, got {average!r}.")
     return k, average
+
+
+def read_flips(folder: Path) -> bool:
+    """Whether ``folder/spec.json`` says the model averages over horizontal flips at test time."""
+    data = read_json(folder / "spec.json")
+    flips = data.get("test_flips", False) if isinstance(data, dict) else False
+    if not isinstance(flips, bool):
+        raise UserError(f"'{folder / 'spec.json'}': 'test_flips' must be true or false, got {str(flips)[:40]}.")
+    return flips
 
 
 def ensemble_shapes(member: dict[str, tuple[tuple[int, ...], str]], k: int,
@@ -317,6 +327,9 @@ def check_folder(folder: Path):
             raise UserError(f"'{folder / 'spec.json'}' averages its members' {average} outputs but "
                             f"preprocessing.json's task {pre['task']} needs {pre['activation']}; the files do not "
                             "belong together.")
+        if pre.get("test_flips", False) != read_flips(folder):
+            raise UserError(f"'{folder / 'preprocessing.json'}' and spec.json disagree on test_flips; the files do "
+                            "not belong together.")
     if (folder / "model.safetensors").is_file():
         check_weights(folder / "model.safetensors", expected)
     if (folder / "operating_point.json").is_file() and (folder / "preprocessing.json").is_file():

@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from ..arch import ArchSpec, build, cam_target_layer
+from ..arch.flip import unwrap_flips
 from ..errors import UserError
 from ..metrics import decide
 from ..train import Normalizer
-from .checks import check_folder, check_operating_point, check_state, read_ensemble, read_json
+from .checks import check_folder, check_operating_point, check_state, read_ensemble, read_flips, read_json
 
 __all__ = ["EVALUATIONS", "FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
            "read_operating_point", "read_preprocessing", "read_spec"]
@@ -54,6 +55,7 @@ def _load(path: str | Path) -> tuple[nn.Module, ArchSpec]:
     folder = _folder(path, ("spec.json", "model.safetensors"))
     spec = read_spec(folder)
     members, average = read_ensemble(folder)
+    average = average if members > 1 else "sigmoid" if _multilabel(folder) else "softmax"
     if members > 1:  # a fold ensemble: one network averaging its members' probabilities
         from ..arch.ensemble import build_ensemble
 
@@ -69,7 +71,16 @@ def _load(path: str | Path) -> tuple[nn.Module, ArchSpec]:
     if missing or unexpected:
         raise UserError(f"the weights in '{folder}' do not fit spec.json (missing: {missing[:3]}, "
                         f"unexpected: {unexpected[:3]}).")
+    if read_flips(folder):  # test-time flips: the forward averages over the image and its mirror
+        from ..arch.flip import FlipAverage
+
+        model = FlipAverage(model, average)
     return model.eval(), spec
+
+
+def _multilabel(folder: Path) -> bool:
+    pre = folder / "preprocessing.json"
+    return pre.is_file() and read_json(pre).get("task") == "multilabel"
 
 
 def read_spec(path: str | Path) -> ArchSpec:
@@ -149,7 +160,8 @@ def predict_images(path: str | Path, images: Sequence[str | Path], cam_out: str 
     classes = pre["class_names"]
     level = None if not conformal else float(conformal["coverage"]) if coverage is None else coverage
     qhat = None if not conformal else quantile(np.asarray(conformal["scores"]), level)
-    cams = _CamWriter(model, cam_target_layer(model, spec), Path(cam_out), cam_method) if cam_out else None
+    net = unwrap_flips(model)  # CAMs of the network itself (test-time flips would run its layer twice)
+    cams = _CamWriter(net, cam_target_layer(net, spec), Path(cam_out), cam_method) if cam_out else None
     out = []
     with cams if cams is not None else contextlib.nullcontext():
         for start in range(0, len(paths), PREDICT_BATCH):  # bounded memory whatever the number of images

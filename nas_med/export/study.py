@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +14,8 @@ from ..crossfit import calibration_folds_for, check_calibration_folds, out_of_fo
 from ..data.types import Dataset
 from ..errors import UserError, disk_full
 from ..final import FinalPlan, TestReport, study_recipe, train_final, training_data
+from ..final.fidelity import choose_at_final_fidelity
+from ..final.recipe import DISTIL_GRID
 from ..progress import emit
 from ..search import records
 from ..search.records import load_study_data, stored_config
@@ -52,7 +54,7 @@ def _epoch_rows(study: optuna.Study, t) -> dict:
             f"epoch seconds measured ({device})": f"{measured:.3f}", **({"search record": note} if note else {})}
 
 
-def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> CardContext:
+def _card_context(study: optuna.Study, choice: Choice, own_seed: int, fidelity: dict | None = None) -> CardContext:
     cfg = stored_config(study)
     t = choice.trial
     objectives = {"validation AUC": f"{value(t, 'auc'):.3f}", "parameters": f"{int(value(t, 'params')):,}",
@@ -69,7 +71,8 @@ def _card_context(study: optuna.Study, choice: Choice, own_seed: int) -> CardCon
     return CardContext(study.study_name, t.number, value(t, "auc"), records.kind(t), choice.reason, cfg.get("dataset"),
                        cfg.get("fraction", 1.0), objectives, baselines, own_seed,
                        {k: cfg.get(k) for k in ("dataset", "fraction", "size", "channels", "seed", "space", "epochs",
-                                                "sampler", "pruner", "cam_method", "cam_images", "versions")})
+                                                "sampler", "pruner", "cam_method", "cam_images", "versions")},
+                       fidelity or {})
 
 
 def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | None = None,
@@ -77,7 +80,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  device: str | None = None, data: Dataset | None = None, cam_images: int = 16,
                  rule: Rule | None = None, precision: str | None = None, target_sensitivity: float | None = None,
                  recipe="final", folds: int | None = None, calibration_folds: int | None = None,
-                 coverage: float = DEFAULT_COVERAGE, metadata: str | Path | None = None) -> ExportResult:
+                 coverage: float = DEFAULT_COVERAGE, metadata: str | Path | None = None,
+                 distil: bool = False, final_fidelity: bool = False) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice under ``rule``), test it and write the
     folder ``out``.
 
@@ -87,7 +91,10 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     exports a K-fold ensemble (``nas_med.final.ensemble``). Temperature, threshold and the prediction sets at
     ``coverage`` are fitted on the out-of-fold predictions of ``calibration_folds`` models of the same recipe
     (``nas_med.crossfit``; 0: on the validation split; None: K = 5 where the validation split is small);
-    ``metadata`` (a CSV, ``export.subgroups``) adds figures per subgroup of the test split to the card."""
+    ``metadata`` (a CSV, ``export.subgroups``) adds figures per subgroup of the test split to the card; ``distil``
+    settles distillation from the study's best front member on validation (``DISTIL_GRID``, where the recipe
+    lists no ``distil`` values of its own; ``nas_med.final.teacher``); ``final_fidelity`` (without ``trial_number``)
+    trains the near-best candidates once with the final recipe before the rule picks (``nas_med.final.fidelity``)."""
     out = Path(out)
     if precision is not None:
         from ..errors import look_up
@@ -103,22 +110,34 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     check_coverage(coverage)
     check_target(out, force)
     choice = choose(study, trial_number, rule)
-    plan = FinalPlan(study_recipe(study, recipe, folds), seeds, n_bootstrap, device, precision, keep_model=True)
+    final = study_recipe(study, recipe, folds)
+    if distil:
+        if final is None:
+            raise UserError("--distil trains with the final recipe; it cannot be used with --recipe search.")
+        if not final.distils():
+            final = replace(final, distil=DISTIL_GRID)
+    if final_fidelity and final is None:
+        raise UserError("--final-fidelity compares candidates trained with the final recipe; it cannot be used with "
+                        "--recipe search.")
+    plan = FinalPlan(final, seeds, n_bootstrap, device, precision, keep_model=True)
     tmp, created = make_temp(out)
     try:
         data = data if data is not None else load_study_data(study)
         subgroups = None if metadata is None else read_metadata(
             metadata, (data.info.split_files or {}).get("test"), len(data.test))  # checked before training
+        fidelity = None
+        if final_fidelity and trial_number is None and final is not None:
+            choice, fidelity = choose_at_final_fidelity(study, data, final, rule, device, precision)
         report = train_final(study, choice, plan, data)
         trained_on = training_data(data, plan)
         calibration_folds = calibration_folds_for(trained_on, calibration_folds)
-        held_out = (out_of_fold(report.spec, trained_on, TrainConfig.from_dict(report.train_config), calibration_folds)
-                    if calibration_folds else None)
+        held_out = (out_of_fold(report.spec, trained_on, TrainConfig.from_dict(report.train_config), calibration_folds,
+                                bool(report.test_flips.get("chosen"))) if calibration_folds else None)
         method = stored_config(study).get("cam_method", "gradcam")
         emit("export", 1, 1, "writing the folder: TorchScript, ONNX and parity, temperature, threshold and "
              "prediction sets on held-out predictions, test figures, CAM grid, model card")
         parity, cam_quality = write_export(tmp, report, trained_on,
-                                           card=_card_context(study, choice, report.train_config["seed"]),
+                                           card=_card_context(study, choice, report.train_config["seed"], fidelity),
                                            cam_method=method, cam_images=cam_images,
                                            target_sensitivity=target_sensitivity, held_out=held_out,
                                            coverage=coverage, subgroups=subgroups)

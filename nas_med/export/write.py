@@ -17,6 +17,7 @@ from torch import nn
 
 from ..arch import ArchSpec, cam_target_layer
 from ..arch.ensemble import ensemble_keys
+from ..arch.flip import FLIP_KEY, flip_keys, unwrap_flips
 from ..data.types import Dataset
 from ..errors import UserError
 from ..final.retrain import TestReport
@@ -98,14 +99,17 @@ def _cam_grid(model: nn.Module, data: Dataset, normalization: dict, method: str,
     return result.cam_quality, result.mask_energy
 
 
-def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict) -> dict:
+def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict, flips: bool = False) -> dict:
     return {"input_size": spec.input_size, "channels": spec.in_channels, "layout": "NCHW",
             "mean": normalization["mean"], "std": normalization["std"],
             "scaling": "x = (pixel / 255 - mean[c]) / std[c] per channel c, pixels 0..255",
             "resize": "bilinear to input_size x input_size; grayscale <-> RGB by luminance / repetition",
             "class_names": list(data.classes), "task": data.task,
             "output": "logits", "activation": "sigmoid" if data.task == "multilabel" else "softmax",
-            "input_name": "input", "output_name": "logits"}
+            "input_name": "input", "output_name": "logits",
+            FLIP_KEY: flips, **({"test_flips_note": "the model averages its probabilities over the image and its "
+                                 "horizontal mirror inside its forward (every format alike); feed the image "
+                                 "once"} if flips else {})}
 
 
 def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardContext | None = None,
@@ -125,17 +129,17 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardC
     if report.model is None:
         raise ValueError("the report holds no model (retrain with keep_model=True)")
     model = report.model.to("cpu", memory_format=torch.contiguous_format).float().eval()
-    spec = report.spec
-    (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), **ensemble_keys(model)}, indent=2) + "\n",
-                                      encoding="utf-8")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    spec, net = report.spec, unwrap_flips(model)  # the weights are the network's; test-time flips wrap it
+    (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), **ensemble_keys(net), **flip_keys(model)},
+                                                 indent=2) + "\n", encoding="utf-8")
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     (folder / "model.safetensors").write_bytes(save(state, metadata={"format": "pt", "nas_med": __version__}))
     os.chmod(folder / "model.safetensors", 0o644)
     example = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
     _save_torchscript(model, example, folder / "model.torchscript.pt")
     _save_onnx(model, example, folder / "model.onnx")
     parity = check_parity(folder, model)
-    pre = _preprocessing(spec, data, report.normalization)
+    pre = _preprocessing(spec, data, report.normalization, net is not model)
     (folder / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
     from ..data.duplicates import DATA_HASHES, hashes_record
 
@@ -155,8 +159,8 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardC
                                         op.get("positive_index"), op.get("threshold"), max(1, report.n_bootstrap),
                                         report.confidence)
         (folder / OPERATING_FILE).write_text(json.dumps(json_safe(op), indent=2) + "\n", encoding="utf-8")
-    cam_quality, energy = _cam_grid(model, data, pre, cam_method, cam_images, folder / "cam_grid.png", op_arrays,
-                                    cam_target_layer(model, spec))
+    cam_quality, energy = _cam_grid(net, data, pre, cam_method, cam_images, folder / "cam_grid.png", op_arrays,
+                                    cam_target_layer(net, spec))
     metrics = {"test": report.to_dict(), "parity": parity, "test_cam_quality": cam_quality,
                "test_mask_energy": None if energy != energy else energy,
                "exported_seed": report.seeds[0], **({"study": card.to_dict()} if card is not None else {})}

@@ -17,6 +17,7 @@ from ..data.splits import fold_indices
 from ..data.types import Dataset
 from ..fit import fit
 from ..progress import emit
+from ..soft_targets import SoftTargets
 from ..train import Normalizer, TrainConfig, TrainResult
 
 __all__ = ["fold_ensemble"]
@@ -24,9 +25,11 @@ __all__ = ["fold_ensemble"]
 log = logging.getLogger(__name__)
 
 
-def fold_ensemble(spec: ArchSpec, data: Dataset, cfg: TrainConfig, k: int, name: str | None = None) -> TrainResult:
+def fold_ensemble(spec: ArchSpec, data: Dataset, cfg: TrainConfig, k: int, name: str | None = None,
+                  soft: SoftTargets | None = None) -> TrainResult:
     """A TrainResult holding a K-member Ensemble trained on ``data.train`` (train + val pooled,
-    ``data.splits.pooled``); member i's seed is ``cfg.seed * 1000 + i``."""
+    ``data.splits.pooled``); member i's seed is ``cfg.seed * 1000 + i``; ``soft``: a teacher's soft targets for
+    ``data.train`` (each member distils on its own rows)."""
     folds = fold_indices(data.train.labels, k, cfg.seed, data.train.groups, "--ensemble")
     n = len(data.train)
     label = name or spec.summary()
@@ -39,7 +42,8 @@ def fold_ensemble(spec: ArchSpec, data: Dataset, cfg: TrainConfig, k: int, name:
         log.info("fold %d/%d: %d training, %d held-out images, seed %d", i + 1, k, len(keep), len(held), seed)
         emit("member", i + 1, k, f"{label}: ensemble member {i + 1} of {k} ({len(keep)} training, {len(held)} "
              f"held-out images), seed {seed}, {cfg.epochs} epochs", seed=seed)
-        result = fit(spec, member_data, cfg, seed, label=f"{label}: member {i + 1} of {k}")
+        result = fit(spec, member_data, cfg, seed, label=f"{label}: member {i + 1} of {k}",
+                     soft=None if soft is None else soft.subset(torch.as_tensor(keep)))
         members.append(result.model.cpu())
         stats.append(Normalizer(member_data.train.images).to_dict())
         results.append(result)

@@ -3,7 +3,8 @@
 
 The sequence: the trial's spec and search config, the plan's final recipe applied to it (``recipe.apply_recipe``),
 device and precision, the seeds (a count starts at the trial's own seed), the recipe's open choices settled on
-validation (``settle``), then every seed trained and tested (``retrain.retrain_and_test``, reusing the settled
+validation (``settle``; with ``distil`` values, against the soft targets of the study's best front member,
+``teacher``), then every seed trained and tested (``retrain.retrain_and_test``, reusing the settled
 runs), or, with ``folds`` K > 1, a K-fold ensemble per seed on train + val pooled (``ensemble``)."""
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from ..select import Choice, Rule, choose, completed
 from .recipe import FinalRecipe, apply_recipe
 from .recipe_file import study_recipe
 from .retrain import TestReport, on_device, retrain_and_test
-from .settle import settle
+from .settle import settle, soft_for
+from .teacher import distil_record, train_teacher
 
 __all__ = ["FinalPlan", "retrain_study", "retrain_trial", "train_final", "training_data"]
 
@@ -59,13 +61,23 @@ def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPla
     seeds = seed_list(plan.seeds, cfg.seed)
     data = data if data is not None else load_study_data(study)
     name = trial_name(trial)
+    teacher = None
+    if plan.recipe is not None and plan.recipe.distils():  # the study's best, trained for its soft targets
+        teacher = train_teacher(study, data, plan.recipe, plan.folds, plan.device, plan.precision)
     # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
-    cfg, settled, trained = settle(spec, data, cfg, plan.recipe, seeds, name, keep=plan.folds == 1)
+    cfg, settled, trained = settle(spec, data, cfg, plan.recipe, seeds, name, keep=plan.folds == 1,
+                                   teacher=None if teacher is None else teacher.on(data))
+    kept = next((r for r in settled if r["chosen"]), plan.recipe.variants()[0] if plan.recipe else {})
+    on = training_data(data, plan)
+    soft = None if teacher is None else soft_for(kept, teacher.logits[:len(on.train)], on)
     if plan.folds > 1:
         name = f"{name} ({plan.folds}-fold ensemble)"
-    report = retrain_and_test(spec, training_data(data, plan), cfg, seeds, plan.n_bootstrap, name=name,
-                              keep_model=plan.keep_model, trained=trained, folds=plan.folds)
+    flips = "off" if plan.recipe is None else plan.recipe.test_flips
+    report = retrain_and_test(spec, on, cfg, seeds, plan.n_bootstrap, name=name, keep_model=plan.keep_model,
+                              trained=trained, folds=plan.folds, test_flips=flips,
+                              flips_allowed=plan.recipe is None or plan.recipe.flips, soft=soft)
     report.trial, report.kind, report.settled = trial.number, records.kind(trial), settled
+    report.distil = {} if teacher is None else distil_record(teacher, settled, kept)
     return report
 
 

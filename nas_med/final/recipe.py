@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..augment import AUTO, AUTO_CHOICES, check_policy
 from ..errors import UserError
 from ..schedule import OPTIMIZERS, SCHEDULES
 from ..train import TrainConfig
+from .flips import check_flip_mode
 
-__all__ = ["CHOOSABLE", "RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name"]
+__all__ = ["CHOOSABLE", "DISTIL_GRID", "RECIPES", "FinalRecipe", "apply_recipe", "check_folds", "check_recipe_name",
+           "parse_distil"]
 
 RECIPES = ("final", "search")
 CHOOSABLE = ("lr", "augment")  # a list of values: each is tried on validation (nas_med.final.settle)
@@ -42,6 +45,8 @@ class FinalRecipe:
     flips: bool = True
     patience: int = 0
     folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.final.ensemble)
+    test_flips: str = "auto"  # average over horizontal flips at test time: auto (settled on validation), on, off
+    distil: str | tuple[str, ...] = "off"  # "T=4,w=0.5": soft targets of the study's best (nas_med.final.teacher)
 
     def __post_init__(self) -> None:
         if self.augment == AUTO:
@@ -53,6 +58,14 @@ class FinalRecipe:
                     raise UserError(f"final recipe: {name} must list at least one value, each once; got "
                                     f"{list(value)!r}.")
                 object.__setattr__(self, name, value[0] if len(value) == 1 else tuple(value))
+        object.__setattr__(self, "test_flips", check_flip_mode(self.test_flips))
+        distil = tuple(self.distil) if isinstance(self.distil, (list, tuple)) else (self.distil,)
+        distil = tuple("off" if d is False else d for d in distil)  # YAML reads off as false
+        if not distil or len(set(distil)) != len(distil):
+            raise UserError(f"final recipe: distil must list at least one value, each once; got {list(distil)!r}.")
+        for d in distil:
+            parse_distil(d)
+        object.__setattr__(self, "distil", distil[0] if len(distil) == 1 else distil)
         lrs = tuple(_number(lr) for lr in self.choices("lr"))  # YAML reads 1e-3 (no dot) as a string
         object.__setattr__(self, "lr", lrs[0] if len(lrs) == 1 else lrs)
         self.check()
@@ -63,9 +76,14 @@ class FinalRecipe:
         return value if isinstance(value, tuple) else (value,)
 
     def variants(self) -> list[dict]:
-        """Every combination of the candidate ``lr`` and ``augment`` values, first value first."""
-        names = CHOOSABLE
+        """Every combination of the candidate ``lr`` and ``augment`` values (and ``distil``, unless it is only
+        ``off``), first value first."""
+        names = CHOOSABLE + (("distil",) if self.distils() else ())
         return [dict(zip(names, combo)) for combo in itertools.product(*(self.choices(n) for n in names))]
+
+    def distils(self) -> bool:
+        """Whether a teacher is needed: some ``distil`` value is not ``off``."""
+        return any(parse_distil(d) is not None for d in self.choices("distil"))
 
     def check(self) -> None:
         for policy in self.choices("augment"):
@@ -86,6 +104,9 @@ class FinalRecipe:
         if not isinstance(self.patience, int) or self.patience < 0:
             raise UserError(f"final recipe: patience must be an integer >= 0, got {self.patience!r}.")
         check_folds(self.folds)
+        if self.test_flips == "on" and not self.flips:
+            raise UserError("final recipe: test_flips on needs flips allowed (flips: false says laterality "
+                            "matters).")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +151,25 @@ def _whole(x):
 
 def _positive(x) -> bool:
     return not isinstance(x, bool) and isinstance(x, (int, float)) and 0 < x < math.inf
+
+
+DISTIL_GRID = ("off", "T=4,w=0.5")  # export --distil: with and without the teacher, settled on validation
+_DISTIL = re.compile(r"^\s*T\s*=\s*([^,\s]+)\s*,\s*w\s*=\s*([^,\s]+)\s*$", re.IGNORECASE)
+
+
+def parse_distil(value) -> tuple[float, float] | None:
+    """(temperature T, weight w) of a ``distil`` value ``"T=4,w=0.5"``; None for ``off``."""
+    if value in ("off", False, None):
+        return None
+    match = _DISTIL.match(value) if isinstance(value, str) else None
+    try:
+        t, w = (float(match.group(1)), float(match.group(2))) if match else (math.nan, math.nan)
+    except ValueError:
+        t = w = math.nan
+    if not (0 < t <= 100 and 0 < w <= 1):
+        raise UserError(f"final recipe: distil must be off or 'T=<temperature>,w=<weight>' with 0 < T <= 100 and "
+                        f"0 < w <= 1, got {value!r}.")
+    return t, w
 
 
 def check_folds(folds) -> int:

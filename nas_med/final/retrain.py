@@ -25,9 +25,11 @@ from ..precision import PRECISIONS
 from ..progress import emit
 from ..search import records
 from ..search.records import json_safe
+from ..soft_targets import SoftTargets
 from ..train import Normalizer, TrainConfig, TrainResult, pick_device, predict_probs
 from .bootstrap import METRICS, bootstrap_metrics, interval, nanmean
 from .ensemble import fold_ensemble
+from .flips import FlipScores, decide_flips, flip_logits, with_flips
 
 __all__ = ["TestReport", "on_device", "retrain_and_test"]
 
@@ -58,6 +60,8 @@ class TestReport:
     normalization: dict = field(default_factory=dict)
     positive: str | None = None  # binary tasks: the class whose recall is the sensitivity
     settled: list = field(default_factory=list)  # the final-recipe variants tried on validation (nas_med.final.settle)
+    test_flips: dict = field(default_factory=dict)  # test-time flips and how they were chosen (nas_med.final.flips)
+    distil: dict = field(default_factory=dict)  # the teacher and what its soft targets did on validation (teacher)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -89,12 +93,17 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
                      seeds: Sequence[int] = (0, 1, 2), n_bootstrap: int = 1000, *, name: str | None = None,
                      keep_model: bool = False, device: str | None = None, confidence: float = 0.95,
                      bootstrap_seed: int = 0, precision: str | None = None,
-                     trained: dict[int, TrainResult] | None = None, folds: int = 1) -> TestReport:
+                     trained: dict[int, TrainResult] | None = None, folds: int = 1,
+                     test_flips: str = "off", flips_allowed: bool = True,
+                     soft: SoftTargets | None = None) -> TestReport:
     """Train ``spec`` on ``data.train`` once per seed (``nas_med.fit``: the seed also sets the initial weights),
     test each model on ``data.test``, and summarise (see the module docstring). ``keep_model`` keeps the first
     seed's model in the report; ``precision`` (auto, fp32, bf16, fp16) replaces the config's. ``trained``: runs
     already made with this config (``settle``'s, by seed), used instead of training them again; ``folds`` K > 1:
-    each seed's model is a K-fold ensemble on ``data.train`` (``nas_med.final.ensemble``)."""
+    each seed's model is a K-fold ensemble on ``data.train`` (``nas_med.final.ensemble``). ``test_flips`` (auto,
+    on, off): whether the models average over horizontal flips at test time (``nas_med.final.flips``, settled on
+    the validation split for ``auto``; the test figures and the kept model are those of the choice). ``soft``: a
+    teacher's soft targets for ``data.train`` (distillation, ``nas_med.final.teacher``)."""
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds must name at least one seed, each once; got {seeds!r}.")
@@ -114,7 +123,10 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
     positive = data.info.positive
     positive = 1 if positive is None else int(positive)
     trained, label = dict(trained or {}), name or spec.summary()
-    per_seed, probs_per_seed, kept = [], [], None
+    per_seed, probs = [], {"off": [], "on": []}
+    scores = FlipScores() if test_flips == "auto" and flips_allowed and not data.info.pooled \
+        and len(data.val) else None
+    kept = None
     for i, seed in enumerate(seeds):
         cfg = replace(train_config, seed=seed)
         how = "trained while settling the recipe" if seed in trained else f"{cfg.epochs} epochs"
@@ -123,18 +135,32 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
         if seed in trained:
             result = trained.pop(seed)
         elif folds > 1:
-            result = fold_ensemble(spec, data, cfg, folds, label)
+            result = fold_ensemble(spec, data, cfg, folds, label, soft=soft)
         else:
-            result = fit(spec, data, cfg, label=f"{label}: seed {seed}")
+            result = fit(spec, data, cfg, label=f"{label}: seed {seed}", soft=soft)
         dev = pick_device(cfg.device)
-        probs = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
-        metrics = all_metrics(data.task, labels, probs, positive)
-        per_seed.append({"seed": seed, **metrics, "epoch_seconds": result.epoch_seconds,
-                         "best_epoch": result.best_epoch, "val_auc": result.val.get("auc"), "device": result.device})
-        probs_per_seed.append(probs)
+        plain = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
+        probs["off"].append(plain)
+        if test_flips != "off" and flips_allowed:
+            flipped = flip_logits(result.model, data.test.images.to(dev), normalize, data.task)[1]
+            probs["on"].append((flipped.sigmoid() if multilabel else flipped.softmax(1)).numpy())
+        if scores is not None:
+            scores.add(result.model, data.val, normalize, data.task, positive, dev)
+        per_seed.append({"seed": seed, "epoch_seconds": result.epoch_seconds, "best_epoch": result.best_epoch,
+                         "val_auc": result.val.get("auc"), "device": result.device})
         if keep_model and kept is None:
             kept = result.model
         del result
+    flip, flip_record = decide_flips(test_flips, scores, data, flips_allowed)
+    if probs["on"]:  # recorded beside the choice, never used to make it
+        per = {k: [float(all_metrics(data.task, labels, p, positive)["auc"]) for p in v] for k, v in probs.items()}
+        flip_record["test_auc"] = {k: float(np.mean(v)) for k, v in per.items()}
+        flip_record["test_auc_per_seed"] = per
+    probs_per_seed = probs["on" if flip else "off"]
+    per_seed = [{"seed": r.pop("seed"), **all_metrics(data.task, labels, p, positive), **r}
+                for r, p in zip(per_seed, probs_per_seed)]
+    if flip and kept is not None:
+        kept = with_flips(kept, data.task)
     samples = bootstrap_metrics(data.task, labels, probs_per_seed, n_bootstrap, bootstrap_seed,
                                 positive)  # (S, B, 4)
     for record, seed_samples in zip(per_seed, samples):
@@ -150,5 +176,5 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
         summary[m] = entry
     return TestReport(name or spec.summary(), spec, seeds, per_seed, summary, n_test=len(data.test),
                       n_bootstrap=n_bootstrap, confidence=confidence, train_config=train_config.to_dict(),
-                      normalization=normalize.to_dict(), model=kept,
+                      normalization=normalize.to_dict(), model=kept, test_flips=flip_record,
                       positive=None if data.info.positive is None else data.classes[positive])

@@ -22,15 +22,17 @@ import math
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from ..arch import ArchSpec
 from ..data.types import Dataset
 from ..fit import fit
 from ..progress import emit
+from ..soft_targets import SoftTargets
 from ..train import TrainConfig, TrainResult
-from .recipe import FinalRecipe, apply_recipe
+from .recipe import FinalRecipe, apply_recipe, parse_distil
 
-__all__ = ["settle"]
+__all__ = ["settle", "soft_for"]
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,15 @@ SETTLE_MARGIN = 0.03  # a variant whose mean validation loss is 3 % above the be
 
 
 def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe | None, seeds: Sequence[int],
-           name: str | None = None, keep: bool = True,
-           margin: float = SETTLE_MARGIN) -> tuple[TrainConfig, list[dict], dict[int, TrainResult]]:
+           name: str | None = None, keep: bool = True, margin: float = SETTLE_MARGIN,
+           teacher: torch.Tensor | None = None) -> tuple[TrainConfig, list[dict], dict[int, TrainResult]]:
     """(``cfg`` with the recipe's variant of lowest mean validation loss, one row per variant tried, and that
     variant's TrainResult per seed it trained with, empty without ``keep``). A row holds the variant's ``lr`` and
     ``augment``, the ``seeds`` it trained with, their mean ``val_loss`` and ``val_auc``, the ``best_epochs`` and
     ``chosen``. ``cfg`` is a config ``apply_recipe(..., recipe)`` made; a recipe with one variant (or None) returns
-    it unchanged, trains nothing. ``margin``: see the module docstring (0: one seed per variant; inf: every seed)."""
+    it unchanged, trains nothing. ``margin``: see the module docstring (0: one seed per variant; inf: every seed).
+    A recipe listing ``distil`` values needs ``teacher``: the teacher's logits on ``data.train``'s images (a row
+    then holds its ``distil`` too; ``soft_for`` gives the kept one's soft targets)."""
     variants = [] if recipe is None else recipe.variants()
     if len(variants) < 2:
         return cfg, [], {}
@@ -57,11 +61,13 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
         for i in close:
             variant = variants[i]
             variant_cfg = apply_recipe(cfg, recipe, variant)
-            run = f"lr {variant['lr']:g}, augment {variant['augment']}, seed {seed}"
+            soft = soft_for(variant, teacher, data)
+            run = f"lr {variant['lr']:g}, augment {variant['augment']}, " + (
+                f"distil {variant['distil']}, " if "distil" in variant else "") + f"seed {seed}"
             step += 1
             emit("settle", step, planned, f"{label}: choosing the final recipe on validation, {run}, "
                  f"{variant_cfg.epochs} epochs")
-            results[i][seed] = fit(spec, data, variant_cfg, seed, label=f"{label}: {run}")
+            results[i][seed] = fit(spec, data, variant_cfg, seed, label=f"{label}: {run}", soft=soft)
         losses = {i: _mean_loss(results[i]) for i in close}
         best = min(losses.values())
         limit = math.inf if margin == math.inf else best + margin * abs(best)
@@ -76,6 +82,16 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
     log.info("%s: final recipe settled on validation: lr %g, augment %s (%d runs)", label, rows[best_index]["lr"],
              rows[best_index]["augment"], step)
     return apply_recipe(cfg, recipe, variants[best_index]), rows, (results[best_index] if keep else {})
+
+
+def soft_for(variant: dict, teacher: torch.Tensor | None, data: Dataset) -> SoftTargets | None:
+    """The soft targets a settled ``variant`` (or row) trains with: None without a ``distil`` value."""
+    parsed = parse_distil(variant.get("distil", "off"))
+    if parsed is None:
+        return None
+    if teacher is None or len(teacher) != len(data.train):
+        raise ValueError("a distil variant needs the teacher's logits on every training image")
+    return SoftTargets(teacher, parsed[0], parsed[1], data.task == "multilabel")
 
 
 def _mean_loss(runs: dict[int, TrainResult]) -> float:
