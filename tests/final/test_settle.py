@@ -99,7 +99,7 @@ def test_a_clearly_worse_variant_is_dropped_after_one_seed(data):
 def test_one_variant_or_the_search_recipe_trains_nothing_more(data, monkeypatch):
     import nas_med.final.settle as settle_module
 
-    monkeypatch.setattr(settle_module, "fit", lambda *a, **k: pytest.fail("settle trained a model"))
+    monkeypatch.setattr(settle_module, "fit_many", lambda *a, **k: pytest.fail("settle trained a model"))
     cfg = apply_recipe(TrainConfig(device="cpu"), FinalRecipe(augment="none"))
     assert settle(SPEC, data, cfg, FinalRecipe(augment="none"), seeds=(0,)) == (cfg, [], {})
     assert settle(SPEC, data, cfg, None, seeds=(0,)) == (cfg, [], {})
