@@ -207,14 +207,13 @@ def _fused(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
                 with precision.context():
                     out = wide(x).view(bs, k, classes)
                     losses = [c.loss_fn(out[:, i], ys[i]) for i, c in enumerate(copies)]
-                if saved is not None:  # a copy sitting the step out keeps its BatchNorm statistics
-                    with torch.no_grad():
-                        keep = torch.tensor(active, device=device)
-                        for b, old in zip(buffers, saved):
-                            rows = keep.repeat_interleave(b.shape[0] // k)
-                            b.copy_(torch.where(rows, b, old))
                 adam.zero_grad()
                 sum(loss for loss, on in zip(losses, active) if on).backward()
+                if saved is not None:  # a copy sitting the step out keeps its BatchNorm statistics (after the
+                    with torch.no_grad():  # backward pass, which reads them)
+                        keep = torch.tensor(active, device=device)
+                        for b, old in zip(buffers, saved):
+                            b.copy_(torch.where(keep.repeat_interleave(b.shape[0] // k), b, old))
                 adam.step(active, [lr_factor(c.steps, c.total_steps, c.cfg.schedule, c.cfg.warmup)
                                    for c in copies])
                 with torch.no_grad():

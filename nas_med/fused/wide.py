@@ -105,6 +105,9 @@ def _swap_leaves(wide: nn.Module, k: int, prefix: str = "") -> None:
         else:
             _swap_leaves(child, k, where + ".")
     _wide_leaf(wide, k, prefix.rstrip("."))  # the module itself must be a known kind
+    for name, p in list(wide.named_parameters(recurse=False)):  # a per-channel scale (ConvNeXt's layer scale)
+        if isinstance(wide, _containers()):
+            setattr(wide, name, nn.Parameter(p.detach().new_empty(k * p.shape[0], *p.shape[1:])))
 
 
 def per_copy_shapes(model: nn.Module) -> dict[str, torch.Size]:

@@ -63,11 +63,13 @@ def test_settle_keeps_the_lowest_validation_loss_and_never_looks_at_the_test_spl
     best = next(r for r in rows if r["chosen"])
     assert best["val_loss"] == min(r["val_loss"] for r in rows)
     assert sorted(trained) == [5, 6] and all(len(r["best_epochs"]) == 2 and r["seeds"] == [5, 6] for r in rows)
-    # the kept runs are the ones a fresh training of the settled config gives (so they are reused, not redone)
+    # the kept runs are the ones a fresh training of the settled config gives (so they are reused, not redone); the
+    # variants trained together (nas_med.fused), which rounds like a separate run within float tolerance
     torch.manual_seed(6)
     again = train(build(SPEC), data, replace(settled, seed=6))
+    assert again.best_epoch == trained[6].best_epoch
     for a, b in zip(again.model.state_dict().values(), trained[6].model.state_dict().values()):
-        assert torch.equal(a, b)
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4), (a - b).abs().max()
     assert (settled.lr, settled.augment) == (best["lr"], best["augment"])
     assert (settled.seed, settled.epochs, settled.device) == (5, 3, "cpu")  # the rest of the config is kept
     # the test split plays no part: scrambled test images and labels settle the same way, to the last digit
