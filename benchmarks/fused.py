@@ -23,7 +23,6 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import replace
 
 from _common import parser, result, setup, shared_data
 
@@ -132,7 +131,7 @@ def main() -> None:
           f"{', '.join(f'{a:.4f}' for a in c_sep_auc)}, fused {', '.join(f'{a:.4f}' for a in c_fused_auc)}")
     result({"final_ratio": round(fused_s / sep_s, 3), "auc_mean_abs_diff": round(diff, 4),
             "confirm_ratio": round(c_fused / c_sep, 3)},
-           "final_ratio <= 0.4, auc_mean_abs_diff <= 0.01, confirm_ratio <= 0.5", started)
+           "goal final_ratio <= 0.4, auc_mean_abs_diff <= 0.01, confirm_ratio <= 0.5", started)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ augmentation (the same generators, seeded alike and drawn in the same order), th
 weights of its own training split), Adam/AdamW state, learning rate and schedule (``nas_med.fused.adam``), the
 BatchNorm statistics, its validation split, best epoch and patience. A copy that has stopped (patience, fewer
 epochs) or has fewer batches in an epoch (a smaller fold) sits the step out: its weights, moments and BatchNorm
-statistics are left as they were, so unequal folds train exactly as alone. The deviations: dropout masks come
+statistics are left as they were, so unequal folds train exactly as alone (its share of the arithmetic is still
+done: the wide network keeps its K copies to the end). The deviations: dropout masks come
 from one generator for all copies (seeded by the first run's seed), the arithmetic of a grouped convolution may
 round differently from a plain one, the wide network runs channels-last on the CPU whatever the precision, and a
 copy's ``epoch_seconds`` (and its history's ``seconds``) is its share
@@ -216,9 +217,9 @@ def _fused(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
                             b.copy_(torch.where(keep.repeat_interleave(b.shape[0] // k), b, old))
                 adam.step(active, [lr_factor(c.steps, c.total_steps, c.cfg.schedule, c.cfg.warmup)
                                    for c in copies])
-                with torch.no_grad():
-                    totals += torch.stack([loss.detach() for loss in losses]) * torch.tensor(
-                        [float(bs if on else 0) for on in active], device=device)
+                with torch.no_grad():  # where, not a product: a sat-out copy's loss may be anything
+                    totals += torch.where(torch.tensor(active, device=device),
+                                          torch.stack([loss.detach() for loss in losses]) * bs, 0.0)
                 for i, (c, on) in enumerate(zip(copies, active)):
                     if on:
                         c.steps += 1
