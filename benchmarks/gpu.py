@@ -24,8 +24,12 @@ Packing: ``nas-med search --workers N --gpus 0`` (N = 1, 2, 4, 8) on the synthet
 trials (at least 8) of 4 epochs, fresh sqlite storage each; candidates per hour = completed and pruned trials /
 wall hours. On CPU: N = 1, 2 without --gpus.
 
+Fused training (``nas_med.fused.fit_many``): K = 1, 4, 16 runs (seeds) of the median candidate at 28 and 224 px
+(64 px on CPU) on the generated images, trained together; runs per hour and the gain over K = 1.
+
 --quick (CI, CPU): 32 px, 256 images, 1 epoch, median candidate only for the precision table, no packing on CPU
-(on CUDA: 1 and 2 workers of 2 trials each of 1 epoch at 16 px in the tiny space). fp16 is left out on CPU.
+(on CUDA: 1 and 2 workers of 2 trials each of 1 epoch at 16 px in the tiny space), fused K = 1 and 4 at 28 and 32
+px. fp16 is left out on CPU.
 
 Reproduce:  .venv/bin/python benchmarks/gpu.py            (full; ~3-5 min on an H100/H200)
             .venv/bin/python benchmarks/gpu.py --quick    (CPU smoke test)
@@ -144,6 +148,40 @@ def time_network(name, spec, data, precision: str, epochs: int, device: str, bat
     return row
 
 
+def fused_rows(sizes, ks, n: int, epochs: int, device: str, seed: int) -> list[dict]:
+    """Runs per hour of the default space's median candidate trained K at a time (``nas_med.fused.fit_many``,
+    seeds 0..K-1, default precision, batch 64) at each size, and the gain over K = 1 (K = 1 is a plain ``fit``)."""
+    from nas_med.fused import Run, fit_many
+    from nas_med.train import TrainConfig
+
+    rows = []
+    for size in sizes:
+        data = generated(n, size, seed=seed)
+        spec = median_candidate(size, seed=seed)
+        cfg = TrainConfig(epochs=epochs, lr=1e-3, batch_size=64, device=device)
+        base = None
+        for k in ks:
+            start = time.perf_counter()
+            try:
+                fit_many(spec, [Run(data, cfg, s) for s in range(k)])
+            except Exception as exc:  # report and go on
+                print(f"fused {size:>3} px K={k:<3} FAILED: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+                continue
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+            seconds = time.perf_counter() - start
+            rate = 3600 * k / seconds
+            base = rate if k == 1 else base
+            gain = rate / base if base else float("nan")
+            rows.append({"size": size, "k": k, "seconds": seconds, "runs_per_hour": rate, "gain": gain})
+            print(f"fused {size:>3} px K={k:<3} {seconds:8.2f} s for {k} run(s) of {epochs} epoch(s): "
+                  f"{rate:8.0f} runs per hour, {gain:5.2f} x K=1", flush=True)
+    return rows
+
+
 def packed(workers: int, trials: int, epochs: int, size: int, cuda: bool, quick: bool) -> float:
     """Candidates per hour of ``nas-med search --workers N [--gpus 0]`` on the synthetic dataset."""
     with tempfile.TemporaryDirectory(prefix="nas-med-gpu-") as tmp:
@@ -246,6 +284,11 @@ def main() -> None:
             print(f"parity {precision} FAILED: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     print("AMP parity (validation AUC, synthetic): " + ", ".join(
         f"{p} {a:.4f} ({a - aucs.get('fp32', float('nan')):+.4f})" for p, a in aucs.items()))
+    # fused training of K runs of one network (nas_med.fused)
+    if args.quick:
+        fused = fused_rows((28, 32), (1, 4), 256, 1, device, args.seed)
+    else:
+        fused = fused_rows((28, 224 if cuda else 64), (1, 4, 16), n, epochs, device, args.seed)
     # packing
     rates = {}
     if args.quick and not cuda:
@@ -267,6 +310,9 @@ def main() -> None:
         figures[f"packing_{top}x"] = round(rates[top] / rates[1], 3) if rates.get(1) else float("nan")
         if 4 in rates:
             figures["packing_4x"] = round(rates[4] / rates[1], 3)
+    for row in fused:
+        if row["k"] == max(r["k"] for r in fused):
+            figures[f"fused{row['k']}_gain_{row['size']}px"] = round(row["gain"], 3)
     figures["cuda"] = int(cuda)
     print(f"median of epoch_seconds across rows: {statistics.median(r['epoch_seconds'] for r in rows):.3f}"
           if rows else "no row measured")

@@ -23,7 +23,7 @@ from .data.splits import fold_indices, pooled, stratified_indices
 from .data.types import Dataset
 from .defaults import DEFAULT_FOLDS, DEFAULT_MAX_CANDIDATES
 from .errors import UserError
-from .fit import fit
+from .fused import Run, fit_many
 from .metrics import auc
 from .progress import emit
 from .search.records import CONFIRMED, load_study_data, trial_recipe
@@ -102,7 +102,8 @@ def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: i
     multilabel = data.task == "multilabel"
     probs = np.zeros((len(pool), data.num_classes), dtype=np.float64)
     dev = pick_device(cfg.device)
-    for k, held in enumerate(fold_indices(pool.labels, folds, cfg.seed, pool.groups, "--cv-folds")):
+    helds, runs = fold_indices(pool.labels, folds, cfg.seed, pool.groups, "--cv-folds"), []
+    for k, held in enumerate(helds):
         emit("fold", k + 1, folds, f"trial {trial.number} fold {k + 1}/{folds}", trial=trial.number)
         rest = np.setdiff1d(np.arange(len(pool)), held)
         part, out = pool.subset(torch.as_tensor(rest)), pool.subset(torch.as_tensor(held))
@@ -111,9 +112,11 @@ def cross_validated_auc(trial: optuna.trial.FrozenTrial, data: Dataset, folds: i
                                          None if part.groups is None else part.groups.numpy())
         inner = data.with_splits(train=part.subset(torch.as_tensor(learn)), val=part.subset(torch.as_tensor(pick)),
                                  test=out)
-        result = fit(spec, inner, cfg, cfg.seed + k, label=f"trial {trial.number} fold {k + 1}/{folds}")
-        normalize = Normalizer(inner.train.images)
-        probs[held] = predict_probs(result.model, out.images.to(dev), normalize, multilabel).cpu().numpy()
+        runs.append(Run(inner, cfg, cfg.seed + k, f"trial {trial.number} fold {k + 1}/{folds}"))
+    for held, run, result in zip(helds, runs, fit_many(spec, runs)):  # the folds trained together
+        normalize = Normalizer(run.data.train.images)
+        probs[held] = predict_probs(result.model, run.data.test.images.to(dev), normalize,
+                                    multilabel).cpu().numpy()
     return auc(data.task, pool.labels.numpy(), probs)
 
 

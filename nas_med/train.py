@@ -183,10 +183,11 @@ def predict_probs(model: nn.Module, images: torch.Tensor, normalize: Normalizer,
     return probs
 
 
-def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalizer, task: str, loss_fn: Callable,
-             batch_size: int = 256, positive: int | None = None) -> dict:
-    """Loss and metrics of ``model`` on ``split`` (the loss averaged batch by batch, as it always was)."""
-    logits = batched_logits(model, split.images, normalize, batch_size)
+def evaluate(model: nn.Module | torch.Tensor, split: DeviceSplit, normalize: Normalizer | None, task: str,
+             loss_fn: Callable, batch_size: int = 256, positive: int | None = None) -> dict:
+    """Loss and metrics of ``model`` (or of its fp32 logits on ``split``, already computed) on ``split`` (the loss
+    averaged batch by batch, as it always was)."""
+    logits = model if isinstance(model, torch.Tensor) else batched_logits(model, split.images, normalize, batch_size)
     losses = [loss_fn(logits[start:start + batch_size], split.labels[start:start + batch_size])
               * len(split.labels[start:start + batch_size]) for start in range(0, len(split), batch_size)]
     probs = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)

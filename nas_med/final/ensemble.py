@@ -15,7 +15,7 @@ from ..arch import ArchSpec
 from ..arch.ensemble import Ensemble
 from ..data.splits import fold_indices
 from ..data.types import Dataset
-from ..fit import fit
+from ..fused import Run, fit_many
 from ..progress import emit
 from ..soft_targets import SoftTargets
 from ..train import Normalizer, TrainConfig, TrainResult
@@ -33,7 +33,7 @@ def fold_ensemble(spec: ArchSpec, data: Dataset, cfg: TrainConfig, k: int, name:
     folds = fold_indices(data.train.labels, k, cfg.seed, data.train.groups, "--ensemble")
     n = len(data.train)
     label = name or spec.summary()
-    members, stats, results = [], [], []
+    runs = []
     for i, held in enumerate(folds):
         keep = np.setdiff1d(np.arange(n), held)
         member_data = replace(data, train=data.train.subset(torch.as_tensor(keep)),
@@ -42,11 +42,11 @@ def fold_ensemble(spec: ArchSpec, data: Dataset, cfg: TrainConfig, k: int, name:
         log.info("fold %d/%d: %d training, %d held-out images, seed %d", i + 1, k, len(keep), len(held), seed)
         emit("member", i + 1, k, f"{label}: ensemble member {i + 1} of {k} ({len(keep)} training, {len(held)} "
              f"held-out images), seed {seed}, {cfg.epochs} epochs", seed=seed)
-        result = fit(spec, member_data, cfg, seed, label=f"{label}: member {i + 1} of {k}",
-                     soft=None if soft is None else soft.subset(torch.as_tensor(keep)))
-        members.append(result.model.cpu())
-        stats.append(Normalizer(member_data.train.images).to_dict())
-        results.append(result)
+        runs.append(Run(member_data, cfg, seed, f"{label}: member {i + 1} of {k}",
+                        soft=None if soft is None else soft.subset(torch.as_tensor(keep))))
+    results = fit_many(spec, runs)  # the members trained together (nas_med.fused)
+    members = [r.model.cpu() for r in results]
+    stats = [Normalizer(run.data.train.images).to_dict() for run in runs]
     average = "sigmoid" if data.task == "multilabel" else "softmax"
     ensemble = Ensemble(members, average, spec.in_channels)
     ensemble.set_normalisation(Normalizer(data.train.images).to_dict(), stats)

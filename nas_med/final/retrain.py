@@ -19,7 +19,7 @@ from torch import nn
 from ..arch import ArchSpec
 from ..data.types import Dataset
 from ..errors import UserError, look_up
-from ..fit import fit
+from ..fused import Run, fit_many
 from ..metrics import all_metrics
 from ..precision import PRECISIONS
 from ..progress import emit
@@ -123,21 +123,28 @@ def retrain_and_test(spec: ArchSpec, data: Dataset, train_config: TrainConfig | 
     positive = data.info.positive
     positive = 1 if positive is None else int(positive)
     trained, label = dict(trained or {}), name or spec.summary()
+    if folds <= 1:  # the seeds not trained yet, trained together (nas_med.fused)
+        rest = [seed for seed in seeds if seed not in trained]
+        runs = [Run(data, replace(train_config, seed=seed), seed, f"{label}: seed {seed}", soft=soft)
+                for seed in rest]
+        trained.update(zip(rest, fit_many(spec, runs)))
+        fresh = set(rest)
+    else:
+        fresh = set()
     per_seed, probs = [], {"off": [], "on": []}
     scores = FlipScores() if test_flips == "auto" and flips_allowed and not data.info.pooled \
         and len(data.val) else None
     kept = None
     for i, seed in enumerate(seeds):
         cfg = replace(train_config, seed=seed)
-        how = "trained while settling the recipe" if seed in trained else f"{cfg.epochs} epochs"
+        how = (f"{cfg.epochs} epochs" if seed in fresh or seed not in trained
+               else "trained while settling the recipe")
         emit("seed", i + 1, len(seeds), f"{label}: seed {seed} ({i + 1} of {len(seeds)}), {how}", seed=seed)
         log.info("retraining %s with seed %d for %d epoch(s)", label, seed, cfg.epochs)
         if seed in trained:
             result = trained.pop(seed)
-        elif folds > 1:
-            result = fold_ensemble(spec, data, cfg, folds, label, soft=soft)
         else:
-            result = fit(spec, data, cfg, label=f"{label}: seed {seed}", soft=soft)
+            result = fold_ensemble(spec, data, cfg, folds, label, soft=soft)
         dev = pick_device(cfg.device)
         plain = predict_probs(result.model, data.test.images.to(dev), normalize, multilabel).cpu().numpy()
         probs["off"].append(plain)

@@ -13,7 +13,8 @@ that already picks the best epoch), on the training split, the test split playin
    variant), and its trained models are handed back, so those seeds are not trained twice.
 
 A clear choice costs one run per variant plus the kept variant's other seeds (4 runs instead of 6 for 2 variants x 3
-seeds); a close one at most every variant with every seed, as before.
+seeds); a close one at most every variant with every seed, as before. A round's variants train together as one
+fused network (``nas_med.fused``), and so do the kept variant's remaining seeds (``retrain``).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import torch
 
 from ..arch import ArchSpec
 from ..data.types import Dataset
-from ..fit import fit
+from ..fused import Run, fit_many
 from ..progress import emit
 from ..soft_targets import SoftTargets
 from ..train import TrainConfig, TrainResult
@@ -58,6 +59,7 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
     close, step = list(range(len(variants))), 0
     for round_, seed in enumerate(seeds):
         planned = step + len(close) + (len(seeds) - round_ - 1)  # if this round separates them
+        runs = []
         for i in close:
             variant = variants[i]
             variant_cfg = apply_recipe(cfg, recipe, variant)
@@ -67,7 +69,9 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
             step += 1
             emit("settle", step, planned, f"{label}: choosing the final recipe on validation, {run}, "
                  f"{variant_cfg.epochs} epochs")
-            results[i][seed] = fit(spec, data, variant_cfg, seed, label=f"{label}: {run}", soft=soft)
+            runs.append(Run(data, variant_cfg, seed, f"{label}: {run}", soft=soft))
+        for i, result in zip(close, fit_many(spec, runs)):  # the round's variants trained together
+            results[i][seed] = result
         losses = {i: _mean_loss(results[i]) for i in close}
         best = min(losses.values())
         limit = math.inf if margin == math.inf else best + margin * abs(best)

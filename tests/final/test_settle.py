@@ -63,11 +63,13 @@ def test_settle_keeps_the_lowest_validation_loss_and_never_looks_at_the_test_spl
     best = next(r for r in rows if r["chosen"])
     assert best["val_loss"] == min(r["val_loss"] for r in rows)
     assert sorted(trained) == [5, 6] and all(len(r["best_epochs"]) == 2 and r["seeds"] == [5, 6] for r in rows)
-    # the kept runs are the ones a fresh training of the settled config gives (so they are reused, not redone)
+    # the kept runs are the ones a fresh training of the settled config gives (so they are reused, not redone); the
+    # variants trained together (nas_med.fused), which rounds like a separate run within float tolerance
     torch.manual_seed(6)
     again = train(build(SPEC), data, replace(settled, seed=6))
+    assert again.best_epoch == trained[6].best_epoch
     for a, b in zip(again.model.state_dict().values(), trained[6].model.state_dict().values()):
-        assert torch.equal(a, b)
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4), (a - b).abs().max()
     assert (settled.lr, settled.augment) == (best["lr"], best["augment"])
     assert (settled.seed, settled.epochs, settled.device) == (5, 3, "cpu")  # the rest of the config is kept
     # the test split plays no part: scrambled test images and labels settle the same way, to the last digit
@@ -99,7 +101,7 @@ def test_a_clearly_worse_variant_is_dropped_after_one_seed(data):
 def test_one_variant_or_the_search_recipe_trains_nothing_more(data, monkeypatch):
     import nas_med.final.settle as settle_module
 
-    monkeypatch.setattr(settle_module, "fit", lambda *a, **k: pytest.fail("settle trained a model"))
+    monkeypatch.setattr(settle_module, "fit_many", lambda *a, **k: pytest.fail("settle trained a model"))
     cfg = apply_recipe(TrainConfig(device="cpu"), FinalRecipe(augment="none"))
     assert settle(SPEC, data, cfg, FinalRecipe(augment="none"), seeds=(0,)) == (cfg, [], {})
     assert settle(SPEC, data, cfg, None, seeds=(0,)) == (cfg, [], {})
