@@ -271,7 +271,7 @@ def _end_epoch(wide, copies, live, epoch, totals, seen, seconds, mean, std, shap
         train_loss = totals[i] / max(1, seen[i])
         if not math.isfinite(train_loss):
             raise TrainingFailed(f"non-finite training loss ({train_loss}) at epoch {epoch}")
-        val = evaluate(logits[i], c.val, None, c.data.task, c.loss_fn, positive=c.data.info.get("positive"))
+        val = evaluate(logits[i], c.val, None, c.data.task, c.loss_fn, positive=c.data.info.positive)
         if not np.isfinite(val["loss"]):
             raise TrainingFailed(f"non-finite validation loss at epoch {epoch}")
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "val_auc": val["auc"],

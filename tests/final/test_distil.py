@@ -140,8 +140,8 @@ def test_a_fixed_distil_value_distils_without_settling(tiny_study, monkeypatch):
 
     study, _ = tiny_study
     seen = []
-    real = retrain.fit
-    monkeypatch.setattr(retrain, "fit", lambda *a, **k: seen.append(k.get("soft")) or real(*a, **k))
+    real = retrain.fit_many
+    monkeypatch.setattr(retrain, "fit_many", lambda spec, runs: seen.extend(r.soft for r in runs) or real(spec, runs))
     small = synthetic.load(size=16, n_train=64, n_val=32, n_test=40)
     recipe = FinalRecipe(epochs=1, augment="none", test_flips="off", distil="T=2,w=0.5")
     report = retrain_trial(study, seeds=1, data=small, n_bootstrap=20, device="cpu", recipe=recipe)
