@@ -171,6 +171,7 @@ class Estimate:
     calibration: Calibration | None = None
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    parallel: float = 1.0  # trials running at once on average (search.parallel.effective_parallel)
 
     @property
     def baselines_s(self) -> float:
@@ -178,12 +179,24 @@ class Estimate:
 
     @property
     def total_s(self) -> float:
-        return self.baselines_s + self.trials * self.trial_s
+        """Predicted wall time: the baselines one after another, then the trials ``parallel`` at a time."""
+        return self.baselines_s + self.trials * self.trial_s / self.parallel
+
+    def refinement(self):
+        """The refinement of this estimate as trials finish (``search.refine.Refinement``)."""
+        from .refine import Refinement
+
+        return Refinement(self.trial_s / self.parallel, self.trials, self.baselines_s)
 
 
 def fmt_seconds(s: float) -> str:
+    """Seconds for people: ``0.14 s``, ``2.5 s``, ``42 s``, ``6.5 min``, ``1.6 h``."""
     if s != s:
         return "?"
+    if s < 1:
+        return f"{s:.2f} s"
+    if s < 10:
+        return f"{s:.1f} s"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -197,9 +210,15 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
 
     from ..arch.baselines import baseline_spec
 
+    from .parallel import effective_parallel
+    from .reproducibility import study_threads
+
     config, data = session.config, session.data
-    cal = calibration or calibrate(data, config.device, config.cam_images, config.cam_method,
-                                   precision=config.precision)
+    if calibration is None:
+        with study_threads(config):  # timed with the threads every trial trains with
+            calibration = calibrate(data, config.device, config.cam_images, config.cam_method,
+                                    precision=config.precision)
+    cal = calibration
     n_train, n_val = len(data.train), len(data.val)
     flops = candidate_flops(session.space, data, seed=config.seed)
     epoch_s = sorted(epoch_seconds(cal, f, n_train, n_val) for f in flops) or [float("nan")]
@@ -207,7 +226,9 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     share = EPOCH_SHARE.get(config.pruner, DEFAULT_EPOCH_SHARE)
     trial_s = statistics.fmean(share * config.epochs * e + per_trial for e in epoch_s)
     median_epoch = statistics.median(epoch_s)
-    est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal)
+    workers = max(config.workers or 1, len(config.extra.get("gpus") or ()))
+    est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal,
+                   parallel=effective_parallel(workers, config.trial_batch))
     done = {records.baseline_name(t) for t in session.study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE}
     for name in config.baselines:
@@ -228,18 +249,17 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
                 f"{fmt_seconds(b_epoch)} per epoch, {b_epoch / median_epoch:.0f}x the median candidate's "
                 f"{fmt_seconds(median_epoch)}; ~{fmt_seconds(est.baselines[name])} for its {config.epochs} epochs. "
                 f"Drop it from --baselines or give a smaller --size to avoid the wait")
-    gpus = config.extra.get("gpus") or ()
-    parallel = max(1, len(gpus))
-    total = est.total_s / parallel
+    total = est.total_s
+    at_once = f", {est.parallel:g} trials at once" if est.parallel != 1 else ""
     base = f" + {len(est.baselines)} baseline{'s' if len(est.baselines) != 1 else ''} " \
            f"({fmt_seconds(est.baselines_s)})" if est.baselines else ""
     lo, hi = epoch_s[0], epoch_s[-1]
     est.lines.append(
         f"time estimate: ~{fmt_seconds(total)}{f' ({total:.0f} s)' if total >= 90 else ''} for {config.trials} trials x {config.epochs} epochs{base}: "
-        f"a candidate epoch ~{fmt_seconds(median_epoch)} (median; {lo:.2g}-{hi:.2g} s) at {data.size} px on "
-        f"{len(data.train)} training images, predicted from FLOPs and a {cal.seconds:.1f} s calibration on "
-        f"{cal.device} ({torch.get_num_threads()} threads), the {config.pruner} pruner expected to train "
-        f"{share:.0%} of the epochs; refined as trials finish")
+        f"a candidate epoch ~{fmt_seconds(median_epoch)} (median; {fmt_seconds(lo)} to {fmt_seconds(hi)}) at "
+        f"{data.size} px on {len(data.train)} training images, predicted from FLOPs and a {cal.seconds:.1f} s "
+        f"calibration on {cal.device} ({config.threads or torch.get_num_threads()} thread(s) per trial{at_once}), "
+        f"the {config.pruner} pruner expected to train {share:.0%} of the epochs; refined as trials finish")
     if config.timeout is not None and config.timeout < total:
         est.lines.append(f"  --timeout {config.timeout:g} s stops starting trials before that")
     elif total > HOUR:
@@ -272,6 +292,8 @@ def preflight(session, callbacks=()) -> Estimate | None:
     lines: list[str] = [data_header(session)]
     if config.extra.get("size_reason"):
         lines.append(config.extra["size_reason"])
+    if config.extra.get("parallel"):  # workers and threads per trial, and why (search.parallel)
+        lines.append(config.extra["parallel"])
     root = folder_root(config.dataset)
     if root is not None:
         try:
