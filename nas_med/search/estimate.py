@@ -172,6 +172,7 @@ class Estimate:
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     parallel: float = 1.0  # trials running at once on average (search.parallel.effective_parallel)
+    startup_s: float = 0.0  # local workers' start-up (interpreter, imports, data) before their first trial
 
     @property
     def baselines_s(self) -> float:
@@ -179,14 +180,15 @@ class Estimate:
 
     @property
     def total_s(self) -> float:
-        """Predicted wall time: the baselines one after another, then the trials ``parallel`` at a time."""
-        return self.baselines_s + self.trials * self.trial_s / self.parallel
+        """Predicted wall time: the baselines one after another, the workers' start, the trials ``parallel`` at a
+        time."""
+        return self.baselines_s + self.startup_s + self.trials * self.trial_s / self.parallel
 
     def refinement(self):
         """The refinement of this estimate as trials finish (``search.refine.Refinement``)."""
         from .refine import Refinement
 
-        return Refinement(self.trial_s / self.parallel, self.trials, self.baselines_s)
+        return Refinement(self.trial_s / self.parallel, self.trials, self.baselines_s + self.startup_s)
 
 
 def fmt_seconds(s: float) -> str:
@@ -210,10 +212,12 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
 
     from ..arch.baselines import baseline_spec
 
-    from .parallel import effective_parallel
+    from .parallel import effective_parallel, process_age
     from .reproducibility import study_threads
 
     config, data = session.config, session.data
+    workers = max(config.workers or 1, len(config.extra.get("gpus") or ()))
+    startup = process_age() if workers > 1 else 0.0  # each worker starts as this process did, all at once
     if calibration is None:
         with study_threads(config):  # timed with the threads every trial trains with
             calibration = calibrate(data, config.device, config.cam_images, config.cam_method,
@@ -226,9 +230,8 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     share = EPOCH_SHARE.get(config.pruner, DEFAULT_EPOCH_SHARE)
     trial_s = statistics.fmean(share * config.epochs * e + per_trial for e in epoch_s)
     median_epoch = statistics.median(epoch_s)
-    workers = max(config.workers or 1, len(config.extra.get("gpus") or ()))
     est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal,
-                   parallel=effective_parallel(workers, config.trial_batch))
+                   parallel=effective_parallel(workers, config.trial_batch), startup_s=startup)
     done = {records.baseline_name(t) for t in session.study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE}
     for name in config.baselines:
@@ -250,7 +253,8 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
                 f"{fmt_seconds(median_epoch)}; ~{fmt_seconds(est.baselines[name])} for its {config.epochs} epochs. "
                 f"Drop it from --baselines or give a smaller --size to avoid the wait")
     total = est.total_s
-    at_once = f", {est.parallel:g} trials at once" if est.parallel != 1 else ""
+    at_once = (f", {est.parallel:g} trials at once after ~{fmt_seconds(est.startup_s)} of worker start-up"
+               if est.parallel != 1 else "")
     base = f" + {len(est.baselines)} baseline{'s' if len(est.baselines) != 1 else ''} " \
            f"({fmt_seconds(est.baselines_s)})" if est.baselines else ""
     lo, hi = epoch_s[0], epoch_s[-1]

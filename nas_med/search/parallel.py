@@ -13,6 +13,8 @@ study keeps its stored threads. The figures behind the rule are in benchmarks/RE
 from __future__ import annotations
 
 import math
+import os
+import time
 from dataclasses import dataclass
 
 from .config import SearchConfig
@@ -87,3 +89,15 @@ def effective_parallel(workers: int, trial_batch: int) -> float:
     if trial_batch <= 0:
         return float(workers)
     return trial_batch / math.ceil(trial_batch / min(workers, trial_batch))
+
+
+def process_age() -> float:
+    """Seconds since this process started (its interpreter, imports and data loading: about what each local worker
+    spends before its first trial); 0 where ``/proc`` does not say."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started = float(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime", encoding="ascii") as f:
+            return max(0.0, float(f.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
