@@ -211,7 +211,6 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     from optuna.trial import TrialState
 
     from ..arch.baselines import baseline_spec
-
     from .parallel import effective_parallel, process_age
     from .reproducibility import study_threads
 

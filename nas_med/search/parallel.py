@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass
 
 from .config import SearchConfig
