@@ -18,7 +18,7 @@ from nas_med.cli.progress import SearchProgress
 from nas_med.data import load_dataset
 from nas_med.precision import resolve_precision
 from nas_med.search.config import SearchConfig
-from nas_med.search.estimate import Calibration, Estimate, estimate
+from nas_med.search.estimate import TRIAL_OVERHEAD_S, Calibration, Estimate, estimate
 from nas_med.space import load_space
 
 
@@ -83,7 +83,8 @@ def test_estimate_is_trials_times_epochs_times_epoch_time_plus_baselines_with_a_
     median = sorted(est.candidate_epoch_s)[len(est.candidate_epoch_s) // 2]
     assert est.trial_s >= 0.725 * 8 * min(est.candidate_epoch_s) + 0.5
     unpruned = estimate(_session(baselines=("resnet18",), pruner="none"), calibration=cal)
-    assert unpruned.trial_s - 0.8 == pytest.approx((est.trial_s - 0.8) / 0.725)  # the pruner's epoch share
+    fixed = 0.5 + TRIAL_OVERHEAD_S  # the CAM objective and the rest of a trial outside training
+    assert unpruned.trial_s - fixed == pytest.approx((est.trial_s - fixed) / 0.725)  # the pruner's epoch share
     assert "median pruner expected to train 72% of the epochs" in est.lines[0]
     assert est.baseline_epoch_s["resnet18"] > 20 * median
     assert len(est.warnings) == 1 and est.warnings[0].startswith("warning: baseline resnet18 at 64 px costs")
@@ -128,3 +129,12 @@ def test_seconds_are_shown_with_their_significant_digits(seconds, text):
     from nas_med.search.estimate import fmt_seconds
 
     assert fmt_seconds(seconds) == text
+
+
+def test_the_calibration_times_a_real_training_epoch_and_scales_every_epoch_by_it():
+    from nas_med.search.estimate import MAX_LOOP_FACTOR, calibrate, epoch_seconds
+
+    cal = calibrate(load_dataset("synthetic", size=16), "cpu", cam_images=4)
+    assert 1.0 <= cal.loop_factor <= MAX_LOOP_FACTOR and cal.cam_s > 0
+    plain = Calibration(cal.overhead_s, cal.seconds_per_flop, cal.cam_s, "cpu", 1.0)
+    assert epoch_seconds(cal, 1e6, 100, 30) == pytest.approx(cal.loop_factor * epoch_seconds(plain, 1e6, 100, 30))
