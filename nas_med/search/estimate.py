@@ -42,6 +42,7 @@ EPOCH_SHARE = {"none": 1.0, "pareto": 0.68}
 DEFAULT_EPOCH_SHARE = 0.725
 BASELINE_FACTOR = 20.0  # a baseline whose epoch costs more than this x the median candidate's gets a warning
 HOUR = 3600.0
+WORKER_STARTUP = 1.5  # a worker's start / this process's age at the estimate (it also loads the plotting libraries)
 
 
 def _reference(widths: tuple[int, ...], channels: int, classes: int, size: int) -> ArchSpec:
@@ -241,7 +242,7 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
 
     config, data = session.config, session.data
     workers = max(config.workers or 1, len(config.extra.get("gpus") or ()))
-    startup = process_age() if workers > 1 else 0.0  # each worker starts as this process did, all at once
+    startup = WORKER_STARTUP * process_age() if workers > 1 else 0.0  # each worker starts as this process did
     with study_threads(config):  # timed with the threads every trial trains with
         cal = calibration or calibrate(data, config.device, config.cam_images, config.cam_method,
                                        precision=config.precision)
