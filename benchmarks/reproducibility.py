@@ -81,7 +81,8 @@ def main() -> None:
     common = ["search", *common, "--trials", str(trials_n), "--seed", str(args.seed), "--study", "repro", "--quiet"]
     with tempfile.TemporaryDirectory(prefix="nas-med-repro-") as tmp:
         urls = {name: f"sqlite:///{tmp}/{name}.db" for name in ("alone", "loaded", "workers")}
-        for name, extra, busy in (("alone", [], 0), ("loaded", [], args.busy), ("workers", ["--workers", "2"], 0)):
+        for name, extra, busy in (("alone", ["--workers", "1"], 0), ("loaded", ["--workers", "1"], args.busy),
+                                  ("workers", ["--workers", "2"], 0)):
             seconds = run([*common, "--storage", urls[name], *extra], busy)
             print(f"{name:8s}: {seconds:.0f} s" + (f" beside {busy} busy process(es)" if busy else ""), flush=True)
         got = {name: trials(url, "repro") for name, url in urls.items()}

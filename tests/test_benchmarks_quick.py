@@ -21,7 +21,7 @@ RESULT = re.compile(rf"^RESULT(?: [A-Za-z][A-Za-z0-9_]*=(?:{NUMBER}))+ \(goal [^
 def test_the_benchmarks_are_found():
     names = {p.name for p in SCRIPTS}
     assert {"overhead.py", "pruning.py", "data_pipeline.py", "samplers.py", "quality.py", "estimate.py",
-            "epoch_time.py", "precision.py", "gpu.py", "duplicates.py", "fused.py"} <= names
+            "epoch_time.py", "precision.py", "gpu.py", "duplicates.py", "fused.py", "throughput.py"} <= names
 
 
 @pytest.mark.slow

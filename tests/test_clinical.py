@@ -130,7 +130,8 @@ def breast_study(breastmnist_root, tmp_path_factory):
     storage = f"sqlite:///{folder}/db.sqlite"
     result = CliRunner().invoke(cli, ["search", "--dataset", "breastmnist", "--data-root", str(breastmnist_root),
                                       "--trials", "2", "--epochs", "1", "--space", "tiny", "--pruner", "none",
-                                      "--cam-images", "4", "--storage", storage, "--study", "breast"])
+                                      "--cam-images", "4", "--storage", storage, "--study", "breast",
+                                      "--workers", "1"])
     torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     return folder, storage, result.output

@@ -223,7 +223,7 @@ def _space_file(tmp_path: Path, **changes) -> Path:
 def _search(tmp_path: Path, *extra: str) -> tuple:
     url = f"sqlite:///{tmp_path}/t.db"
     result = invoke("search", "--storage", url, "--study", "t", "--trials", "2", "--size", "16", "--epochs", "1",
-                    "--cam-images", "4", "--pruner", "none", "--quiet", *extra)
+                    "--cam-images", "4", "--pruner", "none", "--quiet", "--workers", "1", *extra)
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "Traceback" not in result.output
     return optuna.load_study(study_name="t", storage=url).trials, result

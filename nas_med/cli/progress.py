@@ -28,6 +28,7 @@ class SearchProgress:
         self.done = 0
         self.live: Live | None = None
         self.estimate = None  # search.estimate.Estimate, from ``preflight``
+        self.refinement = None  # search.refine.Refinement of that estimate, updated as trials finish
         self.trials_start = self.start
         self.study: optuna.Study | None = None
         self.running: Event | None = None  # the latest trial/epoch event of the trial in training
@@ -40,17 +41,14 @@ class SearchProgress:
             self.console.print(line, soft_wrap=True, highlight=False, markup=False)
         if estimate is not None:
             self.estimate, self.trials_start = estimate, time.monotonic()
+            self.refinement = estimate.refinement()
 
     def remaining(self) -> float:
-        """Seconds left: the start's estimate of the trials not yet run, scaled by measured / predicted so far."""
-        est, left = self.estimate, self.total - self.done
-        if est is None:
-            elapsed = time.monotonic() - self.start
+        """Seconds left: the start's estimate refined by the trials finished so far (``search.refine``)."""
+        if self.refinement is None:
+            elapsed, left = time.monotonic() - self.start, self.total - self.done
             return (elapsed / self.done) * left if self.done else float("nan")
-        predicted_done = est.baselines_s + self.done * est.trial_s
-        measured = time.monotonic() - self.trials_start
-        scale = measured / predicted_done if self.done and predicted_done > 0 else 1.0
-        return scale * left * est.trial_s
+        return self.refinement.left(time.monotonic() - self.trials_start)
 
     def __enter__(self) -> SearchProgress:
         self._listen = listening(self.on_event)
@@ -112,6 +110,8 @@ class SearchProgress:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.done += 1
+        if self.refinement is not None:
+            self.refinement.update(self.done, time.monotonic() - self.trials_start)
         self.running = None
         if self.live is not None:
             self._rows = self._study_rows(study)

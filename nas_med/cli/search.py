@@ -37,9 +37,11 @@ from .options import absolute_dataset, data_options, read_option, split_options,
               help="Binary tasks: the class whose recall is the sensitivity (default: the class meaning disease, "
                    "e.g. malignant for breastmnist, pneumonia for pneumoniamnist; else class 1). Stored on the study.")
 @click.option("--class-weighting/--no-class-weighting", default=False, help="Weight the loss by class frequency.")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Local worker processes (CPU threads are divided between them). 0: only create the study "
-                   "(and baselines) and queue --trials trials, for `nas-med worker`s started elsewhere.")
+@click.option("--workers", type=int, default=None,
+              help="Local worker processes, each running one trial at a time (default: on the CPU, for images up "
+                   "to 64 px, one single-threaded trial per core, at most --trial-batch; larger images and GPUs: "
+                   "one worker, or one per --gpus). 0: only create the study (and baselines) and queue --trials "
+                   "trials, for `nas-med worker`s started elsewhere.")
 @click.option("--gpus", default=None, metavar="0,1,...",
               help="GPUs for local workers (CUDA_VISIBLE_DEVICES each): one worker per GPU, round-robin if "
                    "--workers is larger.")
@@ -47,7 +49,8 @@ from .options import absolute_dataset, data_options, read_option, split_options,
               help="model: epoch_seconds from the cost model of a reference CPU (the same on any machine and load, "
                    "so the study repeats); measured: this machine's measured time (does not repeat).")
 @click.option("--threads", type=int, default=None,
-              help="torch CPU threads of every trial, fixed with the study (default: this machine's cores); the "
+              help="torch CPU threads of every trial, fixed with the study (default: 1 for images up to 64 px on the "
+                   "CPU, else this machine's cores); the "
                    "thread count changes float sums, so it is part of what makes a study repeat.")
 @click.option("--trial-batch", type=int, default=SearchConfig.trial_batch, show_default=True,
               help="Trials proposed together, each from the finished trials of earlier batches only: any number "
@@ -65,7 +68,7 @@ def search_command(**kwargs) -> None:
     data_root = kwargs.pop("data_root")
     baselines = tuple(b.strip() for b in kwargs.pop("baselines").split(",") if b.strip())
     gpus = kwargs.pop("gpus")
-    if kwargs["workers"] < 0:
+    if kwargs["workers"] is not None and kwargs["workers"] < 0:
         raise UserError(f"--workers must be 0 (only create the study and queue its trials) or more, "
                         f"got {kwargs['workers']}.")
     init_only = kwargs["workers"] == 0

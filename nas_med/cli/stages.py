@@ -62,6 +62,7 @@ class StageDisplay:
         self.line = ""  # the current step's line
         self.running = None  # the latest ``run`` event of the run in training, None between runs
         self.last = time.monotonic()  # when the last line was printed
+        self.stamp = ""  # the last time stamp printed (``_stamp``)
         self.bar: Progress | None = None
         self.task = None
         self._lock = threading.RLock()
@@ -100,7 +101,7 @@ class StageDisplay:
             elif not self.planned:  # settling close variants adds seeds to the count it announced
                 self.plan(event.n)
             self.line = f"{UNITS[event.stage]}: {event.text}"
-            self._show(self.line)
+            self._show(self.line, always=True)
             self.done += 1  # steps started; the estimate at step k uses the k - 1 finished before it
             return
         if event.stage == "run":
@@ -112,7 +113,7 @@ class StageDisplay:
             loss, auc = event.info.get("val_loss"), event.info.get("val_auc")
             figures = "" if loss is None else f", validation loss {loss:.4f}" + (
                 "" if auc is None else f", AUC {auc:.4f}")
-            self._print(f"  done: {event.text}: best epoch {event.k} of {event.n}{figures} [{self.left()}]")
+            self._print(f"  done: {event.text}: best epoch {event.k} of {event.n}{figures}{self._stamp(True)}")
             return
         if event.stage in ("confirm", "confirmed", "export", "point", "calibration", "teacher", "fidelity"):
             self._show(f"{event.stage}: {event.text}" if event.stage != "confirmed" else f"confirm: {event.text}")
@@ -130,7 +131,7 @@ class StageDisplay:
         loss = event.info.get("val_loss")
         state = (f"epoch {event.k}/{event.n}" + ("" if loss is None else f", validation loss {loss:.4f}")
                  if event.k else f"epoch 1/{event.n} running")
-        return f"  training {event.text}: {state} [{self.left()}]"
+        return f"  training {event.text}: {state}{self._stamp(True)}"
 
     def _tick(self) -> None:
         """Piped: a line when a run has trained ``interval`` seconds without one (an epoch longer than that)."""
@@ -145,11 +146,20 @@ class StageDisplay:
         console = self.console if self.bar is None else self.bar.console
         console.print(line, soft_wrap=True, highlight=False, markup=False)
 
-    def _show(self, line: str) -> None:
+    def _stamp(self, always: bool = False) -> str:
+        """`` [elapsed ..., ~... left]`` for a piped line; a heading printed at the same moment as the line before
+        (confirm's "cross-validated AUC" and next-candidate lines after a fold's end) gets none, not a repeat."""
+        stamp = f" [{self.left()}]"
+        if not always and stamp == self.stamp:
+            return ""
+        self.stamp = stamp
+        return stamp
+
+    def _show(self, line: str, always: bool = False) -> None:
         if self.bar is not None:
             self.bar.update(self.task, description=line, completed=max(0, self.done), total=self.total)
         else:
-            self._print(f"{line} [{self.left()}]")
+            self._print(f"{line}{self._stamp(always)}")
 
     def __enter__(self) -> StageDisplay:
         if self.tty:

@@ -25,7 +25,7 @@ IDENTITY_KEYS = ("dataset", "fraction", "size", "channels", "seed", "space", "ep
                  "class_weighting", "split_ratios", "group_regex", "group_csv")
 
 
-RUN_ONLY = ("quiet", "workers", "gpus", "init_only", "size_reason")  # SearchConfig fields not stored
+RUN_ONLY = ("quiet", "workers", "gpus", "init_only", "size_reason", "parallel_reason")  # SearchConfig fields not stored
 
 @dataclass
 class SearchConfig:
@@ -56,7 +56,7 @@ class SearchConfig:
     class_weighting: bool = False
     positive: str | None = None            # binary tasks: the class whose recall is the sensitivity (None: default)
     duplicates: str = "group"              # data.duplicates: keep|group|drop (a study stored without it: keep)
-    workers: int = 1
+    workers: int | None = 1  # local worker processes (None: search.parallel chooses)
     # reproducibility (search.reproducibility): fixed when the study is created, read back by workers and resumes
     epoch_time: str = "model"      # EPOCH_TIMES
     threads: int | None = None     # torch CPU threads of every trial (None: this machine's cores, when created)
@@ -67,6 +67,7 @@ class SearchConfig:
     gpus: tuple[int, ...] = ()     # one local worker per GPU (CUDA_VISIBLE_DEVICES), round-robin (--gpus)
     init_only: bool = False        # create the study and queue its trials; workers started elsewhere run them
     size_reason: str | None = None  # why a folder's image size was chosen (shown before the search)
+    parallel_reason: str | None = None  # workers and threads per trial, and why (search.parallel)
 
     def validate(self) -> SearchConfig:
         """Check every value before anything is written; raises UserError naming the bad value."""
@@ -78,7 +79,7 @@ class SearchConfig:
             raise UserError(f"--timeout must be positive seconds, got {self.timeout}.")
         if not 0 < self.fraction <= 1:
             raise UserError(f"--fraction must be in (0, 1], got {self.fraction}.")
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}.")
         if self.threads is not None and not 1 <= self.threads <= 4096:
             raise UserError(f"--threads must be between 1 and 4096, got {self.threads}.")

@@ -3,12 +3,14 @@
 Method. Every network's cost is its forward FLOPs per image (``arch.cost.spec_cost``, on the meta device). A short
 calibration on this device trains two small reference CNNs for a few steps on the real images (batch 32, the
 data's size and channels) and fits ``seconds per training image = a + b * FLOPs`` (``a``: per-image overhead, ``b``:
-seconds per FLOP of a training step); it also times the CAM objective once on the reference net. An epoch of a
-network then costs ``n_train * (a + b F) + n_val * (a + b F) / 3`` (validation is a forward pass), a trial
-``epochs`` epochs plus the CAM objective and ~0.3 s of storage. Candidates are ``SAMPLES`` specs drawn at random
-from the search space (the mean is the expected trial), baselines their own specs. Pruning is not predicted (it
-only shortens trials); the progress display rescales the rest of the estimate by measured / predicted as trials
-finish.
+seconds per FLOP of a training step); it also times the CAM objective once on the reference net, and the second
+epoch of a real ``train()`` of the small one on a few hundred images, whose ratio to the steps' prediction (the
+loop factor ``L``: batching, validation, metrics) scales every epoch. An epoch of a network then costs
+``L (n_train + n_val / 3) (a + b F)`` (validation is a forward pass), a trial ``epochs`` epochs plus the CAM
+objective and ``TRIAL_OVERHEAD_S`` (sampler, storage, artifacts); the trials run ``parallel`` at a time after the
+workers' start-up (as long as this process took to start). Candidates are ``SAMPLES`` random specs of the space
+(their mean is the expected trial), baselines their own specs; pruning trains ``EPOCH_SHARE`` of the epochs;
+``search.refine`` refines the estimate as trials finish.
 """
 from __future__ import annotations
 
@@ -23,21 +25,24 @@ from ..arch import ArchSpec, HeadSpec, StageSpec, check
 from ..arch.cost import spec_cost
 from ..fit import seeded_build
 from ..precision import resolve_precision
-from ..train import Normalizer, pick_device
+from ..train import Normalizer, TrainConfig, pick_device, train
 from . import records
+from .refine import Refinement
 
 log = logging.getLogger(__name__)
 
 SAMPLES = 24
 BATCH = 32
 STEPS = 3
-TRIAL_OVERHEAD_S = 0.3
+TRIAL_OVERHEAD_S = 0.8  # a trial outside training and CAM: sampler, storage, artifacts (benchmarks/README.md)
+LOOP_IMAGES, MAX_LOOP_FACTOR = 192, 5.0  # the real epochs that calibrate the training loop's own cost
 # Share of an unpruned search's epochs that a pruned search trains, measured by benchmarks/pruning.py (3 seeds x 30
 # trials, BreastMNIST): Pareto-aware median pruner 0.725, --pruner pareto 0.68; other pruners as the median.
 EPOCH_SHARE = {"none": 1.0, "pareto": 0.68}
 DEFAULT_EPOCH_SHARE = 0.725
 BASELINE_FACTOR = 20.0  # a baseline whose epoch costs more than this x the median candidate's gets a warning
 HOUR = 3600.0
+WORKER_STARTUP = 1.5  # a worker's start / this process's age at the estimate (it also loads the plotting libraries)
 
 
 def _reference(widths: tuple[int, ...], channels: int, classes: int, size: int) -> ArchSpec:
@@ -54,9 +59,10 @@ class Calibration:
     cam_s: float
     device: str
     seconds: float  # wall time the calibration took
+    loop_factor: float = 1.0  # a real training epoch (batching, validation, metrics) / the steps' prediction
 
     def image_seconds(self, flops: float) -> float:
-        return self.overhead_s + self.seconds_per_flop * flops
+        return (self.overhead_s + self.seconds_per_flop * flops) * self.loop_factor
 
 
 def _time_steps(spec: ArchSpec, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
@@ -111,6 +117,8 @@ def calibrate(data, device_name: str = "auto", cam_images: int = 16, cam_method:
         slope, overhead = secs[1] / flops[1], 0.0
     else:
         overhead = max(0.0, secs[0] - slope * flops[0])
+    cal = Calibration(overhead, slope, 0.0, str(device), 0.0)
+    cal.loop_factor = _loop_factor(cal, data, specs[0], flops[0], device_name, precision)
     cam_s = 0.0
     try:
         model = seeded_build(specs[1], 0).to(device).eval()
@@ -123,7 +131,27 @@ def calibrate(data, device_name: str = "auto", cam_images: int = 16, cam_method:
         cam_s = time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - the CAM time is a refinement; never stop a search for it
         log.debug("CAM calibration skipped: %s", exc)
-    return Calibration(overhead, slope, cam_s, str(device), time.perf_counter() - started)
+    return Calibration(overhead, slope, cam_s, str(device), time.perf_counter() - started, cal.loop_factor)
+
+
+def _loop_factor(cal: Calibration, data, spec: ArchSpec, flops: float, device_name: str, precision: str) -> float:
+    """The second epoch of a real ``train()`` (the small reference on up to ``LOOP_IMAGES`` training and a third
+    as many validation images; the first pays one-off costs) / what the step timings predict for it: what
+    batching, the validation pass, metrics and the epoch's bookkeeping add. Within [1, ``MAX_LOOP_FACTOR``]; 1
+    when it cannot be run."""
+    n, k = min(LOOP_IMAGES, len(data.train)), min(LOOP_IMAGES // 3, len(data.val))
+    part = data.with_splits(train=data.train.subset(torch.arange(n)), val=data.val.subset(torch.arange(k)))
+    ends: list[float] = []
+    try:
+        train(seeded_build(spec, 0), part, TrainConfig(epochs=2, batch_size=BATCH, device=device_name,
+                                                       precision=precision),
+              on_epoch=lambda epoch, record: ends.append(time.perf_counter()))
+        measured = ends[1] - ends[0]
+    except Exception as exc:  # noqa: BLE001 - a refinement of the estimate; never stop a search for it
+        log.debug("training-loop calibration skipped: %s", exc)
+        return 1.0
+    predicted = epoch_seconds(cal, flops, n, k)
+    return min(MAX_LOOP_FACTOR, max(1.0, measured / predicted)) if predicted > 0 else 1.0
 
 
 def epoch_seconds(cal: Calibration, flops: float, n_train: int, n_val: int) -> float:
@@ -171,6 +199,8 @@ class Estimate:
     calibration: Calibration | None = None
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    parallel: float = 1.0  # trials running at once on average (search.parallel.effective_parallel)
+    startup_s: float = 0.0  # local workers' start-up (interpreter, imports, data) before their first trial
 
     @property
     def baselines_s(self) -> float:
@@ -178,12 +208,23 @@ class Estimate:
 
     @property
     def total_s(self) -> float:
-        return self.baselines_s + self.trials * self.trial_s
+        """Predicted wall time: the baselines one after another, the workers' start, the trials ``parallel`` at a
+        time."""
+        return self.baselines_s + self.startup_s + self.trials * self.trial_s / self.parallel
+
+    def refinement(self) -> Refinement:
+        """The refinement of this estimate as trials finish (``search.refine.Refinement``)."""
+        return Refinement(self.trial_s / self.parallel, self.trials, self.baselines_s + self.startup_s)
 
 
 def fmt_seconds(s: float) -> str:
+    """Seconds for people: ``0.14 s``, ``2.5 s``, ``42 s``, ``6.5 min``, ``1.6 h``."""
     if s != s:
         return "?"
+    if s < 1:
+        return f"{s:.2f} s"
+    if s < 10:
+        return f"{s:.1f} s"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -196,10 +237,15 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     from optuna.trial import TrialState
 
     from ..arch.baselines import baseline_spec
+    from .parallel import effective_parallel, process_age
+    from .reproducibility import study_threads
 
     config, data = session.config, session.data
-    cal = calibration or calibrate(data, config.device, config.cam_images, config.cam_method,
-                                   precision=config.precision)
+    workers = max(config.workers or 1, len(config.gpus))
+    startup = WORKER_STARTUP * process_age() if workers > 1 else 0.0  # each worker starts as this process did
+    with study_threads(config):  # timed with the threads every trial trains with
+        cal = calibration or calibrate(data, config.device, config.cam_images, config.cam_method,
+                                       precision=config.precision)
     n_train, n_val = len(data.train), len(data.val)
     flops = candidate_flops(session.space, data, seed=config.seed)
     epoch_s = sorted(epoch_seconds(cal, f, n_train, n_val) for f in flops) or [float("nan")]
@@ -207,7 +253,8 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
     share = EPOCH_SHARE.get(config.pruner, DEFAULT_EPOCH_SHARE)
     trial_s = statistics.fmean(share * config.epochs * e + per_trial for e in epoch_s)
     median_epoch = statistics.median(epoch_s)
-    est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal)
+    est = Estimate(config.trials, config.epochs, trial_s, epoch_s, calibration=cal,
+                   parallel=effective_parallel(workers, config.trial_batch), startup_s=startup)
     done = {records.baseline_name(t) for t in session.study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE}
     for name in config.baselines:
@@ -228,18 +275,18 @@ def estimate(session, calibration: Calibration | None = None) -> Estimate:
                 f"{fmt_seconds(b_epoch)} per epoch, {b_epoch / median_epoch:.0f}x the median candidate's "
                 f"{fmt_seconds(median_epoch)}; ~{fmt_seconds(est.baselines[name])} for its {config.epochs} epochs. "
                 f"Drop it from --baselines or give a smaller --size to avoid the wait")
-    gpus = config.gpus
-    parallel = max(1, len(gpus))
-    total = est.total_s / parallel
+    total = est.total_s
+    at_once = (f", {est.parallel:g} trials at once after ~{fmt_seconds(est.startup_s)} of worker start-up"
+               if est.parallel != 1 else "")
     base = f" + {len(est.baselines)} baseline{'s' if len(est.baselines) != 1 else ''} " \
            f"({fmt_seconds(est.baselines_s)})" if est.baselines else ""
     lo, hi = epoch_s[0], epoch_s[-1]
     est.lines.append(
         f"time estimate: ~{fmt_seconds(total)}{f' ({total:.0f} s)' if total >= 90 else ''} for {config.trials} trials x {config.epochs} epochs{base}: "
-        f"a candidate epoch ~{fmt_seconds(median_epoch)} (median; {lo:.2g}-{hi:.2g} s) at {data.size} px on "
-        f"{len(data.train)} training images, predicted from FLOPs and a {cal.seconds:.1f} s calibration on "
-        f"{cal.device} ({torch.get_num_threads()} threads), the {config.pruner} pruner expected to train "
-        f"{share:.0%} of the epochs; refined as trials finish")
+        f"a candidate epoch ~{fmt_seconds(median_epoch)} (median; {fmt_seconds(lo)} to {fmt_seconds(hi)}) at "
+        f"{data.size} px on {len(data.train)} training images, predicted from FLOPs and a {cal.seconds:.1f} s "
+        f"calibration on {cal.device} ({config.threads or torch.get_num_threads()} thread(s) per trial{at_once}), "
+        f"the {config.pruner} pruner expected to train {share:.0%} of the epochs; refined as trials finish")
     if config.timeout is not None and config.timeout < total:
         est.lines.append(f"  --timeout {config.timeout:g} s stops starting trials before that")
     elif total > HOUR:
@@ -272,6 +319,8 @@ def preflight(session, callbacks=()) -> Estimate | None:
     lines: list[str] = [data_header(session)]
     if config.size_reason:
         lines.append(config.size_reason)
+    if config.parallel_reason:  # workers and threads per trial, and why (search.parallel)
+        lines.append(config.parallel_reason)
     root = folder_root(config.dataset)
     if root is not None:
         try:

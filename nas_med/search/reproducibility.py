@@ -129,15 +129,6 @@ def adopt_stored(config: SearchConfig, stored: dict) -> None:
         setattr(config, key, getattr(kept, key))
 
 
-def resolve_threads(config: SearchConfig) -> None:
-    """A new study's threads per trial: as given, else the threads torch uses in this process (its default, the
-    machine's physical cores, or OMP_NUM_THREADS)."""
-    if config.threads is None:
-        import torch
-
-        config.threads = torch.get_num_threads()
-
-
 @contextlib.contextmanager
 def study_threads(config: SearchConfig) -> Iterator[None]:
     """Train within the block with the study's threads (studies from before that setting: as they are) and, on

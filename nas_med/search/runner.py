@@ -26,6 +26,7 @@ from ._optuna_private import OPTIMIZE_LOGGER, storage_of, trial_id
 from .batches import GiveBack, give_back, wait_for_earlier_batches
 from .config import SearchConfig, stored_cost_model
 from .objective import TrialObjective
+from .parallel import Parallelism, choose
 from .pruning import shadow_study
 from .records import stored_config
 from .storage import DEFAULT_STORAGE, artifact_dir, open_storage
@@ -105,7 +106,9 @@ def prepare(config: SearchConfig) -> Session:
     if config.size is None:
         config.size = data.size
     storage = open_storage(config.storage)
-    reproducibility.resolve_threads(config)
+    device_type = pick_device(config.device).type
+    chosen = choose(config, data.size, device_type)  # threads for a new study; a resumed one keeps its own
+    config.threads = chosen.threads
     resolved = config.resolved(space.to_dict(), {"task": data.task, "classes": data.classes,
                                                  "counts": {k: len(v) for k, v in data.splits.items()},
                                                  "size": data.size, "channels": data.in_channels,
@@ -115,6 +118,7 @@ def prepare(config: SearchConfig) -> Session:
                                                  else data.info.duplicates.to_dict()},
                                data_fingerprint(data))
     study = create_or_resume(config, resolved, storage)
+    _settle_parallelism(config, chosen, data.size, device_type)
     stored_positive = stored_config(study).get("positive")
     if config.positive is None and stored_positive is not None:  # resumed without --positive: the stored one
         from ..data.positive import positive_index
@@ -122,6 +126,21 @@ def prepare(config: SearchConfig) -> Session:
         config.positive = stored_positive
         data.info.positive = positive_index(data.task, data.name, data.classes, stored_positive)
     return _session(config, study, data, space)
+
+
+def _settle_parallelism(config: SearchConfig, chosen, size: int, device_type: str) -> None:
+    """Workers from the study's final threads (a resumed study keeps the threads it was created with; one from
+    before threads were fixed runs as it did: one worker, the process's threads); the choice goes to the start
+    line (``config.parallel_reason``)."""
+    if config.threads is None:
+        chosen = Parallelism(config.workers or max(1, len(config.gpus)),
+                             torch.get_num_threads(), "a study from before threads were fixed runs as it did")
+    elif config.threads != chosen.threads:
+        stored, config.threads = config.threads, None
+        chosen = choose(config, size, device_type, stored_threads=stored)
+        config.threads = stored
+    config.workers = chosen.workers
+    config.parallel_reason = chosen.line()
 
 
 def attach(study_name: str, storage_url: str | None, device: str | None = None) -> Session:

@@ -91,3 +91,21 @@ def test_on_a_terminal_the_bar_moves_with_every_epoch():
         emit("settle", 2, 2, "net: lr 0.001, augment light, seed 0")
         emit("run", 2, 4, "net", val_loss=0.4)
         assert task.completed == 1.5 and task.description.startswith("settle: net: lr 0.001, augment light")
+
+
+def test_confirm_headings_printed_with_a_folds_end_do_not_repeat_its_time_stamp():
+    console = Console(file=io.StringIO(), width=200)
+    with stages.StageDisplay(console, tty=False, interval=0) as display, listening(display):
+        emit("confirm", 1, 2, "trial 3 (1 of 2), 1 folds", folds=1)
+        emit("fold", 1, 1, "trial 3 fold 1/1")
+        emit("fitted", 1, 1, "trial 3 fold 1/1", val_loss=0.5)
+        emit("confirmed", 1, 2, "trial 3: 1-fold cross-validated AUC 0.8000")
+        emit("confirm", 2, 2, "trial 5 (2 of 2), 1 folds", folds=1)
+        emit("fold", 1, 1, "trial 5 fold 1/1")
+    lines = console.file.getvalue().splitlines()
+    stamps = [re.search(r" \[elapsed [^]]*\]$", line) for line in lines]
+    assert [line.split(" [")[0] for line in lines] == [
+        "confirm: trial 3 (1 of 2), 1 folds", "confirm: trial 3 fold 1/1", "  done: trial 3 fold 1/1: best epoch 1 of "
+        "1, validation loss 0.5000", "confirm: trial 3: 1-fold cross-validated AUC 0.8000",
+        "confirm: trial 5 (2 of 2), 1 folds", "confirm: trial 5 fold 1/1"]
+    assert stamps[2] and not stamps[3] and not stamps[4] and stamps[5]  # the headings between carry none

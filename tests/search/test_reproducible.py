@@ -197,9 +197,11 @@ BUSY = "while True:\n    pass\n"
 
 @pytest.mark.slow
 def test_the_same_search_repeats_exactly_beside_a_busy_process_and_with_two_workers(tmp_path):
-    """Same seed, data, space and settings: the same value tuples per slot, alone, loaded, and with 2 workers."""
+    """Same seed, data, space and settings: the same value tuples per slot, one worker alone, and loaded with the
+    default workers (one single-threaded trial per core at 16 px: 2 workers on 2 cores); the threads per trial are
+    the default's (1 at 16 px) in both."""
     common = ["search", "--size", "16", "--space", "tiny", "--epochs", "2", "--trials", "4", "--trial-batch", "2",
-              "--cam-images", "4", "--threads", "1", "--study", "r", "--quiet"]
+              "--cam-images", "4", "--study", "r", "--quiet"]
 
     def run(name: str, *extra: str) -> dict:
         url = f"sqlite:///{tmp_path}/{name}.db"
@@ -211,10 +213,10 @@ def test_the_same_search_repeats_exactly_beside_a_busy_process_and_with_two_work
                                          len(t.user_attrs.get(rec.HISTORY) or []))
                 for t in study.trials if "given back" not in t.user_attrs.get(rec.STOP_REASON, "")}
 
-    alone = run("alone")
+    alone = run("alone", "--workers", "1")
     busy = subprocess.Popen([sys.executable, "-c", BUSY])
     try:
-        loaded = run("loaded", "--workers", "2")
+        loaded = run("loaded")
     finally:
         busy.kill()
         busy.wait()
