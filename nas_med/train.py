@@ -27,11 +27,7 @@ from .data.preprocess import channel_stats
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics, nonfinite_rows
-from .precision import (
-    channels_last_safe,
-    resolve_precision,
-    strided_pointwise_as_slices,
-)
+from .precision import channels_last_safe, resolve_precision, strided_pointwise_as_slices
 from .schedule import make_optimizer, make_scheduler
 from .soft_targets import SoftTargets
 
