@@ -7,7 +7,7 @@ comparison is fair. ``--recipe search`` keeps the trial's own config (the old be
 
 ``lr`` and ``augment`` may list several values; the one with the lowest validation loss is kept, per model
 (``nas_med.final.settle``). The defaults (AdamW lr 1e-3, weight decay 0.05, 10 % linear warm-up then cosine decay,
-60 epochs, batch 32, the best epoch by validation loss, augmentation ``none`` or ``light`` settled on validation,
+60 epochs, batch 32, the best epoch by validation loss, a stop after 15 epochs without a lower one, augmentation ``none`` or ``light`` settled on validation,
 one network rather than a fold ensemble) were measured on BreastMNIST 28 and 64 px: the figures, and what was
 tried and not kept, are in benchmarks/README.md ("The final recipe's defaults")."""
 from __future__ import annotations
@@ -43,7 +43,7 @@ class FinalRecipe:
     batch_size: int = 32
     augment: str | tuple[str, ...] = AUTO_CHOICES  # chosen on validation per model (nas_med.final.settle); "auto" too
     flips: bool = True
-    patience: int = 0
+    patience: int = 15  # stop after 15 epochs without a lower validation loss (0: train every epoch)
     folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.final.ensemble)
     test_flips: str = "auto"  # average over horizontal flips at test time: auto (settled on validation), on, off
     distil: str | tuple[str, ...] = "off"  # "T=4,w=0.5": soft targets of the study's best (nas_med.final.teacher)
