@@ -48,7 +48,7 @@ def timed(fused: bool, fn):
     return time.perf_counter() - start, out
 
 
-def final_training(spec, data, quick: bool):
+def final_training(spec, data, quick: bool, epochs: int = 60, patience: int = 0):
     """(seconds, test AUCs) of the 6 runs, separate then fused."""
     from nas_med.final.recipe import FinalRecipe, apply_recipe
     from nas_med.fit import fit
@@ -56,7 +56,7 @@ def final_training(spec, data, quick: bool):
     from nas_med.metrics import auc
     from nas_med.train import Normalizer, TrainConfig, predict_probs
 
-    recipe = FinalRecipe(epochs=2) if quick else FinalRecipe()
+    recipe = FinalRecipe(epochs=2, patience=0) if quick else FinalRecipe(epochs=epochs, patience=patience)
     base = TrainConfig(device="cpu")
     seeds = (0, 1) if quick else (0, 1, 2)
     runs = [Run(data, apply_recipe(base, recipe, v), s, None) for v in recipe.variants() for s in seeds]
@@ -104,6 +104,9 @@ def confirm_folds(spec_dict: dict, data, quick: bool):
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--spec", default=None, help="the choice as ArchSpec JSON (default: see above)")
+    ap.add_argument("--epochs", type=int, default=60, help="epochs of the final recipe in (a) (default 60)")
+    ap.add_argument("--patience", type=int, default=0,
+                    help="the final recipe's patience in (a) (default 0: every run trains every epoch, as the bar)")
     args = ap.parse_args()
     setup(args)
     print(f"CPU: {cpu_model()}")
@@ -119,9 +122,9 @@ def main() -> None:
     if args.quick:
         data = data.with_splits(train=data.train.subset(torch.arange(160)))
     print(f"choice: {spec.summary()} ({spec_cost(spec)['params']:,} parameters); {len(data.train)} training images")
-    sep_s, fused_s, names, sep_auc, fused_auc, cfg = final_training(spec, data, args.quick)
+    sep_s, fused_s, names, sep_auc, fused_auc, cfg = final_training(spec, data, args.quick, args.epochs, args.patience)
     print(f"(a) final training, {len(names)} runs of {cfg.epochs} epochs ({cfg.optimizer}, {cfg.schedule}, "
-          f"precision {cfg.precision}): separate {sep_s:.1f} s, fused {fused_s:.1f} s, ratio {fused_s / sep_s:.3f}")
+          f"patience {cfg.patience}, precision {cfg.precision}): separate {sep_s:.1f} s, fused {fused_s:.1f} s, ratio {fused_s / sep_s:.3f}")
     for name, a, b in zip(names, sep_auc, fused_auc):
         print(f"    {name:<16} test AUC separate {a:.4f} fused {b:.4f} ({b - a:+.4f})")
     diff = sum(abs(a - b) for a, b in zip(sep_auc, fused_auc)) / len(names)

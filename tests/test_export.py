@@ -18,6 +18,7 @@ from nas_med.errors import UserError
 from nas_med.export import FILES, PARITY_TOLERANCE, export_study, load, predict_images, read_preprocessing
 from nas_med.export import study as export_study_module
 from nas_med.export import write as export_write
+from nas_med.export.load import EXAMPLES
 from nas_med.metrics import all_metrics
 from nas_med.search.config import DIRECTIONS
 from nas_med.search.records import CONFIG
@@ -47,8 +48,13 @@ def _leftovers(folder) -> list[str]:
 def test_export_writes_every_file_of_the_chosen_trial(exported, small_data):
     study, out, result = exported
     choice = choose(study)
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES + (EXAMPLES,))
     assert _leftovers(out.parent) == []
+    examples = sorted((out / EXAMPLES).iterdir())  # the first test image of each class, as predict reads files
+    assert len(examples) == small_data.num_classes
+    for path, row in zip(examples, predict_images(out, examples)):
+        index, name = path.stem.split("-")[1:3]
+        assert small_data.classes[int(small_data.test.labels[int(index)])] == name and list(row["probabilities"]) == small_data.classes
     assert json.loads((out / "spec.json").read_text()) == choice.trial.user_attrs["spec"]
     pre = read_preprocessing(out)
     norm = Normalizer(small_data.train.images)
@@ -247,7 +253,10 @@ def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_da
     (target / "README.md").write_text("old card")
     result = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
                       calibration_folds=0)
-    assert result.path == target and sorted(p.name for p in target.iterdir()) == sorted(FILES)
+    assert result.path == target and sorted(p.name for p in target.iterdir()) == sorted(FILES + (EXAMPLES,))
+    again = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
+                         calibration_folds=0)  # an export with its examples folder is replaced too
+    assert again.path == target
     assert _leftovers(target.parent) == []
 
 

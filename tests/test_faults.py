@@ -238,7 +238,6 @@ def test_nan_loss_fails_the_trial_with_its_reason_and_the_study_goes_on(tmp_path
 
 def test_out_of_memory_in_training_fails_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
     import nas_med.train as train
-
     from nas_med.search.estimate import LOOP_IMAGES
 
     real, calls = train._loss_fn, []

@@ -20,12 +20,13 @@ from ..metrics import decide
 from ..train import Normalizer
 from .checks import check_folder, check_operating_point, check_state, read_ensemble, read_flips, read_json
 
-__all__ = ["EVALUATIONS", "FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
+__all__ = ["EVALUATIONS", "EXAMPLES", "FILES", "ONNX_OPSET", "PARITY_TOLERANCE", "load", "normalise", "predict_images",
            "read_operating_point", "read_preprocessing", "read_spec"]
 
 FILES = ("spec.json", "model.safetensors", "model.torchscript.pt", "model.onnx", "preprocessing.json", "README.md",
          "cam_grid.png", "metrics.json", "operating_point.json", "reliability.png", "data_hashes.json")
 EVALUATIONS = "evaluations"  # the sub-folder ``nas-med evaluate`` writes its records into (export.evaluate)
+EXAMPLES = "examples"  # a few test images as PNG files, to try ``nas-med predict`` on at once (export.write)
 PARITY_TOLERANCE = 1e-4
 PREDICT_BATCH = 64  # images per forward pass of ``predict_images``
 ONNX_OPSET = 17

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -23,7 +24,7 @@ from ..errors import UserError
 from ..final.retrain import TestReport
 from ..search.records import json_safe
 from .card import CardContext, model_card
-from .load import EVALUATIONS, FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
+from .load import EVALUATIONS, EXAMPLES, FILES, ONNX_OPSET, PARITY_TOLERANCE, load, normalise, read_spec
 from .partials import clean_stale_partials, partial_prefix
 
 __all__ = ["check_parity", "check_target", "make_temp", "publish", "remove_empty", "write_export"]
@@ -167,7 +168,31 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardC
     (folder / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(model_card(report, data, pre, parity, cam_quality, cam_method, card,
                                                  op, mask_energy=energy), encoding="utf-8")
+    write_examples(data, folder / EXAMPLES)
     return parity, cam_quality
+
+
+
+def write_examples(data: Dataset, folder: Path, per_class: int = 1) -> list[Path]:
+    """The first ``per_class`` test images of each class (multi-label: the first test images) as PNG files named
+    ``test-INDEX-CLASS.png``, as the exported model reads them."""
+    from PIL import Image
+
+    labels = data.test.labels
+    if data.task == "multilabel":
+        picked = list(range(min(len(data.test), per_class * 2)))
+    else:
+        picked = sorted(i for c in range(data.num_classes)
+                        for i in torch.nonzero(labels == c).flatten()[:per_class].tolist())
+    folder.mkdir()
+    written = []
+    for i in picked:
+        image = data.test.images[i].permute(1, 2, 0).numpy()
+        name = "" if data.task == "multilabel" else "-" + re.sub(r"[^A-Za-z0-9]+", "_", data.classes[int(labels[i])])
+        path = folder / f"test-{i}{name}.png"
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+        written.append(path)
+    return written
 
 
 
@@ -187,7 +212,7 @@ def check_target(out: Path, force: bool) -> None:
             raise UserError(f"--out '{out}' exists and is not empty; use --force to replace it.")
         foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
                          if (p.name not in FILES or not p.is_file() or p.is_symlink())
-                         and not (p.name == EVALUATIONS and p.is_dir() and not p.is_symlink()))
+                         and not (p.name in (EVALUATIONS, EXAMPLES) and p.is_dir() and not p.is_symlink()))
         if foreign or not (out / "spec.json").is_file():
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             held = f"it holds {shown}" if foreign else "no spec.json"

@@ -10,6 +10,7 @@ from PIL import Image
 from nas_med.data import synthetic
 from nas_med.export import FILES
 from nas_med.export import study as export_study_module
+from nas_med.export.load import EXAMPLES
 from nas_med.final import plan as final_plan
 from nas_med.select import choose
 
@@ -69,7 +70,7 @@ def test_export_then_predict(tiny_study, tmp_path, quick_data):
     result = invoke(["export", *where(tiny_study), "--out", str(out), "--seeds", "1",
                                  "--bootstrap", "100", "--cam-images", "4"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES + (EXAMPLES,))
     assert "★ minimalist choice: trial" in result.output and "parity" in result.output
     again = invoke(["export", *where(tiny_study), "--out", str(out)])
     assert again.exit_code == 2 and "not empty; use --force" in again.output
