@@ -28,7 +28,7 @@ import torch
 from .defaults import PRECISIONS
 from .errors import look_up
 
-__all__ = ["PRECISIONS", "Precision", "channels_last_safe", "cpu_bf16_flags", "cpu_has_bf16", "resolve_precision",
+__all__ = ["PRECISIONS", "Precision", "channels_last_safe", "safe_layout", "cpu_bf16_flags", "cpu_has_bf16", "resolve_precision",
            "strided_pointwise_as_slices"]
 
 log = logging.getLogger(__name__)
@@ -149,3 +149,15 @@ def channels_last_safe(model: torch.nn.Module, device: torch.device | str) -> bo
     if torch.device(device).type != "cpu":
         return True
     return not _strided_pointwise(model)
+
+
+def safe_layout(model: torch.nn.Module, device: torch.device, channels_last: bool,
+                rewrites: contextlib.ExitStack) -> tuple[torch.nn.Module, bool]:
+    """(``model``, whether it trains channels-last) once made safe to train: on CPU a strided 1x1 conv must not run
+    its channels-last backward (oneDNN heap corruption), so within ``rewrites`` it runs as a slice + a stride-1 conv
+    (the same result); one that cannot be rewritten (padding) makes the model train contiguous."""
+    if channels_last and not channels_last_safe(model, device):
+        rewrites.enter_context(strided_pointwise_as_slices(model))
+        if not channels_last_safe(model, device):
+            return model.to(memory_format=torch.contiguous_format), False
+    return model, channels_last

@@ -27,7 +27,7 @@ from .data.preprocess import channel_stats
 from .data.types import Dataset, Split
 from .errors import UserError
 from .metrics import all_metrics, nonfinite_rows
-from .precision import channels_last_safe, resolve_precision, strided_pointwise_as_slices
+from .precision import resolve_precision, safe_layout
 from .schedule import make_optimizer, make_scheduler
 from .soft_targets import SoftTargets
 
@@ -266,14 +266,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, on_epoch: Callable[
     clock = _StepClock(device)
     steps_per_epoch = 0
     try:
-        if channels_last and not channels_last_safe(model, device):
-            # on CPU a strided 1x1 conv must not run its channels-last backward (oneDNN heap corruption): while
-            # training it runs as a slice + a stride-1 conv (the same result); one that cannot be rewritten
-            # (padding) makes the model train contiguous
-            rewrites.enter_context(strided_pointwise_as_slices(model))
-            if not channels_last_safe(model, device):
-                channels_last = False
-                model = model.to(memory_format=torch.contiguous_format)
+        model, channels_last = safe_layout(model, device, channels_last, rewrites)
         for epoch in range(cfg.epochs):
             model.train()
             if device.type == "cuda":

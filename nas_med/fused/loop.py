@@ -35,7 +35,7 @@ from ..arch.memory import device_bytes, training_bytes
 from ..augment import augment_batch, check_policy
 from ..data.types import Dataset
 from ..fit import fit, seeded_build
-from ..precision import channels_last_safe, resolve_precision, strided_pointwise_as_slices
+from ..precision import resolve_precision, safe_layout
 from ..progress import emit
 from ..schedule import lr_factor
 from ..soft_targets import SoftTargets
@@ -179,11 +179,7 @@ def _fused(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
             emit("run", 0, c.cfg.epochs, c.label)
     log.info("training %d runs of %s as one fused network", k, spec.summary())
     try:
-        if channels_last and not channels_last_safe(wide, device):
-            rewrites.enter_context(strided_pointwise_as_slices(wide))
-            if not channels_last_safe(wide, device):
-                channels_last = False
-                wide = wide.to(memory_format=torch.contiguous_format)
+        wide, channels_last = safe_layout(wide, device, channels_last, rewrites)
         for epoch in range(max(c.cfg.epochs for c in copies)):
             live = [not c.done for c in copies]
             if not any(live):
