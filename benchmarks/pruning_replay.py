@@ -235,7 +235,7 @@ def main() -> int:
         key = r.key
         figures[f"{key}_hv"] = round(ratio, 4) if math.isfinite(ratio) else float("nan")
         figures[f"{key}_same_epochs"] = round(e_s, 4)
-    result(figures, f"goal: a rule with hypervolume >= 0.95 within {args.budget:.0%} of the epochs", started)
+    result(figures, f"goal a rule with hypervolume >= 0.95 within {args.budget:.0%} of the epochs", started)
     return 0
 
 

@@ -32,7 +32,8 @@ def _isolated(isolated):
 
 
 HEADER = re.compile(r"dataset \S+ \(\w+, \d+ classes.*\): train \d+ / val \d+ / test \d+ images"
-                    r"|near-duplicates \(perceptual hash")  # the pre-flight lines printed before a storage failure
+                    r"|near-duplicates \(perceptual hash|parallel: \d+ workers? x \d+ threads? per trial")
+# the pre-flight lines printed before a storage failure
 
 
 def invoke(*args, env: dict | None = None):
