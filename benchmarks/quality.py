@@ -21,10 +21,12 @@ Levers (issue 28; after the flow, per size, unless --no-levers), each measured a
 default final recipe and tested without test-time flips, on the same seeds (paired differences, mean +- std):
   flips        the default recipe's test-time flips (settled on validation; the test AUC with and without them is
                recorded for the same models, never used to choose),
-  distillation ``--distil``: the study's best front member as teacher, T=4 w=0.5 or none settled on validation,
+  distillation the study's best front member as teacher, T=4 w=0.5 or none settled on validation (the default
+               final recipe's ``distil`` since issue 28; measured against the same choice trained with
+               ``--no-distil``, both without test-time flips),
   fidelity     ``--final-fidelity``: the near-best candidates trained once with the final recipe before the rule picks
                (when it picks the same trial the effect is 0 by construction and nothing is retrained),
-  all three    what ``export --distil --final-fidelity`` ships (single network), the headline figure,
+  all three    what ``export --final-fidelity`` ships (single network; distillation is the default), the headline figure,
 beside the published MedMNIST v2 figures and the best MedMNIST+ figure (``nas_med.published``).
 
 --dataset pneumoniamnist|retinamnist (28 px by default) reads ``<name>.npz`` from --data-root (default
@@ -225,15 +227,18 @@ def levers(study, data, chosen, recipe, seeds, boot, size, lines: list[str]) -> 
     if flips.get("test_auc_per_seed"):
         out[f"flips{size}_effect"] = round(_effect(size, "flips", flips["test_auc_per_seed"]["on"], base,
                                                    f"; kept on validation: {flips['chosen']} ({flips['why']})", lines), 4)
-    t = time.perf_counter()
-    distilled = retrain_trial(study, chosen.trial, seeds, data, boot, device="cpu",
-                              recipe=replace(recipe, distil=DISTIL_GRID, test_flips="off"))
+    t = time.perf_counter()  # the flow's recipe distils (settled on validation) unless told not to: its effect
+    distilled = chosen if recipe.distils() else retrain_trial(study, chosen.trial, seeds, data, boot, device="cpu",
+                                                              recipe=replace(recipe, distil=DISTIL_GRID))
+    alone = retrain_trial(study, chosen.trial, seeds, data, boot, device="cpu",
+                          recipe=replace(recipe, distil="off", test_flips="off"))
     d = distilled.distil
     self_taught = " = the choice: self-distillation" if d["teacher"]["trial"] == chosen.trial else ""
     note = (f"; teacher trial {d['teacher']['trial']}{self_taught} ({d['teacher']['params']:,} parameters), kept "
             f"{d['kept']}, "
             f"validation AUC gain {d.get('val_auc_gain')}; {time.perf_counter() - t:.0f} s")
-    out[f"distil{size}_effect"] = round(_effect(size, "distillation", _aucs(distilled), base, note, lines), 4)
+    out[f"distil{size}_effect"] = round(_effect(size, "distillation", _plain(distilled), _aucs(alone), note,
+                                                lines), 4)
     t = time.perf_counter()
     pick, record = choose_at_final_fidelity(study, data, recipe, device="cpu")
     cost = time.perf_counter() - t
@@ -247,11 +252,11 @@ def levers(study, data, chosen, recipe, seeds, boot, size, lines: list[str]) -> 
         out[f"fidelity{size}_effect"] = round(_effect(size, "fidelity", _aucs(other), base,
                                                       f"; trial {pick.trial.number} instead of {chosen.trial}; "
                                                       f"{cost:.0f} s to choose", lines), 4)
-    everything = retrain_trial(study, pick.trial.number, seeds, data, boot, device="cpu",
-                               recipe=replace(recipe, distil=DISTIL_GRID))
+    everything = chosen if pick.trial.number == chosen.trial and recipe.distils() else retrain_trial(
+        study, pick.trial.number, seeds, data, boot, device="cpu", recipe=replace(recipe, distil=DISTIL_GRID))
     params = count_params_of(everything, count_params)
     a = everything.summary["auc"]
-    lines.append(f"  {size} px all three levers (export --distil --final-fidelity): trial {pick.trial.number}, "
+    lines.append(f"  {size} px all three levers (export --final-fidelity, distillation by default): trial {pick.trial.number}, "
                  f"{params:,} parameters, test AUC {a['mean']:.4f} +- {a['std'] if a['std'] == a['std'] else 0:.4f} "
                  f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}]")
     out[f"auc{size}_all_levers"] = round(a["mean"], 4)

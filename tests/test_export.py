@@ -82,9 +82,12 @@ def test_model_card_states_data_objectives_metrics_and_licence(exported):
     assert "epoch seconds (cost model" in card and "Reproducibility:" in card
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["per_seed"][0]["auc"] == pytest.approx(auc["auc"])
-    # the default final recipe lists two policies: both tried on validation, one kept, the card says which
+    # the default final recipe lists two policies and distillation or not: all tried on validation, one kept, the
+    # card says which
     settled = metrics["test"]["settled"]
-    assert [r["augment"] for r in settled] == ["none", "light"] and sum(r["chosen"] for r in settled) == 1
+    assert [(r["augment"], r["distil"]) for r in settled] == [("none", "off"), ("none", "T=4,w=0.5"),
+                                                              ("light", "off"), ("light", "T=4,w=0.5")]
+    assert sum(r["chosen"] for r in settled) == 1 and "Teacher for distillation" in card
     kept = next(r for r in settled if r["chosen"])["augment"]
     assert metrics["test"]["train_config"]["augment"] == kept and f"augmentation {kept};" in card
     assert "chosen on the validation split" in card and card.count("(kept)") == 1

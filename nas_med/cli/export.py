@@ -40,11 +40,11 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 @click.option("--metadata", type=click.Path(dir_okay=False), default=None,
               help="CSV of attributes per image (a filename or index column and columns such as sex, age, site): "
                    "the card gives AUC, sensitivity and specificity per subgroup of the test split.")
-@click.option("--distil", is_flag=True,
-              help="Distil: train the study's best front member (highest validation AUC; the fold ensemble with "
-                   "--ensemble) with the final recipe as a teacher, and let validation decide whether the exported "
-                   "model learns from its soft targets (T=4, w=0.5) or not; the export stays the chosen network "
-                   "alone. A recipe file's final 'distil' list replaces that grid.")
+@click.option("--distil/--no-distil", default=None,
+              help="Distil (the default final recipe does): train the study's best front member (highest validation "
+                   "AUC; the fold ensemble with --ensemble) with the final recipe as a teacher, and let validation "
+                   "decide whether the exported model learns from its soft targets (T=4, w=0.5) or not; the export "
+                   "stays the chosen network alone. --no-distil: no teacher. [default: the recipe's 'distil']")
 @click.option("--final-fidelity", is_flag=True,
               help="Choose at the final fidelity: train each near-best candidate (those `confirm` kept, else the "
                    "rule's near-best set) once with the final recipe and let the rule pick on those validation "
@@ -53,7 +53,7 @@ EXPORT_HELP = ("The study stores no weights, so export trains: the chosen trial 
 def export_command(study_name: str, storage: str | None, out: str, rule, trial_number: int | None, seeds: int, force: bool, n_bootstrap: int,
                    cam_images: int, device: str | None, precision: str | None,
                    target_sensitivity: float | None, calibration_folds: int | None, coverage: float,
-                   metadata: str | None, distil: bool, final_fidelity: bool, recipe: str, ensemble: str | None,
+                   metadata: str | None, distil: bool | None, final_fidelity: bool, recipe: str, ensemble: str | None,
                    old_folds: str | None) -> None:
     """Export the minimalist choice (or --trial N) as spec.json, safetensors, TorchScript, ONNX, preprocessing
     and a model card."""

@@ -81,7 +81,7 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
                  rule: Rule | None = None, precision: str | None = None, target_sensitivity: float | None = None,
                  recipe="final", folds: int | None = None, calibration_folds: int | None = None,
                  coverage: float = DEFAULT_COVERAGE, metadata: str | Path | None = None,
-                 distil: bool = False, final_fidelity: bool = False) -> ExportResult:
+                 distil: bool | None = None, final_fidelity: bool = False) -> ExportResult:
     """Retrain the chosen trial (``trial_number`` or the minimalist choice under ``rule``), test it and write the
     folder ``out``.
 
@@ -92,8 +92,9 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     ``coverage`` are fitted on the out-of-fold predictions of ``calibration_folds`` models of the same recipe
     (``nas_med.crossfit``; 0: on the validation split; None: K = 5 where the validation split is small);
     ``metadata`` (a CSV, ``export.subgroups``) adds figures per subgroup of the test split to the card; ``distil``
-    settles distillation from the study's best front member on validation (``DISTIL_GRID``, where the recipe
-    lists no ``distil`` values of its own; ``nas_med.final.teacher``); ``final_fidelity`` (without ``trial_number``)
+    True settles distillation from the study's best front member on validation (``DISTIL_GRID``, where the recipe
+    lists no ``distil`` values of its own; ``nas_med.final.teacher``), False trains without a teacher, None keeps
+    the recipe's ``distil`` (the default recipe settles it); ``final_fidelity`` (without ``trial_number``)
     trains the near-best candidates once with the final recipe before the rule picks (``nas_med.final.fidelity``)."""
     out = Path(out)
     if precision is not None:
@@ -111,6 +112,8 @@ def export_study(study: optuna.Study, out: str | Path, *, trial_number: int | No
     check_target(out, force)
     choice = choose(study, trial_number, rule)
     final = study_recipe(study, recipe, folds)
+    if distil is False and final is not None:
+        final = replace(final, distil="off")
     if distil:
         if final is None:
             raise UserError("--distil trains with the final recipe; it cannot be used with --recipe search.")

@@ -8,7 +8,8 @@ validation (``settle``; with ``distil`` values, against the soft targets of the 
 runs), or, with ``folds`` K > 1, a K-fold ensemble per seed on train + val pooled (``ensemble``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import optuna
@@ -18,14 +19,16 @@ from ..data.splits import pooled
 from ..data.types import Dataset
 from ..search import records
 from ..search.records import load_study_data, seed_list, trial_name, trial_recipe
-from ..select import Choice, Rule, choose, completed
+from ..select import Choice, Rule, choose, completed, value
 from .recipe import FinalRecipe, apply_recipe
 from .recipe_file import study_recipe
 from .retrain import TestReport, on_device, retrain_and_test
 from .settle import settle, soft_for
-from .teacher import distil_record, train_teacher
+from .teacher import best_front_member, distil_record, train_teacher
 
 __all__ = ["FinalPlan", "retrain_study", "retrain_trial", "train_final", "training_data"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,30 +55,41 @@ def training_data(data: Dataset, plan: FinalPlan) -> Dataset:
 
 
 def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPlan,
-                data: Dataset | None = None) -> TestReport:
+                data: Dataset | None = None, teachers: dict | None = None) -> TestReport:
     """Train ``trial`` (or a Choice's trial) of ``study`` as ``plan`` says and test it (see the module docstring);
-    ``data`` defaults to the study's dataset, loaded again."""
+    ``data`` defaults to the study's dataset, loaded again. A recipe that distils trains the teacher once per
+    ``teachers`` cache (give the same dict to several calls on one study and data); a model with more parameters
+    than the teacher (a baseline such as ResNet-18) trains without one."""
     trial = trial.trial if isinstance(trial, Choice) else trial
     spec, cfg = trial_recipe(trial)
-    cfg = on_device(apply_recipe(cfg, plan.recipe), plan.device, plan.precision)
-    seeds = seed_list(plan.seeds, cfg.seed)
     data = data if data is not None else load_study_data(study)
     name = trial_name(trial)
-    teacher = None
-    if plan.recipe is not None and plan.recipe.distils():  # the study's best, trained for its soft targets
-        teacher = train_teacher(study, data, plan.recipe, plan.folds, plan.device, plan.precision)
+    recipe, teacher = plan.recipe, None
+    if recipe is not None and recipe.distils():  # the study's best, trained once for its soft targets
+        best = best_front_member(study)
+        if value(trial, "params") > value(best, "params"):  # a baseline larger than the teacher learns alone
+            log.info("%s: not distilled: it has more parameters than the teacher %s", name, trial_name(best))
+            recipe = replace(recipe, distil="off")
+        else:
+            teachers = {} if teachers is None else teachers
+            key = (best.number, plan.folds, plan.device, plan.precision, replace(recipe, test_flips="off"))
+            if key not in teachers:
+                teachers[key] = train_teacher(study, data, recipe, plan.folds, plan.device, plan.precision)
+            teacher = teachers[key]
+    cfg = on_device(apply_recipe(cfg, recipe), plan.device, plan.precision)
+    seeds = seed_list(plan.seeds, cfg.seed)
     # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
-    cfg, settled, trained = settle(spec, data, cfg, plan.recipe, seeds, name, keep=plan.folds == 1,
+    cfg, settled, trained = settle(spec, data, cfg, recipe, seeds, name, keep=plan.folds == 1,
                                    teacher=None if teacher is None else teacher.on(data))
-    kept = next((r for r in settled if r["chosen"]), plan.recipe.variants()[0] if plan.recipe else {})
+    kept = next((r for r in settled if r["chosen"]), recipe.variants()[0] if recipe else {})
     on = training_data(data, plan)
     soft = None if teacher is None else soft_for(kept, teacher.logits[:len(on.train)], on)
     if plan.folds > 1:
         name = f"{name} ({plan.folds}-fold ensemble)"
-    flips = "off" if plan.recipe is None else plan.recipe.test_flips
+    flips = "off" if recipe is None else recipe.test_flips
     report = retrain_and_test(spec, on, cfg, seeds, plan.n_bootstrap, name=name, keep_model=plan.keep_model,
                               trained=trained, folds=plan.folds, test_flips=flips,
-                              flips_allowed=plan.recipe is None or plan.recipe.flips, soft=soft)
+                              flips_allowed=recipe is None or recipe.flips, soft=soft)
     report.trial, report.kind, report.settled = trial.number, records.kind(trial), settled
     report.distil = {} if teacher is None else distil_record(teacher, settled, kept)
     return report
@@ -106,4 +120,5 @@ def retrain_study(study: optuna.Study, trial_number: int | None = None, seeds: i
     if baselines:
         latest = {records.baseline_name(t): t for t in completed(study, baselines=True)}
         trials += [t for t in latest.values() if t.number != choice.trial.number]
-    return [train_final(study, t, plan, data) for t in trials]
+    teachers: dict = {}
+    return [train_final(study, t, plan, data, teachers) for t in trials]

@@ -27,6 +27,7 @@ __all__ = ["CHOOSABLE", "DISTIL_GRID", "RECIPES", "FinalRecipe", "apply_recipe",
            "parse_distil"]
 
 RECIPES = ("final", "search")
+DISTIL_GRID = ("off", "T=4,w=0.5")  # with and without the study's best as teacher, settled on validation
 CHOOSABLE = ("lr", "augment")  # a list of values: each is tried on validation (nas_med.final.settle)
 
 
@@ -46,7 +47,7 @@ class FinalRecipe:
     patience: int = 15  # stop after 15 epochs without a lower validation loss (0: train every epoch)
     folds: int = 1  # K > 1: a K-fold ensemble on train + val (nas_med.final.ensemble)
     test_flips: str = "auto"  # average over horizontal flips at test time: auto (settled on validation), on, off
-    distil: str | tuple[str, ...] = "off"  # "T=4,w=0.5": soft targets of the study's best (nas_med.final.teacher)
+    distil: str | tuple[str, ...] = DISTIL_GRID  # soft targets of the study's best (nas_med.final.teacher), or not
 
     def __post_init__(self) -> None:
         if self.augment == AUTO:
@@ -153,7 +154,6 @@ def _positive(x) -> bool:
     return not isinstance(x, bool) and isinstance(x, (int, float)) and 0 < x < math.inf
 
 
-DISTIL_GRID = ("off", "T=4,w=0.5")  # export --distil: with and without the teacher, settled on validation
 _DISTIL = re.compile(r"^\s*T\s*=\s*([^,\s]+)\s*,\s*w\s*=\s*([^,\s]+)\s*$", re.IGNORECASE)
 
 

@@ -147,7 +147,7 @@ def _test_point(study: optuna.Study, config: SweepConfig, point: SweepPoint, not
 
     results = dict(study.user_attrs.get(records.SWEEP_RESULTS) or {})
     rule = {"auc_tolerance": config.auc_tolerance, "cam_floor": config.cam_floor}
-    data = None
+    data, teachers = None, {}  # a distilling recipe trains the study's teacher once
     for arch, (trial, why) in _to_test(study, config).items():
         seeds = seed_list(config.seeds, trial_recipe(trial)[1].seed)
         old = results.get(arch)
@@ -156,7 +156,7 @@ def _test_point(study: optuna.Study, config: SweepConfig, point: SweepPoint, not
             continue
         data = data if data is not None else load_study_data(study)
         notify(f"{point.label}: retraining {arch} (trial {trial.number}) with seeds {seeds} and testing")
-        report = train_final(study, trial, FinalPlan(study_recipe(study, folds=1), seeds), data)
+        report = train_final(study, trial, FinalPlan(study_recipe(study, folds=1), seeds), data, teachers)
         results[arch] = _entry(arch, trial, why, report, config)
         study.set_user_attr(records.SWEEP_RESULTS, results)  # after each one: an interrupted sweep keeps what it tested
 

@@ -21,12 +21,13 @@ from nas_med.search import records
 
 @pytest.fixture
 def study_with_recipe(tiny_study, tmp_path, monkeypatch):
-    """A copy of the tiny study whose stored final recipe settles 2 augmentations in 2 epochs, on small data."""
+    """A copy of the tiny study whose stored final recipe settles 2 augmentations in 2 epochs (no teacher), on small
+    data."""
     study, config = tiny_study
     url = f"sqlite:///{tmp_path}/copy.db"
     optuna.copy_study(from_study_name=study.study_name, from_storage=config.storage, to_storage=url)
     copy = optuna.load_study(study_name=study.study_name, storage=url)
-    recipe = FinalRecipe(epochs=2, augment=("none", "light"), warmup=0.0)
+    recipe = FinalRecipe(epochs=2, augment=("none", "light"), warmup=0.0, distil="off")
     copy.set_user_attr(records.FINAL_RECIPE, recipe.to_dict())
     small = synthetic.load(size=16, n_train=96, n_val=48, n_test=60)
     monkeypatch.setattr(final_plan, "load_study_data", lambda s: small)

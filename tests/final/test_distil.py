@@ -47,7 +47,8 @@ def test_recipe_reads_distil_values_and_refuses_bad_ones():
     recipe = FinalRecipe.from_dict({"distil": [False, "T=2, w=0.3"]})  # YAML's off is false
     assert recipe.distil == ("off", "T=2, w=0.3") and recipe.distils()
     assert [v["distil"] for v in recipe.variants()] == ["off", "T=2, w=0.3", "off", "T=2, w=0.3"]
-    assert "distil" not in FinalRecipe().variants()[0] and not FinalRecipe().distils()
+    assert FinalRecipe().distil == DISTIL_GRID and FinalRecipe().distils()  # the default settles it
+    assert "distil" not in FinalRecipe(distil="off").variants()[0] and not FinalRecipe(distil="off").distils()
     assert parse_distil("T=4,w=0.5") == (4.0, 0.5) and parse_distil("off") is None
     for bad in ("T=4", "T=0,w=0.5", "T=4,w=2", "hot"):
         with pytest.raises(UserError, match="distil must be off or"):
@@ -147,3 +148,27 @@ def test_a_fixed_distil_value_distils_without_settling(tiny_study, monkeypatch):
     report = retrain_trial(study, seeds=1, data=small, n_bootstrap=20, device="cpu", recipe=recipe)
     assert report.settled == [] and report.distil["chosen"] and report.distil["kept"] == "T=2,w=0.5"
     assert len(seen) == 1 and (seen[0].temperature, seen[0].weight) == (2.0, 0.5) and len(seen[0]) == 64
+
+
+def test_one_teacher_per_study_and_no_teacher_for_a_larger_model(tiny_study, monkeypatch):
+    from nas_med.final import FinalPlan, plan, train_final
+
+    study, _ = tiny_study
+    trained = []
+    real = plan.train_teacher
+    monkeypatch.setattr(plan, "train_teacher", lambda *a, **k: trained.append(1) or real(*a, **k))
+    small = synthetic.load(size=16, n_train=64, n_val=32, n_test=40)
+    best = best_front_member(study)
+    smaller = [t for t in completed(study, baselines=None) if value(t, "params") <= value(best, "params")]
+    larger = [t for t in completed(study, baselines=None) if value(t, "params") > value(best, "params")]
+    assert len(smaller) >= 2 and larger, "the tiny study needs two models the teacher can teach and one larger"
+    recipe = FinalPlan(FinalRecipe(epochs=1, augment="none", test_flips="off"), seeds=1, n_bootstrap=20,
+                       device="cpu")
+    teachers: dict = {}
+    taught = [train_final(study, t, recipe, small, teachers) for t in smaller[:2]]
+    assert len(trained) == 1 and len(teachers) == 1  # trained once, shared by both students
+    assert all(r.distil["teacher"]["trial"] == best.number for r in taught)
+    alone = train_final(study, larger[0], recipe, small, teachers)
+    assert alone.distil == {} and all("distil" not in row for row in alone.settled) and len(trained) == 1
+    train_final(study, smaller[0], recipe, small)  # without a shared cache: its own teacher
+    assert len(trained) == 2

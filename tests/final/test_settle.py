@@ -29,14 +29,14 @@ def data():
 
 
 def test_variants_are_every_combination_first_value_first():
-    recipe = FinalRecipe(lr=[1e-3, 2e-3], augment=["none", "light"])
+    recipe = FinalRecipe(lr=[1e-3, 2e-3], augment=["none", "light"], distil="off")
     assert recipe.lr == (1e-3, 2e-3) and recipe.augment == ("none", "light")
     assert recipe.variants() == [{"lr": 1e-3, "augment": "none"}, {"lr": 1e-3, "augment": "light"},
                                  {"lr": 2e-3, "augment": "none"}, {"lr": 2e-3, "augment": "light"}]
     cfg = apply_recipe(TrainConfig(), recipe)
     assert (cfg.lr, cfg.augment) == (1e-3, "none")
     assert (apply_recipe(TrainConfig(), recipe, recipe.variants()[3]).augment) == "light"
-    one = FinalRecipe(lr=[0.003], augment="medium")  # a one-value list is that value, fixed
+    one = FinalRecipe(lr=[0.003], augment="medium", distil="off")  # a one-value list is that value, fixed
     assert (one.lr, one.augment, one.variants()) == (0.003, "medium", [{"lr": 0.003, "augment": "medium"}])
     assert FinalRecipe.from_dict(recipe.to_dict()) == recipe  # a study stores lists; they come back as tuples
     assert FinalRecipe.from_dict({"lr": "1e-3"}).lr == 1e-3  # YAML reads 1e-3 (no dot) as a string
@@ -55,7 +55,7 @@ def test_bad_lists_are_user_errors(kwargs, needle):
 
 
 def test_settle_keeps_the_lowest_validation_loss_and_never_looks_at_the_test_split(data):
-    recipe = FinalRecipe(epochs=3, lr=[1e-3, 3e-2], augment=["none", "light"], warmup=0.0)
+    recipe = FinalRecipe(epochs=3, lr=[1e-3, 3e-2], augment=["none", "light"], warmup=0.0, distil="off")
     cfg = apply_recipe(TrainConfig(device="cpu", precision="fp32", seed=5), recipe)
     settled, rows, trained = settle(SPEC, data, cfg, recipe, seeds=(5, 6), margin=float("inf"))  # every seed
     assert [(r["lr"], r["augment"]) for r in rows] == [(v["lr"], v["augment"]) for v in recipe.variants()]
@@ -79,7 +79,7 @@ def test_settle_keeps_the_lowest_validation_loss_and_never_looks_at_the_test_spl
 
 def test_a_clearly_worse_variant_is_dropped_after_one_seed(data):
     """One seed per variant first; only variants within the margin of the best train with the next seed."""
-    recipe = FinalRecipe(epochs=3, lr=[1e-3, 3e-2], augment=["none", "light"], warmup=0.0)
+    recipe = FinalRecipe(epochs=3, lr=[1e-3, 3e-2], augment=["none", "light"], warmup=0.0, distil="off")
     cfg = apply_recipe(TrainConfig(device="cpu", precision="fp32", seed=5), recipe)
     every = settle(SPEC, data, cfg, recipe, seeds=(5, 6, 7), keep=False, margin=float("inf"))[1]
     first = {(r["lr"], r["augment"]): r for r in every}  # the same runs, seed 5 first
@@ -102,6 +102,6 @@ def test_one_variant_or_the_search_recipe_trains_nothing_more(data, monkeypatch)
     import nas_med.final.settle as settle_module
 
     monkeypatch.setattr(settle_module, "fit_many", lambda *a, **k: pytest.fail("settle trained a model"))
-    cfg = apply_recipe(TrainConfig(device="cpu"), FinalRecipe(augment="none"))
-    assert settle(SPEC, data, cfg, FinalRecipe(augment="none"), seeds=(0,)) == (cfg, [], {})
+    cfg = apply_recipe(TrainConfig(device="cpu"), FinalRecipe(augment="none", distil="off"))
+    assert settle(SPEC, data, cfg, FinalRecipe(augment="none", distil="off"), seeds=(0,)) == (cfg, [], {})
     assert settle(SPEC, data, cfg, None, seeds=(0,)) == (cfg, [], {})
