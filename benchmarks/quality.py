@@ -70,7 +70,8 @@ def _line(size: int, label: str, r, params: int) -> str:
     line = (f"  {size} px {label:<44} params {params:>11,}  test AUC {a['mean']:.4f} +- {std:.4f} "
             f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}] (seeds {r.seeds})")
     if r.settled:  # nas_med.final.settle: the final recipe's lr and augmentation, chosen on validation
-        tried = ", ".join(f"lr {row['lr']:g} {row['augment']} {row['val_loss']:.4f} (seeds {row.get('seeds')})"
+        tried = ", ".join(f"lr {row['lr']:g} {row['augment']}" + (f" distil {row['distil']}" if "distil" in row else "")
+                          + f" {row['val_loss']:.4f} (seeds {row.get('seeds')})"
                           + (" (kept)" if row["chosen"] else "") for row in r.settled)
         line += f"\n  {size} px   settled on mean validation loss: {tried}"
     return line
