@@ -236,7 +236,7 @@ def test_bad_metadata_coverage_or_calibration_folds_stop_before_training(tiny_st
 
 
 def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_data, tmp_path, monkeypatch):
-    study, _ = tiny_study
+    study, _ = tiny_study  # without a teacher (--no-distil): this test is about the folder, not the training
     target = tmp_path / "deep" / "model"
 
     def boom(*args, **kwargs):
@@ -244,21 +244,21 @@ def test_a_failure_leaves_nothing_behind_and_force_replaces(tiny_study, small_da
 
     monkeypatch.setattr(export_write, "_save_onnx", boom)
     with pytest.raises(RuntimeError, match="ONNX exporter failed"):
-        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, calibration_folds=0)
+        export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, calibration_folds=0, distil=False)
     assert list(tmp_path.iterdir()) == []  # neither the temporary folder nor the parent it created remain
     monkeypatch.undo()
     target.mkdir(parents=True)
     (target / "old.txt").write_text("old")
     with pytest.raises(UserError, match=r"is not an exported model folder \(it holds old.txt\); --force replaces"):
         export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
-                      calibration_folds=0)
+                      calibration_folds=0, distil=False)
     (target / "old.txt").rename(target / "spec.json")  # an earlier export (of any content): replaced
     (target / "README.md").write_text("old card")
     result = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
-                      calibration_folds=0)
+                      calibration_folds=0, distil=False)
     assert result.path == target and sorted(p.name for p in target.iterdir()) == sorted(FILES + (EXAMPLES,))
     again = export_study(study, target, seeds=1, n_bootstrap=20, data=small_data, cam_images=4, force=True,
-                         calibration_folds=0)  # an export with its examples folder is replaced too
+                         calibration_folds=0, distil=False)  # an export with its examples folder is replaced too
     assert again.path == target
     assert _leftovers(target.parent) == []
 

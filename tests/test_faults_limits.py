@@ -297,8 +297,9 @@ def test_an_export_whose_final_recipe_cannot_train_is_one_line_and_writes_nothin
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert lines[0].startswith("study e: dataset synthetic")  # the header, the run that failed, then one error
-    # one line per variant of the settling round (they train together: nas_med.fused), then the error
-    assert [line.split(":")[0] for line in lines[1:-1]] == ["settle", "settle"] and "seed" in lines[1]
+    # the teacher first (distillation is settled by default), then one line per variant of its settling round (they
+    # train together: nas_med.fused), then the error
+    assert [line.split(":")[0] for line in lines[1:-1]] == ["teacher", "settle", "settle"] and "seed" in lines[2]
     assert lines[-1].startswith("Error: export: training failed (non-finite training loss (nan) at epoch 0)")
     assert not (tmp_path / "model").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model")]

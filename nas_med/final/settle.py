@@ -33,7 +33,7 @@ from ..soft_targets import SoftTargets
 from ..train import TrainConfig, TrainResult
 from .recipe import FinalRecipe, apply_recipe, parse_distil
 
-__all__ = ["settle", "soft_for"]
+__all__ = ["run_key", "settle", "soft_for"]
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,17 @@ SETTLE_MARGIN = 0.03  # a variant whose mean validation loss is 3 % above the be
 
 def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe | None, seeds: Sequence[int],
            name: str | None = None, keep: bool = True, margin: float = SETTLE_MARGIN,
-           teacher: torch.Tensor | None = None) -> tuple[TrainConfig, list[dict], dict[int, TrainResult]]:
+           teacher: torch.Tensor | None = None, done: dict | None = None
+           ) -> tuple[TrainConfig, list[dict], dict[int, TrainResult]]:
     """(``cfg`` with the recipe's variant of lowest mean validation loss, one row per variant tried, and that
     variant's TrainResult per seed it trained with, empty without ``keep``). A row holds the variant's ``lr`` and
     ``augment``, the ``seeds`` it trained with, their mean ``val_loss`` and ``val_auc``, the ``best_epochs`` and
     ``chosen``. ``cfg`` is a config ``apply_recipe(..., recipe)`` made; a recipe with one variant (or None) returns
     it unchanged, trains nothing. ``margin``: see the module docstring (0: one seed per variant; inf: every seed).
     A recipe listing ``distil`` values needs ``teacher``: the teacher's logits on ``data.train``'s images (a row
-    then holds its ``distil`` too; ``soft_for`` gives the kept one's soft targets)."""
+    then holds its ``distil`` too; ``soft_for`` gives the kept one's soft targets). ``done``: runs trained already,
+    by ``run_key`` (a teacher's own settling, when the student is the teacher itself): reused, not trained again;
+    every run without soft targets that settle trains is added to it."""
     variants = [] if recipe is None else recipe.variants()
     if len(variants) < 2:
         return cfg, [], {}
@@ -59,19 +62,27 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
     close, step = list(range(len(variants))), 0
     for round_, seed in enumerate(seeds):
         planned = step + len(close) + (len(seeds) - round_ - 1)  # if this round separates them
-        runs = []
+        runs, pending = [], []
         for i in close:
             variant = variants[i]
             variant_cfg = apply_recipe(cfg, recipe, variant)
             soft = soft_for(variant, teacher, data)
+            key = None if soft is not None else run_key(spec, variant_cfg, seed)
             run = f"lr {variant['lr']:g}, augment {variant['augment']}, " + (
                 f"distil {variant['distil']}, " if "distil" in variant else "") + f"seed {seed}"
+            if done is not None and key in done:
+                results[i][seed] = done[key]
+                log.info("%s: %s trained already (the teacher's run), reused", label, run)
+                continue
             step += 1
             emit("settle", step, planned, f"{label}: choosing the final recipe on validation, {run}, "
                  f"{variant_cfg.epochs} epochs")
             runs.append(Run(data, variant_cfg, seed, f"{label}: {run}", soft=soft))
-        for i, result in zip(close, fit_many(spec, runs)):  # the round's variants trained together
+            pending.append((i, key))
+        for (i, key), result in zip(pending, fit_many(spec, runs) if runs else []):  # trained together
             results[i][seed] = result
+            if done is not None and key is not None:
+                done[key] = result
         losses = {i: _mean_loss(results[i]) for i in close}
         best = min(losses.values())
         limit = math.inf if margin == math.inf else best + margin * abs(best)
@@ -86,6 +97,11 @@ def settle(spec: ArchSpec, data: Dataset, cfg: TrainConfig, recipe: FinalRecipe 
     log.info("%s: final recipe settled on validation: lr %g, augment %s (%d runs)", label, rows[best_index]["lr"],
              rows[best_index]["augment"], step)
     return apply_recipe(cfg, recipe, variants[best_index]), rows, (results[best_index] if keep else {})
+
+
+def run_key(spec: ArchSpec, cfg: TrainConfig, seed: int) -> str:
+    """What makes two runs without soft targets the same run: the architecture, the whole config and the seed."""
+    return f"{spec.to_json()}|{cfg!r}|{int(seed)}"
 
 
 def soft_for(variant: dict, teacher: torch.Tensor | None, data: Dataset) -> SoftTargets | None:

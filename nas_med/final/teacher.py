@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import optuna
@@ -27,7 +27,7 @@ from ..select import completed, pareto_front, value
 from ..train import Normalizer, batched_logits, pick_device
 from .ensemble import fold_ensemble
 from .recipe import FinalRecipe, apply_recipe
-from .settle import settle
+from .settle import run_key, settle
 
 __all__ = ["Teacher", "best_front_member", "distil_record", "train_teacher"]
 
@@ -46,6 +46,7 @@ class Teacher:
     final_val_auc: float
     logits: torch.Tensor
     members: int = 1
+    runs: dict = field(default_factory=dict)  # its own trained runs by settle.run_key, for a student that is itself
 
     def on(self, data: Dataset) -> torch.Tensor:
         """The logits on ``data.train``'s images (the first rows: ``pooled`` puts train before val)."""
@@ -75,18 +76,21 @@ def train_teacher(study: optuna.Study, data: Dataset, recipe: FinalRecipe, folds
     name = f"teacher {trial_name(trial)}"
     emit("teacher", 1, 1, f"{name}: the study's best front member (validation AUC {value(trial, 'auc'):.4f}), "
          f"trained with the final recipe for distillation")
+    runs: dict = {}
     if folds > 1:
         on = pooled(data)
         result = fold_ensemble(spec, on, cfg, folds, name)
     else:
         on = data
-        cfg, _, trained = settle(spec, data, cfg, own, [cfg.seed], name)
-        result = trained.get(cfg.seed) or fit(spec, data, cfg, label=name)
+        cfg, _, trained = settle(spec, data, cfg, own, [cfg.seed], name, done=runs)
+        result = trained.get(cfg.seed)
+        if result is None:  # a recipe with one variant: settle trained nothing
+            result = runs[run_key(spec, cfg, cfg.seed)] = fit(spec, data, cfg, label=name)
     dev = pick_device(cfg.device)
     logits = batched_logits(result.model, on.train.images.to(dev), Normalizer(on.train.images)).cpu()
     log.info("%s: teacher trained, validation AUC %.4f", name, result.val.get("auc", float("nan")))
     return Teacher(trial.number, trial_name(trial), count_params(result.model), value(trial, "auc"),
-                   float(result.val.get("auc", float("nan"))), logits, folds)
+                   float(result.val.get("auc", float("nan"))), logits, folds, runs)
 
 
 def distil_record(teacher: Teacher, settled: list[dict], kept: dict) -> dict:

@@ -68,9 +68,11 @@ def test_front_retrain_prints_test_metrics_with_intervals(tiny_study, quick_data
 def test_export_then_predict(tiny_study, tmp_path, quick_data):
     out = tmp_path / "model"
     result = invoke(["export", *where(tiny_study), "--out", str(out), "--seeds", "1",
-                                 "--bootstrap", "100", "--cam-images", "4"])
+                                 "--bootstrap", "100", "--cam-images", "4", "--no-distil"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES + (EXAMPLES,))
+    settled = json.loads((out / "metrics.json").read_text())["test"]["settled"]
+    assert settled and all("distil" not in row for row in settled)  # --no-distil: no teacher was tried
     assert "★ minimalist choice: trial" in result.output and "parity" in result.output
     again = invoke(["export", *where(tiny_study), "--out", str(out)])
     assert again.exit_code == 2 and "not empty; use --force" in again.output

@@ -172,3 +172,23 @@ def test_one_teacher_per_study_and_no_teacher_for_a_larger_model(tiny_study, mon
     assert alone.distil == {} and all("distil" not in row for row in alone.settled) and len(trained) == 1
     train_final(study, smaller[0], recipe, small)  # without a shared cache: its own teacher
     assert len(trained) == 2
+
+
+def test_a_student_that_is_the_teacher_reuses_the_teachers_runs(tiny_study, monkeypatch):
+    from nas_med.final import FinalPlan, retrain, train_final
+    from nas_med.final import settle as settle_module
+
+    study, _ = tiny_study
+    trained = []
+    for module in (settle_module, retrain):
+        real = module.fit_many
+        monkeypatch.setattr(module, "fit_many", lambda spec, runs, real=real: trained.extend(
+            (r.label, r.soft is not None) for r in runs) or real(spec, runs))
+    small = synthetic.load(size=16, n_train=64, n_val=32, n_test=40)
+    best = best_front_member(study)
+    plan = FinalPlan(FinalRecipe(epochs=1, test_flips="off"), seeds=1, n_bootstrap=20, device="cpu")
+    report = train_final(study, best, plan, small)
+    assert report.distil["teacher"]["trial"] == best.number
+    assert [r["distil"] for r in report.settled] == ["off", "T=4,w=0.5", "off", "T=4,w=0.5"]
+    # the teacher's two settle runs (none, light) and the student's two distilled ones: its plain ones are reused
+    assert len(trained) == 4 and [soft for _, soft in trained] == [False, False, True, True], trained
