@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,33 @@ def test_the_benchmarks_are_found():
             "epoch_time.py", "precision.py", "gpu.py", "duplicates.py", "fused.py", "throughput.py"} <= names
 
 
+# the quick runs that take longest start first, so that the runs in parallel end close together
+LONGEST_FIRST = ("reproducibility", "quality", "throughput", "estimate", "road_imputer", "pruning_replay")
+
+
+def _quick_run(script: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), "--quick"], cwd=REPO, capture_output=True, text=True,
+                          timeout=400)
+
+
+@pytest.fixture(scope="module")
+def quick_runs(request):
+    """The selected scripts' --quick runs, one per core at a time (each is a separate process, mostly on one
+    thread; their figures are checked for form, not for speed): script -> its future CompletedProcess."""
+    selected = [item.callspec.params["script"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_quick_run_prints_its_figure"]
+    order = sorted(selected, key=lambda p: (LONGEST_FIRST.index(p.stem) if p.stem in LONGEST_FIRST
+                                            else len(LONGEST_FIRST), p.name))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)))
+    futures = {script: pool.submit(_quick_run, script) for script in order}
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_quick_run_prints_its_figure(script: Path):
-    proc = subprocess.run([sys.executable, str(script), "--quick"], cwd=REPO, capture_output=True, text=True,
-                          timeout=400)
+def test_quick_run_prints_its_figure(script: Path, quick_runs):
+    proc = quick_runs[script].result() if script in quick_runs else _quick_run(script)
     if proc.returncode != 0 and not BREASTMNIST.is_dir() and "does not exist" in proc.stderr:
         reason = f"{script.name} needs {BREASTMNIST}: {proc.stderr.strip()}"
         if os.environ.get("NAS_MED_REQUIRE_SERVICES") == "1":  # as conftest.need: fail in CI, skip elsewhere
