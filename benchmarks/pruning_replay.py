@@ -19,7 +19,7 @@ unpruned 30 trials are on their own four-objective front (a candidate on it cann
 hypervolume; CAM quality is only known at the end, so no rule can see it while a candidate trains).
 
 Data: synthetic 32 px, default space, 8 epochs, seeds 0-7, as ``pruning.py``.
-Reproduce:  .venv/bin/python benchmarks/pruning_replay.py --store /tmp/replay   (searches are kept and reused)
+Reproduce:  .venv/bin/python benchmarks/pruning_replay.py --store DIR   (any folder: its searches are kept and reused)
             .venv/bin/python benchmarks/pruning_replay.py --quick
 """
 from __future__ import annotations
