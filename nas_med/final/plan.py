@@ -79,10 +79,10 @@ def train_final(study: optuna.Study, trial: FrozenTrial | Choice, plan: FinalPla
     cfg = on_device(apply_recipe(cfg, recipe), plan.device, plan.precision)
     seeds = seed_list(plan.seeds, cfg.seed)
     # on the validation split, before any pooling; an ensemble's members are trained afresh on train + val
-    mine = teacher is not None and teacher.trial == trial.number and plan.folds == 1  # self-distillation
+    # a student that is the teacher itself finds its runs without soft targets among the teacher's (run_key)
     cfg, settled, trained = settle(spec, data, cfg, recipe, seeds, name, keep=plan.folds == 1,
                                    teacher=None if teacher is None else teacher.on(data),
-                                   done=teacher.runs if mine else None)  # its runs without a teacher are the teacher's
+                                   done=None if teacher is None else teacher.runs)
     kept = next((r for r in settled if r["chosen"]), recipe.variants()[0] if recipe else {})
     on = training_data(data, plan)
     soft = None if teacher is None else soft_for(kept, teacher.logits[:len(on.train)], on)
