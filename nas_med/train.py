@@ -200,13 +200,15 @@ STEP_QUANTILE = 0.25  # epoch_seconds = training steps per epoch x this quantile
 
 class _StepClock:
     """Step times without a host sync. On CPU: the process's CPU time per step divided by torch's threads, so
-    time the scheduler gives to other processes is not counted (CPU work is synchronous: no sync needed). On
-    CUDA: the device time between events, read at the epoch's end after its one synchronisation."""
+    time the scheduler gives to other processes is not counted (CPU work is synchronous: no sync needed); with
+    ``own_thread``, the calling thread's CPU time (a single-threaded share of work beside others in the process).
+    On CUDA: the device time between events, read at the epoch's end after its one synchronisation."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, own_thread: bool = False):
         self.cuda = device.type == "cuda"
         self.enabled = device.type in ("cpu", "cuda")  # elsewhere (MPS): no step times, the wall time is used
-        self.threads = max(1, torch.get_num_threads())
+        self.threads = 1 if own_thread else max(1, torch.get_num_threads())
+        self._cpu_time = time.thread_time if own_thread else time.process_time
         self.times: list[float] = []
         self._marks: list = []
 
@@ -219,7 +221,7 @@ class _StepClock:
             event.record()
             self._marks.append(event)
         else:
-            self._marks.append(time.process_time())
+            self._marks.append(self._cpu_time())
 
     def end_epoch(self) -> None:
         """Turn the epoch's marks into step times (the device has been synchronised)."""

@@ -3,19 +3,22 @@ separate ``fit`` calls give (within float tolerance), on real BreastMNIST 28 px 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nas_med.arch import ArchSpec, HeadSpec, StageSpec, StemSpec, build
 from nas_med.data.catalog import load_dataset
 from nas_med.fit import fit
 from nas_med.fused import FUSE_ENV, Run, fit_many, why_separate
+from nas_med.fused.loop import thread_groups
 from nas_med.fused.adam import CopyAdam
-from nas_med.fused.wide import NotFusable, copy_state, per_copy_shapes, widen
+from nas_med.fused.wide import NotFusable, WideDropout, copy_state, per_copy_shapes, widen
 from nas_med.progress import listening
-from nas_med.train import TrainConfig
+from nas_med.train import TrainConfig, TrainingFailed
 
 SPEC = ArchSpec(1, 2, 28, (StageSpec("simple", 8, norm="batch"), StageSpec("basic", 16, norm="batch")))
 CFG = TrainConfig(epochs=2, batch_size=32, device="cpu", precision="fp32")
@@ -139,3 +142,87 @@ def test_progress_events_per_copy_as_fit_emits_them(data):
     for label in ("seed 0", "seed 1"):
         mine = [(e.stage, e.k, e.n) for e in events if e.text == label]
         assert mine == [("run", 0, 1), ("run", 1, 1), ("fitted", 1, 1)]
+
+
+def test_dropout_draws_each_copys_masks_as_its_separate_run_draws_them():
+    """Copy k's masks come from its own generator exactly as ``F.dropout`` draws them after
+    ``torch.manual_seed(seed_k)`` (what ``train`` does); a copy sitting the step out draws nothing."""
+    wide = WideDropout(3, 0.3).train()
+    wide.generators = [torch.Generator().manual_seed(s) for s in (4, 5, 6)]
+    x = torch.randn(8, 3 * 5)
+    for step, active in enumerate(([True] * 3, [True, False, True])):
+        wide.active = active
+        out = wide(x).view(8, 3, 5)
+        for i, seed in enumerate((4, 5, 6)):
+            torch.manual_seed(seed)
+            for _ in range(step if active[i] else 0):
+                F.dropout(x.view(8, 3, 5)[:, i].contiguous(), 0.3, True)  # the draws of its earlier steps
+            expect = F.dropout(x.view(8, 3, 5)[:, i].contiguous(), 0.3, True) if active[i] else x.view(8, 3, 5)[:, i]
+            assert torch.equal(out[:, i], expect), (step, i)
+    assert torch.equal(wide.eval()(x), x)
+
+
+def test_a_head_with_dropout_trains_as_its_separate_runs(data):
+    spec = replace(SPEC, head=HeadSpec("gap_mlp", 16, 0.3))
+    runs = [Run(data, replace(CFG, epochs=1), seed) for seed in (0, 1)]
+    for fused, run in zip(fit_many(spec, runs), runs):
+        alone = fit(spec, data, run.cfg, run.seed)
+        assert fused.history[0]["train_loss"] == pytest.approx(alone.history[0]["train_loss"], abs=2e-4)
+        assert fused.history[0]["val_loss"] == pytest.approx(alone.history[0]["val_loss"], abs=2e-4)
+
+
+def test_thread_groups_one_per_thread_for_small_images_on_a_cpu():
+    cpu, threads = torch.device("cpu"), torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert thread_groups(6, 28, cpu) == [range(0, 3), range(3, 6)]
+        assert thread_groups(5, 64, cpu) == [range(0, 2), range(2, 5)]
+        assert thread_groups(1, 28, cpu) == [range(0, 1)]
+        assert thread_groups(6, 224, cpu) == [range(0, 6)]  # large enough for both threads in one network
+        assert thread_groups(6, 28, torch.device("cuda")) == [range(0, 6)]
+        torch.set_num_threads(4)
+        assert thread_groups(3, 28, cpu) == [range(0, 1), range(1, 2), range(2, 3)]
+        torch.set_num_threads(1)
+        assert thread_groups(6, 28, cpu) == [range(0, 6)]
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_parallel_groups_give_each_copy_what_one_group_on_one_thread_gives(data, precision, caplog):
+    """Two groups on two threads, twice, and all copies in one network on one thread: the same weights and
+    histories bit for bit (a copy's numbers do not depend on its group, the threads or their timing); the process
+    gets its threads back."""
+    cfg = replace(CFG, precision=precision, augment="light", epochs=2)
+    runs = [Run(data, replace(cfg, lr=lr), seed) for lr, seed in ((1e-3, 0), (2e-3, 1), (1e-3, 2), (3e-3, 3))]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        caplog.set_level(logging.INFO, logger="nas_med.fused.loop")
+        first, second = fit_many(SPEC, runs), fit_many(SPEC, runs)
+        assert torch.get_num_threads() == 2 and "as 2 fused networks of 2 + 2 copies" in caplog.text
+        torch.set_num_threads(1)
+        alone = fit_many(SPEC, runs)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b, c in zip(first, second, alone):
+        for x in (b, c):
+            assert a.history[-1]["val_loss"] == x.history[-1]["val_loss"] and a.best_epoch == x.best_epoch
+            assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), x.model.state_dict().values()))
+    assert first[0].epoch_seconds > 0 and all(math.isfinite(r.epoch_seconds) for r in first)
+
+
+def test_a_failing_group_stops_the_others_and_its_error_is_raised(data):
+    long = replace(CFG, epochs=200)
+    runs = [Run(data, long, 0, "a"), Run(data, long, 1, "b"), Run(data, replace(long, lr=1e30), 2, "c"),
+            Run(data, long, 3, "d")]
+    threads, events = torch.get_num_threads(), []
+    try:
+        torch.set_num_threads(2)
+        with listening(events.append), pytest.raises(TrainingFailed, match="non-finite"):
+            fit_many(SPEC, runs)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    healthy = [e.k for e in events if e.text == "a" and e.stage == "run"]
+    assert max(healthy) < 50  # the healthy group stopped soon after the other failed, far from its 200 epochs

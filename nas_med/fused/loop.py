@@ -7,11 +7,17 @@ weights of its own training split), Adam/AdamW state, learning rate and schedule
 BatchNorm statistics, its validation split, best epoch and patience. A copy that has stopped (patience, fewer
 epochs) or has fewer batches in an epoch (a smaller fold) sits the step out: its weights, moments and BatchNorm
 statistics are left as they were, so unequal folds train exactly as alone (its share of the arithmetic is still
-done: the wide network keeps its K copies to the end). The deviations: dropout masks come
-from one generator for all copies (seeded by the first run's seed), the arithmetic of a grouped convolution may
-round differently from a plain one, the wide network runs channels-last on the CPU whatever the precision, and a
-copy's ``epoch_seconds`` (and its history's ``seconds``) is its share
-of the fused run's time (divided by the copies trained).
+done: the wide network keeps its K copies to the end). Dropout draws each copy's masks from a generator seeded as
+its separate run seeds the global one. The deviations: the arithmetic of a grouped convolution may round
+differently from a plain one, the wide network runs channels-last on the CPU whatever the precision, and a copy's
+``epoch_seconds`` (and its history's ``seconds``) is its share of its wide network's time (divided by the copies
+trained).
+
+Where one network's training is too small for torch's threads (``nas_med.threads``: the CPU, images up to 64 px)
+and the process has several, the runs are split into one group per thread, in order, and each group trains as
+its own wide network in its own Python thread, single-threaded (torch's kernels run outside the GIL): every core
+busy with its own share. The groups follow from the runs and the thread count alone, and each is computed on one
+thread, so the same command on the same machine gives the same numbers.
 
 Separate runs are used instead, with the reason logged, where fusion does not apply: ``NAS_MED_FUSE=0``, a single
 run, runs that differ in device, precision, batch size or optimiser, a training split smaller than two batches, fp16
@@ -23,6 +29,7 @@ import logging
 import math
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -39,6 +46,7 @@ from ..precision import resolve_precision, safe_layout
 from ..progress import emit
 from ..schedule import lr_factor
 from ..soft_targets import SoftTargets
+from ..threads import single_threaded
 from ..train import (
     DeviceSplit,
     Normalizer,
@@ -52,9 +60,9 @@ from ..train import (
     pick_device,
 )
 from .adam import CopyAdam
-from .wide import NotFusable, copy_state, per_copy_shapes, widen
+from .wide import NotFusable, WideDropout, copy_state, per_copy_shapes, widen
 
-__all__ = ["FUSE_ENV", "Run", "fit_many", "fusion_enabled", "why_separate"]
+__all__ = ["FUSE_ENV", "Run", "fit_many", "fusion_enabled", "thread_groups", "why_separate"]
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +122,67 @@ def fit_many(spec: ArchSpec, runs: Sequence[Run]) -> list[TrainResult]:
     reason = why_separate(spec, runs)
     if reason is None:
         try:
-            return _fused(spec, runs)
+            return _fused_in_groups(spec, runs)
         except (NotFusable, torch.OutOfMemoryError) as exc:
             reason = str(exc).splitlines()[0]
     if len(runs) > 1:
         log.info("training %d runs of %s separately: %s", len(runs), spec.summary(), reason)
     return [fit(spec, r.data, r.cfg, label=r.label, soft=r.soft) for r in runs]
+
+
+def thread_groups(k: int, size: int, device: torch.device) -> list[range]:
+    """The K runs split into contiguous groups, one per torch thread (at most K), where a network at ``size`` px
+    is too small for the threads (``nas_med.threads``); else one group."""
+    threads = torch.get_num_threads()
+    if threads < 2 or k < 2 or not single_threaded(size, device.type):
+        return [range(k)]
+    cuts = [round(g * k / min(threads, k)) for g in range(min(threads, k) + 1)]
+    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
+
+
+class _Stopped(Exception):
+    """Another group failed: this one stops at its next step."""
+
+
+def _fused_in_groups(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
+    """The runs trained as one wide network per ``thread_groups`` group, the groups in parallel threads."""
+    models = [seeded_build(spec, r.cfg.seed) for r in runs]  # the global generator: here, in this thread only
+    groups = thread_groups(len(runs), spec.input_size, pick_device(runs[0].cfg.device))
+    if len(groups) == 1:
+        return _fused(spec, runs, models)
+    stop, outcomes = threading.Event(), [None] * len(groups)
+
+    def train_group(g: int, members: range) -> None:
+        torch.set_num_threads(1)
+        try:
+            outcomes[g] = _fused(spec, [runs[i] for i in members], [models[i] for i in members], stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
+            stop.set()
+            outcomes[g] = exc
+
+    log.info("training %d runs of %s as %d fused networks of %s copies, one thread each", len(runs),
+             spec.summary(), len(groups), " + ".join(str(len(g)) for g in groups))
+    threads_before = torch.get_num_threads()
+    workers = [threading.Thread(target=train_group, args=(g, m), name=f"fused-{g}", daemon=True)
+               for g, m in enumerate(groups)]
+    torch.set_num_threads(1)
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    except BaseException:  # Ctrl-C: the groups stop at their next step
+        stop.set()
+        for worker in workers:
+            if worker.is_alive():
+                worker.join()
+        raise
+    finally:
+        torch.set_num_threads(threads_before)
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    if failed:
+        raise next((e for e in failed if not isinstance(e, _Stopped)), failed[0])
+    return [result for outcome in outcomes for result in outcome]
 
 
 class _Copy:
@@ -134,6 +197,7 @@ class _Copy:
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
         self.policy = check_policy(cfg.augment, auto=False)
         self.aug_gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 7919) if self.policy != "none" else None
+        self.dropout_gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # as train() seeds the global one
         self.loss_fn = _loss_fn(data, cfg, device)
         n, bs = len(self.train), cfg.batch_size
         self.batches = range(0, n - bs + 1, bs)  # n >= 2 * bs (why_separate): full batches only, as train()
@@ -154,18 +218,22 @@ def _stack_input(xs: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor, 
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _fused(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
+def _fused(spec: ArchSpec, runs: list[Run], models: list[torch.nn.Module],
+           stop: threading.Event | None = None) -> list[TrainResult]:
+    """``runs`` trained as one wide network of ``models`` (each built with its run's seed); ``stop``: a parallel
+    group's signal to stop (its own CPU time is then the step clock)."""
     cfg0 = runs[0].cfg
     device = pick_device(cfg0.device)
     precision = resolve_precision(cfg0.precision, device)
-    models = [seeded_build(spec, r.cfg.seed) for r in runs]
     k, bs = len(runs), cfg0.batch_size
     shapes = per_copy_shapes(models[0])
     # channels-last on the CPU in every precision: K copies make maps wide enough for it to pay (even in fp32)
     channels_last = precision.channels_last or device.type == "cpu"
     wide = widen(models).to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    torch.manual_seed(cfg0.seed)  # dropout masks (one generator for every copy)
     copies = [_Copy(r, device) for r in runs]
+    dropouts = [m for m in wide.modules() if isinstance(m, WideDropout)]
+    for dropout in dropouts:
+        dropout.generators = [c.dropout_gen for c in copies]
     mean = torch.stack([torch.tensor(c.normalize.mean) for c in copies]).view(k, 1, -1, 1, 1).to(device)
     std = torch.stack([torch.tensor(c.normalize.std) for c in copies]).view(k, 1, -1, 1, 1).to(device)
     params = [p for p in wide.parameters()]
@@ -173,11 +241,12 @@ def _fused(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
                     decoupled=cfg0.optimizer == "adamw")
     buffers = [b for name, b in wide.named_buffers() if not name.endswith("num_batches_tracked")]
     classes = spec.num_classes
-    clock, rewrites = _StepClock(device), contextlib.ExitStack()
+    clock, rewrites = _StepClock(device, own_thread=stop is not None), contextlib.ExitStack()
     for c in copies:
         if c.label is not None:
             emit("run", 0, c.cfg.epochs, c.label)
-    log.info("training %d runs of %s as one fused network", k, spec.summary())
+    if stop is None:
+        log.info("training %d runs of %s as one fused network", k, spec.summary())
     try:
         wide, channels_last = safe_layout(wide, device, channels_last, rewrites)
         for epoch in range(max(c.cfg.epochs for c in copies)):
@@ -195,6 +264,10 @@ def _fused(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
             seen = [0] * k
             for j in range(max(len(c.batches) for c, on in zip(copies, live) if on)):
                 active = [on and j < len(c.batches) for c, on in zip(copies, live)]
+                if stop is not None and stop.is_set():
+                    raise _Stopped()
+                for dropout in dropouts:
+                    dropout.active = active
                 clock.mark()
                 xs, ys = [], []
                 for c, on in zip(copies, active):

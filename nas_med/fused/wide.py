@@ -4,7 +4,8 @@ Every convolution becomes a grouped convolution (K times its groups) over the co
 side, every BatchNorm / GroupNorm one over K times the channels (its statistics stay per copy, as they are per
 channel), every linear layer a batched matrix product; activations, pools, flatten, dropout and the element-wise
 containers (``Net``, ``Residual``, ``MBConv``, ``SqueezeExcite``, ``ConvNeXtBlock``) work unchanged on the wide
-map. Input is (B, K*C, H, W) (copy k's batch in channels k*C..), output (B, K, classes).
+map; dropout draws copy k's mask from copy k's own generator (``WideDropout``). Input is (B, K*C, H, W) (copy k's
+batch in channels k*C..), output (B, K, classes).
 
 Each wide tensor (parameter or buffer) has the name of the per-copy tensor and holds the K copies' tensors
 stacked on a new first dimension and reshaped, so ``tensor.view(K, *shape)[k]`` is copy k's (``copy_state``).
@@ -12,6 +13,7 @@ A module not listed here (a DenseNet layer concatenates channels; torchvision ne
 from __future__ import annotations
 
 import copy
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +23,7 @@ from ..arch.blocks import Residual
 from ..arch.build import Net
 from ..arch.layers import ACTIVATIONS, LayerNorm2d
 
-__all__ = ["NotFusable", "WideLayerNorm2d", "WideLinear", "copy_state", "per_copy_shapes", "widen"]
+__all__ = ["NotFusable", "WideDropout", "WideLayerNorm2d", "WideLinear", "copy_state", "per_copy_shapes", "widen"]
 
 
 class NotFusable(ValueError):
@@ -62,8 +64,37 @@ class WideLayerNorm2d(nn.Module):
         return y.permute(0, 1, 4, 2, 3).reshape(b, self.k * self.channels, h, w)
 
 
-_STATELESS = (nn.Identity, nn.Sequential, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout,
-              nn.Sigmoid, *ACTIVATIONS.values())
+class WideDropout(nn.Module):
+    """K dropouts over (B, K*F): with ``generators`` (one per copy, set by the trainer) copy k's mask is drawn from
+    its own generator as ``F.dropout`` on the CPU draws a separate run's from the global one (``bernoulli_(1 - p)``
+    over the copy's (B, F), scaled by 1 / (1 - p)), and a copy marked inactive in ``active`` draws nothing; without
+    generators, one ``F.dropout`` over the whole map."""
+
+    def __init__(self, k: int, p: float):
+        super().__init__()
+        self.k, self.p = k, float(p)
+        self.generators: Sequence[torch.Generator] | None = None
+        self.active: Sequence[bool] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.generators is None:
+            return F.dropout(x, self.p, True)
+        per_copy = x.reshape(x.shape[0], self.k, -1)
+        out = []
+        for i, gen in enumerate(self.generators):
+            xi = per_copy[:, i]
+            if self.active is not None and not self.active[i]:
+                out.append(xi)
+                continue
+            noise = torch.empty_like(xi, memory_format=torch.contiguous_format).bernoulli_(1 - self.p, generator=gen)
+            out.append(xi * noise.div_(1 - self.p))
+        return torch.stack(out, 1).reshape(x.shape)
+
+
+_STATELESS = (nn.Identity, nn.Sequential, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Sigmoid,
+              *ACTIVATIONS.values())
 
 
 def _containers() -> tuple[type, ...]:
@@ -89,6 +120,8 @@ def _wide_leaf(module: nn.Module, k: int, where: str) -> nn.Module:
         return WideLayerNorm2d(k, module.normalized_shape[0], module.eps)
     if isinstance(module, nn.Linear):
         return WideLinear(k, module.in_features, module.out_features, module.bias is not None)
+    if isinstance(module, nn.Dropout):
+        return WideDropout(k, module.p)
     if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
         return module  # copy k's (C, h, w) block flattens to its contiguous slice, in the same order
     if isinstance(module, _STATELESS) or isinstance(module, _containers()):

@@ -1,9 +1,8 @@
 """How a search uses the machine: local worker processes and torch threads per trial.
 
-On a CPU a candidate at 28-64 px is too small for intra-op threads (a convolution over 32 images of 28x28 splits
-into slices too thin to pay for the threads' synchronisation), while trials in separate processes share nothing
-but the storage. So, by default, images of at most ``SINGLE_THREAD_PIXELS`` pixels train single-threaded, one
-trial per core; larger images keep today's rule (every core's threads for one trial at a time). The rule reads
+On a CPU a candidate at 28-64 px is too small for intra-op threads (``nas_med.threads``), while trials in
+separate processes share nothing but the storage. So, by default, such images train single-threaded, one trial per
+core; larger images keep today's rule (every core's threads for one trial at a time). The rule reads
 only the image size and the machine's cores, never a timing, so the same command on the same machine fixes the
 same threads (the threads are stored with the study: they change float sums, workers do not). Workers beyond a
 trial batch would only wait for the batch to finish, so they are capped at ``--trial-batch``. On CUDA: one worker
@@ -16,10 +15,9 @@ import math
 import os
 from dataclasses import dataclass
 
+from ..threads import single_threaded
 from .config import SearchConfig
 from .reproducibility import cpu_cores
-
-SINGLE_THREAD_PIXELS = 64 * 64  # images up to this many pixels (per channel) train with one thread per trial
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ def default_threads(size: int, device_type: str) -> tuple[int, str]:
     """Threads per trial of a new study whose user gave none, and the reason in words."""
     import torch
 
-    if device_type == "cpu" and size * size <= SINGLE_THREAD_PIXELS:
+    if single_threaded(size, device_type):
         return 1, (f"{size} px images are too small to use several threads: one thread per trial, trials in "
                    f"parallel")
     return torch.get_num_threads(), (f"{size} px images use this process's {torch.get_num_threads()} threads"

@@ -274,11 +274,11 @@ def run_local_workers(session, config, callbacks: Sequence[Callable] = ()) -> li
 def await_lost_trials(study: optuna.Study, deadline: float | None = None) -> bool:
     """Once the queue is empty: while queued trials still run elsewhere, check their heartbeats, so that the
     trial of a worker that died is failed and re-queued. True when a trial waits again (run it), False when
-    no queued trial with a heartbeat is running (or ``deadline``, a ``time.monotonic()`` value, passed)."""
+    no queued trial with a heartbeat is running (or ``deadline``, a ``time.monotonic()`` value, passed). It looks
+    every ``POLL_SECONDS``: a worker that waits here for the last trials of others exits as soon as they end."""
     storage = storage_of(study)
     if not heartbeat_enabled(storage):
         return False
-    interval = storage.get_heartbeat_interval() or 30
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -291,7 +291,7 @@ def await_lost_trials(study: optuna.Study, deadline: float | None = None) -> boo
             return False
         if deadline is not None and time.monotonic() >= deadline:
             return False
-        time.sleep(min(10.0, max(1.0, interval / 2)))
+        time.sleep(POLL_SECONDS)
 
 
 def _with_heartbeat(storage, trial_ids: list[int]) -> list[int]:

@@ -8,8 +8,9 @@ import torch
 
 from nas_med.search import SearchConfig, search
 from nas_med.search import records as rec
-from nas_med.search.parallel import SINGLE_THREAD_PIXELS, choose, effective_parallel
+from nas_med.search.parallel import choose, effective_parallel
 from nas_med.search.reproducibility import Record
+from nas_med.threads import SINGLE_THREAD_PIXELS
 
 
 def _config(**kw) -> SearchConfig:

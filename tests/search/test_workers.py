@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import optuna
@@ -140,6 +141,21 @@ def test_a_stale_trial_is_requeued_and_stays_in_the_budget(tmp_path, monkeypatch
     assert retry.user_attrs[QUEUED] is True  # accepted by the queued objective
     assert retry.params == {"width": trial.params["width"]}  # the same architecture is re-run
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+
+
+def test_a_worker_waiting_on_another_workers_last_trial_exits_soon_after_it_ends(tmp_path, monkeypatch):
+    """The last trials of a search end on different workers: the one that finished first waits (a heartbeat may go
+    stale) but leaves within a poll of the other's end, not after half a heartbeat interval (it was 10 s)."""
+    study, trial = _study_with_running_trial(tmp_path, monkeypatch, heartbeat="30")
+    study._storage.record_heartbeat(trial._trial_id)
+    finisher = threading.Timer(0.5, lambda: study.tell(trial, [0.9, 1.0]))
+    started = time.monotonic()
+    finisher.start()
+    try:
+        assert not await_lost_trials(study)
+    finally:
+        finisher.join()
+    assert 0.4 <= time.monotonic() - started < 3
 
 
 def test_no_wait_for_a_running_trial_without_heartbeat(tmp_path, monkeypatch):
