@@ -270,3 +270,19 @@ def test_a_study_without_completed_trials_cannot_be_exported(tiny_study, tmp_pat
     with pytest.raises(UserError, match="no completed trial"):
         export_study(empty, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_weights_file_has_the_same_bytes_in_every_process():
+    """safetensors writes its metadata in a per-process hash order: the export sorts the header, so the same
+    weights give the same file (same seed, same export), and safetensors still reads it."""
+    code = ("import sys, torch; from safetensors.torch import save; from nas_med.export.write import _sorted_header; "
+            "torch.manual_seed(0); state = {'w': torch.randn(3, 4), 'n': torch.arange(5)}; "
+            "sys.stdout.buffer.write(_sorted_header(save(state, metadata={'format': 'pt', 'nas_med': '0', 'x': '1'})))")
+    files = {subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout for _ in range(4)}
+    assert len(files) == 1
+    from safetensors.torch import load as load_bytes
+
+    data = files.pop()
+    assert len(data[8:8 + int.from_bytes(data[:8], "little")]) % 8 == 0
+    torch.manual_seed(0)
+    assert torch.equal(load_bytes(data)["w"], torch.randn(3, 4))

@@ -113,6 +113,16 @@ def _preprocessing(spec: ArchSpec, data: Dataset, normalization: dict, flips: bo
                                  "once"} if flips else {})}
 
 
+def _sorted_header(data: bytes) -> bytes:
+    """A safetensors file with its JSON header's keys sorted: safetensors writes its metadata in hash order, so
+    two saves of the same weights differed in bytes. Same tensors and offsets; the header padded with spaces to a
+    multiple of 8 bytes, as safetensors pads it."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + size:]
+
+
 def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardContext | None = None,
                  cam_method: str = "gradcam", cam_images: int = 16,
                  target_sensitivity: float | None = None, held_out=None,
@@ -134,7 +144,8 @@ def write_export(folder: Path, report: TestReport, data: Dataset, *, card: CardC
     (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), **ensemble_keys(net), **flip_keys(model)},
                                                  indent=2) + "\n", encoding="utf-8")
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    (folder / "model.safetensors").write_bytes(save(state, metadata={"format": "pt", "nas_med": __version__}))
+    (folder / "model.safetensors").write_bytes(_sorted_header(save(state, metadata={"format": "pt",
+                                                                                   "nas_med": __version__})))
     os.chmod(folder / "model.safetensors", 0o644)
     example = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
     _save_torchscript(model, example, folder / "model.torchscript.pt")

@@ -3,7 +3,7 @@ network (``nas_med.fused.wide``), returning what K separate ``nas_med.fit.fit`` 
 
 Per copy, as in its separate run: the initial weights (``seeded_build`` with its seed), the batch order and
 augmentation (the same generators, seeded alike and drawn in the same order), the normaliser, the loss (class
-weights of its own training split), Adam/AdamW state, learning rate and schedule (``nas_med.fused.adam``), the
+weights of its own training split; a teacher's soft targets where the run distils), Adam/AdamW state, learning rate and schedule (``nas_med.fused.adam``), the
 BatchNorm statistics, its validation split, best epoch and patience. A copy that has stopped (patience, fewer
 epochs) or has fewer batches in an epoch (a smaller fold) sits the step out: its weights, moments and BatchNorm
 statistics are left as they were, so unequal folds train exactly as alone (its share of the arithmetic is still
@@ -78,7 +78,7 @@ class Run:
     cfg: TrainConfig
     seed: int | None = None
     label: str | None = None
-    soft: SoftTargets | None = None  # a teacher's soft targets (distillation): such runs train separately
+    soft: SoftTargets | None = None  # a teacher's soft targets for data.train (distillation)
 
 
 def fusion_enabled() -> bool:
@@ -92,8 +92,6 @@ def why_separate(spec: ArchSpec, runs: Sequence[Run]) -> str | None:
         return f"{FUSE_ENV}={os.environ.get(FUSE_ENV)}"
     if len(runs) < 2:
         return "a single run"
-    if any(r.soft is not None for r in runs):
-        return "distillation (soft targets) is not fused"
     if spec.torchvision:
         return f"torchvision network {spec.torchvision}"
     for name in _SHARED:
@@ -190,7 +188,7 @@ class _Copy:
 
     def __init__(self, run: Run, device: torch.device):
         cfg, data = run.cfg, run.data
-        self.cfg, self.data, self.label = cfg, data, run.label
+        self.cfg, self.data, self.label, self.soft = cfg, data, run.label, run.soft
         self.train = DeviceSplit(data.train, device, data.task == "multilabel")
         self.val = DeviceSplit(data.val, device, data.task == "multilabel")
         self.normalize = Normalizer(data.train.images)
@@ -269,18 +267,20 @@ def _fused(spec: ArchSpec, runs: list[Run], models: list[torch.nn.Module],
                 for dropout in dropouts:
                     dropout.active = active
                 clock.mark()
-                xs, ys = [], []
+                xs, ys, idxs = [], [], []
                 for c, on in zip(copies, active):
                     idx = c.order[c.batches[j]:c.batches[j] + bs] if on else c.order[:bs]  # sat out: any batch
                     x = c.train.images[idx]
                     xs.append(augment_batch(x, c.policy, c.aug_gen, flips=c.cfg.flips)[0]
                               if on and c.aug_gen is not None else x)
                     ys.append(c.train.labels[idx])
+                    idxs.append(idx)
                 x = _stack_input(xs, mean, std, channels_last)
                 saved = None if all(active) else [b.clone() for b in buffers]
                 with precision.context():
                     out = wide(x).view(bs, k, classes)
-                    losses = [c.loss_fn(out[:, i], ys[i]) for i, c in enumerate(copies)]
+                    losses = [c.loss_fn(out[:, i], ys[i]) if c.soft is None
+                              else c.soft.loss(out[:, i], ys[i], idxs[i], c.loss_fn) for i, c in enumerate(copies)]
                 adam.zero_grad()
                 sum(loss for loss, on in zip(losses, active) if on).backward()
                 if saved is not None:  # a copy sitting the step out keeps its BatchNorm statistics (after the
