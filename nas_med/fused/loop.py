@@ -3,8 +3,8 @@ network (``nas_med.fused.wide``), returning what K separate ``nas_med.fit.fit`` 
 
 Per copy, as in its separate run: the initial weights (``seeded_build`` with its seed), the batch order and
 augmentation (the same generators, seeded alike and drawn in the same order), the normaliser, the loss (class
-weights of its own training split; a teacher's soft targets where the run distils), Adam/AdamW state, learning rate and schedule (``nas_med.fused.adam``), the
-BatchNorm statistics, its validation split, best epoch and patience. A copy that has stopped (patience, fewer
+weights of its own training split; a teacher's soft targets where the run distils), Adam/AdamW state, learning
+rate and schedule (``nas_med.fused.adam``), the BatchNorm statistics, its validation split, best epoch and patience. A copy that has stopped (patience, fewer
 epochs) or has fewer batches in an epoch (a smaller fold) sits the step out: its weights, moments and BatchNorm
 statistics are left as they were, so unequal folds train exactly as alone (its share of the arithmetic is still
 done: the wide network keeps its K copies to the end). Dropout draws each copy's masks from a generator seeded as
@@ -13,11 +13,7 @@ differently from a plain one, the wide network runs channels-last on the CPU wha
 ``epoch_seconds`` (and its history's ``seconds``) is its share of its wide network's time (divided by the copies
 trained).
 
-Where one network's training is too small for torch's threads (``nas_med.threads``: the CPU, images up to 64 px)
-and the process has several, the runs are split into one group per thread, in order, and each group trains as
-its own wide network in its own Python thread, single-threaded (torch's kernels run outside the GIL): every core
-busy with its own share. The groups follow from the runs and the thread count alone, and each is computed on one
-thread, so the same command on the same machine gives the same numbers.
+On a CPU with small images the runs train as one wide network per core (``nas_med.fused.groups``).
 
 Separate runs are used instead, with the reason logged, where fusion does not apply: ``NAS_MED_FUSE=0``, a single
 run, runs that differ in device, precision, batch size or optimiser, a training split smaller than two batches, fp16
@@ -25,6 +21,7 @@ run, runs that differ in device, precision, batch size or optimiser, a training 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -46,7 +43,6 @@ from ..precision import resolve_precision, safe_layout
 from ..progress import emit
 from ..schedule import lr_factor
 from ..soft_targets import SoftTargets
-from ..threads import single_threaded
 from ..train import (
     DeviceSplit,
     Normalizer,
@@ -60,9 +56,10 @@ from ..train import (
     pick_device,
 )
 from .adam import CopyAdam
+from .groups import Stopped, in_parallel_threads, thread_groups
 from .wide import NotFusable, WideDropout, copy_state, per_copy_shapes, widen
 
-__all__ = ["FUSE_ENV", "Run", "fit_many", "fusion_enabled", "thread_groups", "why_separate"]
+__all__ = ["FUSE_ENV", "Run", "fit_many", "fusion_enabled", "why_separate"]
 
 log = logging.getLogger(__name__)
 
@@ -128,59 +125,16 @@ def fit_many(spec: ArchSpec, runs: Sequence[Run]) -> list[TrainResult]:
     return [fit(spec, r.data, r.cfg, label=r.label, soft=r.soft) for r in runs]
 
 
-def thread_groups(k: int, size: int, device: torch.device) -> list[range]:
-    """The K runs split into contiguous groups, one per torch thread (at most K), where a network at ``size`` px
-    is too small for the threads (``nas_med.threads``); else one group."""
-    threads = torch.get_num_threads()
-    if threads < 2 or k < 2 or not single_threaded(size, device.type):
-        return [range(k)]
-    cuts = [round(g * k / min(threads, k)) for g in range(min(threads, k) + 1)]
-    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
-
-
-class _Stopped(Exception):
-    """Another group failed: this one stops at its next step."""
-
-
 def _fused_in_groups(spec: ArchSpec, runs: list[Run]) -> list[TrainResult]:
     """The runs trained as one wide network per ``thread_groups`` group, the groups in parallel threads."""
     models = [seeded_build(spec, r.cfg.seed) for r in runs]  # the global generator: here, in this thread only
     groups = thread_groups(len(runs), spec.input_size, pick_device(runs[0].cfg.device))
     if len(groups) == 1:
         return _fused(spec, runs, models)
-    stop, outcomes = threading.Event(), [None] * len(groups)
-
-    def train_group(g: int, members: range) -> None:
-        torch.set_num_threads(1)
-        try:
-            outcomes[g] = _fused(spec, [runs[i] for i in members], [models[i] for i in members], stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread below
-            stop.set()
-            outcomes[g] = exc
-
     log.info("training %d runs of %s as %d fused networks of %s copies, one thread each", len(runs),
              spec.summary(), len(groups), " + ".join(str(len(g)) for g in groups))
-    threads_before = torch.get_num_threads()
-    workers = [threading.Thread(target=train_group, args=(g, m), name=f"fused-{g}", daemon=True)
-               for g, m in enumerate(groups)]
-    torch.set_num_threads(1)
-    try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    except BaseException:  # Ctrl-C: the groups stop at their next step
-        stop.set()
-        for worker in workers:
-            if worker.is_alive():
-                worker.join()
-        raise
-    finally:
-        torch.set_num_threads(threads_before)
-    failed = [o for o in outcomes if isinstance(o, BaseException)]
-    if failed:
-        raise next((e for e in failed if not isinstance(e, _Stopped)), failed[0])
-    return [result for outcome in outcomes for result in outcome]
+    jobs = [functools.partial(_fused, spec, [runs[i] for i in g], [models[i] for i in g]) for g in groups]
+    return [result for outcome in in_parallel_threads(jobs) for result in outcome]
 
 
 class _Copy:
@@ -263,7 +217,7 @@ def _fused(spec: ArchSpec, runs: list[Run], models: list[torch.nn.Module],
             for j in range(max(len(c.batches) for c, on in zip(copies, live) if on)):
                 active = [on and j < len(c.batches) for c, on in zip(copies, live)]
                 if stop is not None and stop.is_set():
-                    raise _Stopped()
+                    raise Stopped()
                 for dropout in dropouts:
                     dropout.active = active
                 clock.mark()
