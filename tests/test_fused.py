@@ -14,8 +14,8 @@ from nas_med.arch import ArchSpec, HeadSpec, StageSpec, StemSpec, build
 from nas_med.data.catalog import load_dataset
 from nas_med.fit import fit
 from nas_med.fused import FUSE_ENV, Run, fit_many, why_separate
-from nas_med.fused.groups import thread_groups
 from nas_med.fused.adam import CopyAdam
+from nas_med.fused.groups import thread_groups
 from nas_med.fused.wide import NotFusable, WideDropout, copy_state, per_copy_shapes, widen
 from nas_med.progress import listening
 from nas_med.soft_targets import SoftTargets
