@@ -190,27 +190,27 @@ def test_thread_groups_one_per_thread_for_small_images_on_a_cpu():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_parallel_groups_give_each_copy_what_one_group_on_one_thread_gives(data, precision, caplog):
-    """Two groups on two threads, twice, and all copies in one network on one thread: the same weights and
-    histories bit for bit (a copy's numbers do not depend on its group, the threads or their timing); the process
-    gets its threads back."""
+def test_parallel_groups_repeat_bit_for_bit_and_agree_with_one_thread(data, precision, caplog):
+    """Six runs in groups of 3 + 3 on two threads, twice: the same weights and histories bit for bit (the groups'
+    timing plays no part); on one thread (one network of six): the same up to rounding. The process gets its
+    threads back."""
     cfg = replace(CFG, precision=precision, augment="light", epochs=2)
-    runs = [Run(data, replace(cfg, lr=lr), seed) for lr, seed in ((1e-3, 0), (2e-3, 1), (1e-3, 2), (3e-3, 3))]
+    runs = [Run(data, replace(cfg, lr=lr), seed) for seed, lr in enumerate((1e-3, 2e-3, 1e-3, 3e-3, 1e-3, 2e-3))]
     threads = torch.get_num_threads()
+    caplog.set_level(logging.INFO, logger="nas_med.fused.loop")
     try:
         torch.set_num_threads(2)
-        caplog.set_level(logging.INFO, logger="nas_med.fused.loop")
         first, second = fit_many(SPEC, runs), fit_many(SPEC, runs)
-        assert torch.get_num_threads() == 2 and "as 2 fused networks of 2 + 2 copies" in caplog.text
+        assert torch.get_num_threads() == 2 and "as 2 fused networks of 3 + 3 copies" in caplog.text
         torch.set_num_threads(1)
         alone = fit_many(SPEC, runs)
     finally:
         torch.set_num_threads(threads)
     for a, b, c in zip(first, second, alone):
-        for x in (b, c):
-            assert a.history[-1]["val_loss"] == x.history[-1]["val_loss"] and a.best_epoch == x.best_epoch
-            assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), x.model.state_dict().values()))
-    assert first[0].epoch_seconds > 0 and all(math.isfinite(r.epoch_seconds) for r in first)
+        assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
+        assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+        _close(a, c, tol=5e-4, share=0.05 if precision == "auto" else 0.01)
+    assert all(math.isfinite(r.epoch_seconds) and r.epoch_seconds > 0 for r in first)
 
 
 def test_a_failing_group_stops_the_others_and_its_error_is_raised(data):

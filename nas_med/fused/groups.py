@@ -2,8 +2,9 @@
 (``nas_med.threads``: the CPU, images up to 64 px) and the process has several, the K runs are split into one
 contiguous group per thread, and each group trains as its own wide network in its own Python thread with torch on
 one thread (its kernels run outside the GIL), so every core is busy with its own share. The groups follow from K
-and the thread count alone and each is computed on one thread: a copy's numbers are the same whatever group it
-is in, so the same command gives the same numbers on any number of cores."""
+and the thread count alone and each is computed on one thread, whatever the timing of the others: the same command
+on the same machine gives the same numbers. Across machines with other core counts a copy may round differently
+(its group's width changes how the convolution kernels block the channels), as it does with other thread counts."""
 from __future__ import annotations
 
 import threading
