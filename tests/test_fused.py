@@ -38,7 +38,8 @@ def data(breastmnist_root):
 
 def _close(fused, separate, tol=2e-4, share=0.01):
     """Same history and best epoch, and weights equal but for rounding: Adam makes a gradient of rounding size a
-    step of the full learning rate, so a rare weight may differ by up to 2 lr (at most ``share`` of them by > ``tol``)."""
+    step of the full learning rate, so a rare weight may differ by up to 2 lr (at most ``share`` of them by
+    > ``tol``)."""
     assert fused.best_epoch == separate.best_epoch and len(fused.history) == len(separate.history)
     for a, b in zip(fused.history, separate.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=tol)

@@ -4,10 +4,10 @@ network (``nas_med.fused.wide``), returning what K separate ``nas_med.fit.fit`` 
 Per copy, as in its separate run: the initial weights (``seeded_build`` with its seed), the batch order and
 augmentation (the same generators, seeded alike and drawn in the same order), the normaliser, the loss (class
 weights of its own training split; a teacher's soft targets where the run distils), Adam/AdamW state, learning
-rate and schedule (``nas_med.fused.adam``), the BatchNorm statistics, its validation split, best epoch and patience. A copy that has stopped (patience, fewer
-epochs) or has fewer batches in an epoch (a smaller fold) sits the step out: its weights, moments and BatchNorm
-statistics are left as they were, so unequal folds train exactly as alone (its share of the arithmetic is still
-done: the wide network keeps its K copies to the end). Dropout draws each copy's masks from a generator seeded as
+rate and schedule (``nas_med.fused.adam``), the BatchNorm statistics, its validation split, best epoch and
+patience. A copy that has stopped (patience, fewer epochs) or has fewer batches in an epoch (a smaller fold) sits
+the step out: its weights, moments and BatchNorm statistics are left as they were, so unequal folds train exactly
+as alone (its share of the arithmetic is still done: the wide network keeps its K copies to the end). Dropout draws each copy's masks from a generator seeded as
 its separate run seeds the global one. The deviations: the arithmetic of a grouped convolution may round
 differently from a plain one, the wide network runs channels-last on the CPU whatever the precision, and a copy's
 ``epoch_seconds`` (and its history's ``seconds``) is its share of its wide network's time (divided by the copies
